@@ -1,0 +1,3 @@
+"""Omnichannel helpdesk and ticketing backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Agents, groups, bearer tokens, roles and the partner scope."""

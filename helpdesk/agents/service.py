@@ -1,0 +1,302 @@
+"""Agents, groups and tokens. Functions take a connection and never commit on their own."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from redis.asyncio import Redis
+
+from helpdesk.agents.models import (
+    AgentCreate,
+    AgentOut,
+    AgentUpdate,
+    GroupCreate,
+    GroupOut,
+    Principal,
+)
+from helpdesk.agents.passwords import Passwords
+from helpdesk.audit import service as audit
+from helpdesk.config import AuthSettings
+from helpdesk.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthenticated
+
+TOKEN_PREFIX = "hd_"
+
+_AGENT_COLUMNS = """
+    a.id, a.email, a.name, a.role, a.active, a.created_at,
+    coalesce((SELECT array_agg(g.group_id ORDER BY g.group_id) FROM agent_groups g
+              WHERE g.agent_id = a.id), '{}') AS group_ids
+"""
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _agent_out(row: asyncpg.Record) -> AgentOut:
+    return AgentOut(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        role=row["role"],
+        active=row["active"],
+        group_ids=list(row["group_ids"]),
+        created_at=row["created_at"],
+    )
+
+
+async def issue_token(
+    conn: asyncpg.Connection, agent_id: int, ttl_hours: int
+) -> tuple[str, datetime]:
+    """Create a bearer token; only its hash is stored, the token itself is shown once."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = datetime.now(UTC) + timedelta(hours=ttl_hours)
+    await conn.execute(
+        "INSERT INTO agent_tokens (token_hash, agent_id, expires_at) VALUES ($1, $2, $3)",
+        hash_token(token),
+        agent_id,
+        expires_at,
+    )
+    return token, expires_at
+
+
+async def revoke_all_tokens(conn: asyncpg.Connection, agent_id: int) -> int:
+    result: str = await conn.execute("DELETE FROM agent_tokens WHERE agent_id = $1", agent_id)
+    return int(result.split()[-1])
+
+
+async def revoke_token(conn: asyncpg.Connection, token_hash: bytes) -> None:
+    await conn.execute("DELETE FROM agent_tokens WHERE token_hash = $1", token_hash)
+
+
+async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Principal | None:
+    """The principal a bearer token stands for, or None if unknown, expired or deactivated."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    token_hash = hash_token(token)
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.role,
+               coalesce((SELECT array_agg(g.group_id ORDER BY g.group_id) FROM agent_groups g
+                         WHERE g.agent_id = a.id), '{}') AS group_ids
+        FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
+        WHERE t.token_hash = $1 AND t.expires_at > now() AND a.active
+        """,
+        token_hash,
+    )
+    if row is None:
+        return None
+    return Principal(
+        agent_id=row["id"], role=row["role"], group_ids=tuple(row["group_ids"]),
+        token_hash=token_hash,
+    )
+
+
+async def login(
+    conn: asyncpg.Connection,
+    redis: Redis,
+    passwords: Passwords,
+    settings: AuthSettings,
+    email: str,
+    password: str,
+    ip: str | None,
+) -> tuple[str, datetime, AgentOut]:
+    """Check e-mail and password, then issue a token.
+
+    The attempt counter is taken *before* the password is checked, atomically in Redis,
+    so N concurrent guesses never get more than `login_max_failures` verifications.
+    """
+    key = "helpdesk:login-attempts:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, 0, ex=settings.login_window_seconds, nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, attempts, ttl = await pipe.execute()
+    if attempts > settings.login_max_failures:
+        await audit.record(
+            conn, action="auth.login", outcome="denied", object_type="login",
+            detail={"reason": "rate_limited"}, ip=ip,
+        )
+        raise TooManyRequests("Too many failed logins; try again later", retry_after=max(ttl, 1))
+    row = await conn.fetchrow(
+        "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND active",
+        email.strip(),
+    )
+    if not await passwords.verify(row["password_hash"] if row else None, password):
+        await audit.record(
+            conn, action="auth.login", outcome="denied", object_type="agent",
+            object_id=row["id"] if row else None, detail={"reason": "bad_credentials"}, ip=ip,
+        )
+        raise Unauthenticated("Wrong e-mail or password")
+    assert row is not None
+    await redis.delete(key)
+    if passwords.needs_rehash(row["password_hash"]):
+        await conn.execute(
+            "UPDATE agents SET password_hash = $2 WHERE id = $1",
+            row["id"], await passwords.hash(password),
+        )
+    token, expires_at = await issue_token(conn, row["id"], settings.token_ttl_hours)
+    await audit.record(
+        conn, action="auth.login", outcome="allowed", object_type="agent",
+        object_id=row["id"], actor_agent_id=row["id"], ip=ip,
+    )
+    return token, expires_at, await get_agent(conn, row["id"])
+
+
+async def get_agent(conn: asyncpg.Connection, agent_id: int) -> AgentOut:
+    row = await conn.fetchrow(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = $1", agent_id)
+    if row is None:
+        raise NotFound(f"Agent {agent_id} not found")
+    return _agent_out(row)
+
+
+async def list_agents(conn: asyncpg.Connection, principal: Principal) -> list[AgentOut]:
+    """Partners see only the agents of their own groups."""
+    if principal.is_partner:
+        rows = await conn.fetch(
+            f"""SELECT {_AGENT_COLUMNS} FROM agents a
+                WHERE EXISTS (SELECT 1 FROM agent_groups g WHERE g.agent_id = a.id
+                              AND g.group_id = ANY($1::bigint[]))
+                ORDER BY a.id""",
+            list(principal.group_ids),
+        )
+    else:
+        rows = await conn.fetch(f"SELECT {_AGENT_COLUMNS} FROM agents a ORDER BY a.id")
+    return [_agent_out(row) for row in rows]
+
+
+async def _set_groups(conn: asyncpg.Connection, agent_id: int, group_ids: list[int]) -> None:
+    unique = sorted(set(group_ids))
+    found = await conn.fetchval(
+        "SELECT count(*) FROM groups WHERE id = ANY($1::bigint[])", unique
+    )
+    if found != len(unique):
+        raise InvalidInput("Unknown group id", field="group_ids")
+    await conn.execute("DELETE FROM agent_groups WHERE agent_id = $1", agent_id)
+    await conn.execute(
+        "INSERT INTO agent_groups (agent_id, group_id) SELECT $1, unnest($2::bigint[])",
+        agent_id,
+        unique,
+    )
+
+
+async def create_agent(
+    conn: asyncpg.Connection, passwords: Passwords, data: AgentCreate,
+    actor: Principal | None = None,
+) -> AgentOut:
+    password_hash = await passwords.hash(data.password) if data.password else None
+    try:
+        agent_id = await conn.fetchval(
+            """INSERT INTO agents (email, name, role, password_hash)
+               VALUES ($1, $2, $3, $4) RETURNING id""",
+            data.email.strip(), data.name, data.role, password_hash,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("An agent with this e-mail already exists") from None
+    await _set_groups(conn, agent_id, data.group_ids)
+    await audit.record(
+        conn, action="agent.create", outcome="allowed", actor=actor, object_type="agent",
+        object_id=agent_id, detail={"role": data.role, "group_ids": sorted(set(data.group_ids))},
+    )
+    return await get_agent(conn, agent_id)
+
+
+async def update_agent(
+    conn: asyncpg.Connection, passwords: Passwords, agent_id: int, data: AgentUpdate,
+    actor: Principal,
+) -> AgentOut:
+    """Apply an admin change; role, group, activity or password changes revoke all tokens."""
+    current = await get_agent(conn, agent_id)
+    changed: dict[str, object] = {}
+    if data.name is not None and data.name != current.name:
+        changed["name"] = True
+    if data.role is not None and data.role != current.role:
+        changed["role"] = {"from": current.role, "to": data.role}
+    if data.active is not None and data.active != current.active:
+        changed["active"] = {"from": current.active, "to": data.active}
+    if data.group_ids is not None and sorted(set(data.group_ids)) != current.group_ids:
+        changed["group_ids"] = {"from": current.group_ids, "to": sorted(set(data.group_ids))}
+        await _set_groups(conn, agent_id, data.group_ids)
+    if data.password is not None:
+        changed["password"] = True
+        await conn.execute(
+            "UPDATE agents SET password_hash = $2 WHERE id = $1",
+            agent_id, await passwords.hash(data.password),
+        )
+    await conn.execute(
+        """UPDATE agents SET name = coalesce($2, name), role = coalesce($3, role),
+                             active = coalesce($4, active), updated_at = now()
+           WHERE id = $1""",
+        agent_id, data.name, data.role, data.active,
+    )
+    if changed.keys() & {"role", "active", "group_ids", "password"}:
+        await revoke_all_tokens(conn, agent_id)
+    if changed:
+        await audit.record(
+            conn, action="agent.update", outcome="allowed", actor=actor, object_type="agent",
+            object_id=agent_id, detail={"changed": changed},
+        )
+    return await get_agent(conn, agent_id)
+
+
+async def change_own_password(
+    conn: asyncpg.Connection, passwords: Passwords, settings: AuthSettings,
+    principal: Principal, current_password: str, new_password: str,
+) -> tuple[str, datetime]:
+    """Change the caller's password; every token of the agent is revoked, a new one issued."""
+    password_hash = await conn.fetchval(
+        "SELECT password_hash FROM agents WHERE id = $1", principal.agent_id
+    )
+    if not await passwords.verify(password_hash, current_password):
+        await audit.record(
+            conn, action="agent.password_change", outcome="denied", actor=principal,
+            object_type="agent", object_id=principal.agent_id,
+        )
+        raise Unauthenticated("Current password is wrong")
+    await conn.execute(
+        "UPDATE agents SET password_hash = $2, updated_at = now() WHERE id = $1",
+        principal.agent_id, await passwords.hash(new_password),
+    )
+    await revoke_all_tokens(conn, principal.agent_id)
+    await audit.record(
+        conn, action="agent.password_change", outcome="allowed", actor=principal,
+        object_type="agent", object_id=principal.agent_id,
+    )
+    return await issue_token(conn, principal.agent_id, settings.token_ttl_hours)
+
+
+def _group_out(row: asyncpg.Record) -> GroupOut:
+    return GroupOut(
+        id=row["id"], name=row["name"], description=row["description"],
+        created_at=row["created_at"],
+    )
+
+
+async def list_groups(conn: asyncpg.Connection, principal: Principal) -> list[GroupOut]:
+    if principal.is_partner:
+        rows = await conn.fetch(
+            "SELECT * FROM groups WHERE id = ANY($1::bigint[]) ORDER BY id",
+            list(principal.group_ids),
+        )
+    else:
+        rows = await conn.fetch("SELECT * FROM groups ORDER BY id")
+    return [_group_out(row) for row in rows]
+
+
+async def create_group(
+    conn: asyncpg.Connection, data: GroupCreate, actor: Principal | None = None
+) -> GroupOut:
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO groups (name, description) VALUES ($1, $2) RETURNING *",
+            data.name, data.description,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("A group with this name already exists") from None
+    await audit.record(
+        conn, action="group.create", outcome="allowed", actor=actor, object_type="group",
+        object_id=row["id"],
+    )
+    return _group_out(row)

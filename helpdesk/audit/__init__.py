@@ -1,0 +1,1 @@
+"""Append-only security audit: every denial and every privileged change."""

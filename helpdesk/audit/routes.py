@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from helpdesk.audit import service
+from helpdesk.web.auth import SUPERVISION
+
+
+class AuditEntry(msgspec.Struct):
+    id: int
+    at: datetime
+    actor_agent_id: int | None
+    actor_role: str | None
+    action: str
+    object_type: str | None
+    object_id: str | None
+    outcome: str
+    detail: dict[str, Any]
+    request_id: str | None
+    ip: str | None
+
+
+class AuditController(Controller):
+    """Read-only: the audit log has no endpoint that could change it."""
+
+    path = "/audit"
+    tags = ["audit"]
+    guards = [SUPERVISION]
+
+    @get("/")
+    async def list_entries(
+        self,
+        db: asyncpg.Connection,
+        before_id: int | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> list[AuditEntry]:
+        rows = await service.list_entries(db, before_id=before_id, limit=limit)
+        return [AuditEntry(**dict(row)) for row in rows]

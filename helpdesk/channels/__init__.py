@@ -1,0 +1,1 @@
+"""Channels: how messages reach customers. Ingestion and the outbox live here."""

@@ -1,0 +1,265 @@
+"""`helpdesk` command line: run (development), serve, worker, migrate, agent create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from helpdesk.config import ConfigError, Settings, load_settings
+from helpdesk.db.pool import connect
+from helpdesk.observability import configure_logging
+
+log = logging.getLogger("helpdesk")
+
+
+class EmbeddedServers:
+    """Starts embedded PostgreSQL/Redis for settings that name none (development)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stops: list[object] = []
+
+    def resolve(self) -> Settings:
+        from msgspec import structs
+
+        from helpdesk.db.embedded import EmbeddedPostgres, EmbeddedRedis
+
+        settings = self.settings
+        data_dir = Path(settings.data_dir)
+        if not settings.database_url:
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            dsn = postgres.start()
+            self._stops.append(postgres)
+            settings = structs.replace(settings, database_url=dsn)
+            log.info("embedded PostgreSQL started", extra={"data_dir": str(postgres.data_dir)})
+        if not settings.redis_url:
+            redis = EmbeddedRedis(data_dir / "redis")
+            url = redis.start()
+            self._stops.append(redis)
+            settings = structs.replace(settings, redis_url=url)
+            log.info("embedded Redis started", extra={"data_dir": str(redis.data_dir)})
+        return settings
+
+    def stop(self) -> None:
+        for server in reversed(self._stops):
+            with contextlib.suppress(Exception):
+                server.stop()  # type: ignore[attr-defined]
+        self._stops.clear()
+
+
+@contextlib.contextmanager
+def _servers(settings: Settings) -> Iterator[Settings]:
+    embedded = EmbeddedServers(settings)
+    try:
+        yield embedded.resolve()
+    finally:
+        embedded.stop()
+
+
+def _require_urls(settings: Settings, command: str) -> None:
+    if not settings.database_url or not settings.redis_url:
+        raise ConfigError(
+            f"`helpdesk {command}` needs HELPDESK_DATABASE_URL and HELPDESK_REDIS_URL "
+            "(use `make run` for the embedded development servers)"
+        )
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    from helpdesk.db.migrate import migrate_dsn
+
+    return await migrate_dsn(settings.database_url)
+
+
+async def _seed(settings: Settings) -> bool:
+    from helpdesk.agents.passwords import Passwords
+    from helpdesk.demo.seed import seed_demo
+
+    conn = await connect(settings.database_url)
+    try:
+        return await seed_demo(conn, Passwords(settings.auth), settings.sla.first_response_minutes)
+    finally:
+        await conn.close()
+
+
+def _uvicorn_server(settings: Settings, *, own_signals: bool):  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from helpdesk.app import create_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if own_signals:
+                with super().capture_signals():
+                    yield
+            else:
+                yield
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        access_log=False, lifespan="on", server_header=False,
+    )
+    return Server(config)
+
+
+async def _run_all(settings: Settings) -> None:
+    """API and worker in one process; SIGINT/SIGTERM stop both cleanly."""
+    from workers.settings import build_worker
+
+    server = _uvicorn_server(settings, own_signals=False)
+    worker = build_worker(settings, handle_signals=False)
+    loop = asyncio.get_running_loop()
+    worker_task = asyncio.create_task(worker.async_run())
+
+    def stop() -> None:
+        server.should_exit = True
+        worker_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    try:
+        await server.serve()
+    finally:
+        worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker_task
+        await worker.close()
+
+
+def cmd_run(settings: Settings) -> int:
+    with _servers(settings) as resolved:
+        applied = asyncio.run(_migrate(resolved))
+        if applied:
+            log.info("migrations applied", extra={"migrations": applied})
+        if resolved.demo and asyncio.run(_seed(resolved)):
+            from helpdesk.demo.seed import DEMO_DOMAIN, DEMO_PASSWORD
+
+            print(
+                f"\nDemo data seeded. Log in with one of admin@{DEMO_DOMAIN}, "
+                f"supervisor@{DEMO_DOMAIN}, agent@{DEMO_DOMAIN}, partner@{DEMO_DOMAIN}\n"
+                f"and the password '{DEMO_PASSWORD}':\n"
+                f"  curl -s -X POST http://{resolved.host}:{resolved.port}/auth/login "
+                f"-H 'content-type: application/json' "
+                f"-d '{{\"email\": \"agent@{DEMO_DOMAIN}\", \"password\": \"{DEMO_PASSWORD}\"}}'\n",
+                file=sys.stderr,
+            )
+        print(
+            f"helpdesk API on http://{resolved.host}:{resolved.port} "
+            f"(OpenAPI at /schema) with the worker; Ctrl-C stops everything.",
+            file=sys.stderr,
+        )
+        asyncio.run(_run_all(resolved))
+    return 0
+
+
+def cmd_serve(settings: Settings) -> int:
+    _require_urls(settings, "serve")
+    _uvicorn_server(settings, own_signals=True).run()
+    return 0
+
+
+def cmd_worker(settings: Settings) -> int:
+    from workers.settings import build_worker
+
+    _require_urls(settings, "worker")
+    build_worker(settings).run()
+    return 0
+
+
+def cmd_migrate(settings: Settings) -> int:
+    with _servers(settings) as resolved:
+        applied = asyncio.run(_migrate(resolved))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+async def _create_agent(settings: Settings, args: argparse.Namespace, password: str | None
+                        ) -> str:
+    from helpdesk.agents import service
+    from helpdesk.agents.models import AgentCreate
+    from helpdesk.agents.passwords import Passwords
+    conn = await connect(settings.database_url)
+    try:
+        async with conn.transaction():
+            group_ids = []
+            for name in args.group or []:
+                group_id = await conn.fetchval("SELECT id FROM groups WHERE name = $1", name)
+                if group_id is None:
+                    raise ConfigError(f"no group named {name!r}")
+                group_ids.append(group_id)
+            agent = await service.create_agent(
+                conn, Passwords(settings.auth),
+                AgentCreate(email=args.email, name=args.name or args.email, role=args.role,
+                            password=password, group_ids=group_ids),
+            )
+            token, _ = await service.issue_token(conn, agent.id, settings.auth.token_ttl_hours)
+        return token
+    finally:
+        await conn.close()
+
+
+def cmd_agent_create(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from helpdesk.errors import HelpdeskError
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+    with _servers(settings) as resolved:
+        asyncio.run(_migrate(resolved))
+        try:
+            token = asyncio.run(_create_agent(resolved, args, password))
+        except (HelpdeskError, msgspec.ValidationError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(token)
+    print("(the token is shown only once)", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpdesk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="development: embedded servers if unconfigured, API + worker")
+    sub.add_parser("serve", help="the API only (run several replicas behind a proxy)")
+    sub.add_parser("worker", help="the arq worker")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    agent = sub.add_parser("agent", help="manage agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    create = agent_sub.add_parser("create", help="create an agent and print a bearer token once")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name")
+    create.add_argument("--role", required=True, choices=["agent", "supervisor", "admin", "partner"])
+    create.add_argument("--group", action="append", help="group name (repeatable)")
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read a login password from standard input")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        if args.command == "run":
+            return cmd_run(settings)
+        if args.command == "serve":
+            return cmd_serve(settings)
+        if args.command == "worker":
+            return cmd_worker(settings)
+        if args.command == "migrate":
+            return cmd_migrate(settings)
+        return cmd_agent_create(settings, args)
+    except ConfigError as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,162 @@
+"""Settings: `config/helpdesk.toml` defaults < optional file < HELPDESK_* variables.
+
+Built once at start-up and passed down; no module reads the environment on its own.
+A wrong value raises `ConfigError` with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "HELPDESK_"
+
+
+class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    token_ttl_hours: int = 720
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    not_found_limit: int = 60
+    not_found_window_seconds: int = 60
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+
+class SlaSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    first_response_minutes: int = 60
+
+
+class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    poll_delay_seconds: float = 0.05
+    outbox_relay_interval_seconds: int = 5
+    outbox_lease_seconds: int = 60
+    outbox_max_attempts: int = 8
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    database_url: str = ""
+    redis_url: str = ""
+    data_dir: str = "var"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    demo: bool = True
+    database_pool_min: int = 1
+    database_pool_max: int = 10
+    request_max_body_bytes: int = 10 * 1024 * 1024
+    attachment_max_bytes: int = 8 * 1024 * 1024
+    auth: AuthSettings = AuthSettings()
+    sla: SlaSettings = SlaSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    def __post_init__(self) -> None:
+        _check_range("port", self.port, 1, 65535)
+        _check_range("database_pool_min", self.database_pool_min, 1, 1000)
+        _check_range("database_pool_max", self.database_pool_max, self.database_pool_min, 1000)
+        _check_range("request_max_body_bytes", self.request_max_body_bytes, 1024, 1 << 30)
+        _check_range("attachment_max_bytes", self.attachment_max_bytes, 1, 25 * 1024 * 1024)
+        _check_range("sla.first_response_minutes", self.sla.first_response_minutes, 1, 100_000)
+        _check_range("auth.token_ttl_hours", self.auth.token_ttl_hours, 1, 24 * 365)
+        _check_range("auth.login_max_failures", self.auth.login_max_failures, 1, 1000)
+        _check_range("auth.argon2_memory_kib", self.auth.argon2_memory_kib, 8, 1 << 22)
+        for name, url, schemes in (
+            ("database_url", self.database_url, ("postgres://", "postgresql://")),
+            ("redis_url", self.redis_url, ("redis://", "rediss://", "unix://")),
+        ):
+            if url and not url.startswith(schemes):
+                raise ValueError(f"{name}: must start with one of {', '.join(schemes)}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{name}: {value} is out of range [{low}, {high}]")
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message is one line fit for the operator."""
+
+
+def default_config_file() -> Path:
+    directory = os.environ.get("HELPDESK_CONFIG_DIR")
+    return Path(directory) / "helpdesk.toml" if directory else PROJECT_ROOT / "config" / "helpdesk.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_ENV_META = {"HELPDESK_CONFIG_FILE", "HELPDESK_CONFIG_DIR"}
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Turn HELPDESK_SECTION__NAME=value into nested keys; remember each key's variable."""
+    overrides: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for variable, value in environ.items():
+        if not variable.startswith(ENV_PREFIX) or variable in _ENV_META:
+            continue
+        if variable.startswith("HELPDESK_TEST_"):
+            continue
+        path = variable[len(ENV_PREFIX) :].lower().split("__")
+        target = overrides
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+        origin[".".join(path)] = variable
+    return overrides, origin
+
+
+_LOCATION = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings, or raise ConfigError naming the offending setting."""
+    env = os.environ if environ is None else environ
+    raw = _read_toml(default_config_file())
+    extra = env.get("HELPDESK_CONFIG_FILE")
+    if extra:
+        raw = _merge(raw, _read_toml(Path(extra)))
+    env_values, origin = _env_overrides(env)
+    raw = _merge(raw, env_values)
+    raw = _merge(raw, overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _LOCATION.search(message)
+        setting = match.group(1).replace("[", ".").replace("]", "") if match else ""
+        problem = _LOCATION.sub("", message)
+        if problem.startswith("Object contains unknown field"):
+            setting = setting or problem.split("`")[1]
+            problem = "unknown setting"
+        variable = origin.get(setting)
+        where = f"{setting} (from {variable})" if variable else setting
+        raise ConfigError(
+            f"invalid setting {where}: {problem}" if where else f"invalid setting {problem}"
+        ) from None

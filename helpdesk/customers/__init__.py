@@ -1,0 +1,1 @@
+"""Customers and their identities on each channel."""

@@ -1,0 +1,1 @@
+"""A small demo data set for a first `make run`."""

@@ -1,0 +1,70 @@
+"""Seed a demo into an empty database: groups, one agent of each role, customers, tickets."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from helpdesk.agents import service as agents
+from helpdesk.agents.models import AgentCreate, GroupCreate, Principal
+from helpdesk.agents.passwords import Passwords
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import CustomerRef, TicketCreate
+
+DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - printed on purpose: local demo only
+DEMO_DOMAIN = "demo.helpdesk.test"
+
+_TICKETS = [
+    ("Reklamace – rozbitý hrnek", "Dobrý den, hrnek dorazil rozbitý. Chci reklamovat zboží.",
+     "jana.novakova@example.cz", "Jana Nováková", "complaint", "Complaints"),
+    ("Kde je moje objednávka 2024-118?", "Objednávka stále nedorazila, můžete to prověřit?",
+     "petr.svoboda@example.cz", "Petr Svoboda", "order", "Support"),
+    ("Vrátenie tovaru", "Dobrý deň, chcel by som vrátiť topánky, sú malé.",
+     "marek.horvath@example.sk", "Marek Horváth", "return", "First line"),
+    ("Question about delivery to Austria", "Do you ship to Vienna and how long does it take?",
+     "anna.gruber@example.at", "Anna Gruber", "question", "First line"),
+]
+
+
+async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, first_response_minutes: int
+                    ) -> bool:
+    """Seed once: does nothing (returns False) when any agent exists."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE agents IN EXCLUSIVE MODE")
+        if await conn.fetchval("SELECT count(*) FROM agents"):
+            return False
+        groups = {
+            name: (await agents.create_group(conn, GroupCreate(name=name, description=desc))).id
+            for name, desc in (
+                ("Support", "Orders and general questions"),
+                ("Complaints", "Complaints and returns handled in-house"),
+                ("First line", "Outsourced first-line team"),
+            )
+        }
+        admin = None
+        for role, group_names in (
+            ("admin", ["Support", "Complaints"]),
+            ("supervisor", ["Support", "Complaints", "First line"]),
+            ("agent", ["Support", "Complaints"]),
+            ("partner", ["First line"]),
+        ):
+            agent = await agents.create_agent(
+                conn, passwords,
+                AgentCreate(
+                    email=f"{role}@{DEMO_DOMAIN}", name=f"Demo {role.capitalize()}",
+                    role=role, password=DEMO_PASSWORD,  # type: ignore[arg-type]
+                    group_ids=[groups[g] for g in group_names],
+                ),
+            )
+            if role == "admin":
+                admin = Principal(agent.id, "admin", tuple(agent.group_ids), b"")
+        assert admin is not None
+        for subject, text, email, name, category, group in _TICKETS:
+            await tickets.create_ticket(
+                conn, admin,
+                TicketCreate(
+                    subject=subject, text=text, customer=CustomerRef(email=email, name=name),
+                    category=category, group_id=groups[group],  # type: ignore[arg-type]
+                ),
+                first_response_minutes=first_response_minutes,
+            )
+    return True

@@ -1,0 +1,1 @@
+"""SLA targets. Pure arithmetic here; the database work lives with the tickets."""

@@ -1,0 +1,1 @@
+"""Tickets: the conversation with a customer, its messages, events and changes."""

@@ -1,0 +1,132 @@
+"""SQL of the tickets domain: columns, the queue listing and its keyset cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from helpdesk.agents.models import Principal
+from helpdesk.agents.scope import ticket_scope
+from helpdesk.db.sql import Params
+from helpdesk.errors import InvalidInput
+from helpdesk.tickets.models import Sort, TicketFilters, TicketOut
+
+TICKET_COLUMNS = """
+    t.id, t.number, t.subject, t.status, t.priority, t.category, t.channel, t.customer_id,
+    t.group_id, t.assignee_id, t.tags, t.merged_into_id, t.first_response_due_at,
+    t.first_responded_at, t.solved_at, t.closed_at, t.created_at, t.updated_at, t.version
+"""
+
+
+def ticket_out(row: asyncpg.Record) -> TicketOut:
+    return TicketOut(**{key: row[key] for key in TicketOut.__struct_fields__})
+
+
+class Cursor(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    sort: Sort
+    created_at: datetime
+    id: int
+
+
+def encode_cursor(sort: Sort, ticket: TicketOut) -> str:
+    raw = msgspec.json.encode(Cursor(sort, ticket.created_at, ticket.id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str, sort: Sort) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        cursor = msgspec.json.decode(raw, type=Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise InvalidInput("Malformed cursor", field="cursor") from None
+    if cursor.sort != sort:
+        raise InvalidInput("The cursor belongs to another sort order", field="cursor")
+    return cursor
+
+
+def _filter_clauses(principal: Principal, filters: TicketFilters, params: Params) -> list[str]:
+    where = [ticket_scope(principal, params)]
+    for column, values in (
+        ("status", filters.status),
+        ("priority", filters.priority),
+        ("category", filters.category),
+        ("channel", filters.channel),
+    ):
+        if values:
+            where.append(f"t.{column} = ANY({params.add(list(values))}::text[])")
+    if filters.group_id:
+        where.append(f"t.group_id = ANY({params.add(list(filters.group_id))}::bigint[])")
+    if filters.assignee == "me":
+        where.append(f"t.assignee_id = {params.add(principal.agent_id)}")
+    elif filters.assignee == "unassigned":
+        where.append("t.assignee_id IS NULL")
+    elif filters.assignee is not None:
+        where.append(f"t.assignee_id = {params.add(int(filters.assignee))}")
+    if filters.customer_id is not None:
+        where.append(f"t.customer_id = {params.add(filters.customer_id)}")
+    if filters.tags:
+        where.append(f"t.tags @> {params.add(list(filters.tags))}::text[]")
+    if filters.created_after is not None:
+        where.append(f"t.created_at >= {params.add(filters.created_after)}")
+    if filters.created_before is not None:
+        where.append(f"t.created_at < {params.add(filters.created_before)}")
+    if filters.q:
+        # Folded on both sides, so "zbozi" finds "zboží" and the other way round.
+        query = f"websearch_to_tsquery('simple', helpdesk_fold({params.add(filters.q)}))"
+        where.append(
+            f"""(t.search_vector @@ {query}
+                 OR t.id IN (SELECT m.ticket_id FROM messages m
+                             WHERE m.search_vector @@ {query}))"""
+        )
+    return where
+
+
+async def list_tickets(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    filters: TicketFilters,
+    sort: Sort,
+    cursor: Cursor | None,
+    limit: int,
+) -> tuple[list[TicketOut], bool]:
+    """One page in a stable order of (created_at, id); returns the page and whether more follow."""
+    params = Params()
+    where = _filter_clauses(principal, filters, params)
+    descending = sort.startswith("-")
+    if cursor is not None:
+        op = "<" if descending else ">"
+        where.append(
+            f"(t.created_at, t.id) {op} ({params.add(cursor.created_at)}, {params.add(cursor.id)})"
+        )
+    direction = "DESC" if descending else "ASC"
+    rows = await conn.fetch(
+        f"""SELECT {TICKET_COLUMNS} FROM tickets t
+            WHERE {' AND '.join(where)}
+            ORDER BY t.created_at {direction}, t.id {direction}
+            LIMIT {params.add(limit + 1)}""",
+        *params.values,
+    )
+    return [ticket_out(r) for r in rows[:limit]], len(rows) > limit
+
+
+async def fetch_ticket(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int, *, for_update: bool = False
+) -> TicketOut | None:
+    params = Params()
+    scope = ticket_scope(principal, params)
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = {params.add(ticket_id)} AND {scope}"
+        + lock,
+        *params.values,
+    )
+    return ticket_out(row) if row else None
+
+
+def jsonable(value: Any) -> Any:
+    return msgspec.to_builtins(value)

@@ -1,0 +1,201 @@
+"""HTTP endpoints of the tickets domain: parse, call one service function, shape output."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import Parameter
+
+from helpdesk.agents.models import Principal
+from helpdesk.channels.outbox import DELIVER_JOB, job_id
+from helpdesk.errors import InvalidInput, PreconditionRequired
+from helpdesk.tickets import queries, service
+from helpdesk.tickets.models import (
+    Category,
+    Channel,
+    MergeRequest,
+    MessageOut,
+    NoteCreate,
+    Priority,
+    ReplyCreate,
+    Sort,
+    Status,
+    TicketCreate,
+    TicketDetail,
+    TicketFilters,
+    TicketOut,
+    TicketPage,
+    TicketUpdate,
+)
+from helpdesk.web.context import AppContext
+from helpdesk.web.idempotency import run_idempotent
+from helpdesk.web.query import parse_if_match, reject_unknown_params
+
+LIST_PARAMS = frozenset({
+    "status", "priority", "category", "channel", "group_id", "assignee", "customer_id", "tag",
+    "created_after", "created_before", "q", "sort", "limit", "cursor",
+})
+
+
+def _etag(ticket: TicketOut) -> dict[str, str]:
+    return {"ETag": f'"{ticket.version}"'}
+
+
+class TicketController(Controller):
+    path = "/tickets"
+    tags = ["tickets"]
+
+    @get("/")
+    async def list_tickets(
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Principal,
+        db: asyncpg.Connection,
+        status: list[Status] | None = None,
+        priority: list[Priority] | None = None,
+        category: list[Category] | None = None,
+        channel: list[Channel] | None = None,
+        group_id: list[int] | None = None,
+        assignee: Annotated[
+            str | None, Parameter(pattern=r"^(me|unassigned|[0-9]{1,18})$",
+                                  description="'me', 'unassigned' or an agent id")
+        ] = None,
+        customer_id: int | None = None,
+        tag: list[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        q: Annotated[str | None, Parameter(max_length=500)] = None,
+        sort: Sort = "-created_at",
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 25,
+        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+    ) -> TicketPage:
+        """Queue listing with filters, full-text search and keyset pagination."""
+        reject_unknown_params(request, LIST_PARAMS)
+        for name, value in (("created_after", created_after), ("created_before", created_before)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidInput("Give a timezone offset, e.g. 2026-11-23T10:00:00+01:00",
+                                   field=name)
+        filters = TicketFilters(
+            status=tuple(status or ()), priority=tuple(priority or ()),
+            category=tuple(category or ()), channel=tuple(channel or ()),
+            group_id=tuple(group_id or ()), assignee=assignee, customer_id=customer_id,
+            tags=tuple(tag or ()), created_after=created_after, created_before=created_before,
+            q=q.strip() or None if q else None,
+        )
+        after = queries.decode_cursor(cursor, sort) if cursor else None
+        items, more = await queries.list_tickets(db, principal, filters, sort, after, limit)
+        next_cursor = queries.encode_cursor(sort, items[-1]) if more and items else None
+        return TicketPage(items=items, next_cursor=next_cursor)
+
+    @post("/", status_code=201)
+    async def create_ticket(
+        self, request: Request[Principal, Any, Any], principal: Principal,
+        db: asyncpg.Connection, ctx: AppContext, data: TicketCreate,
+    ) -> Response[bytes]:
+        """Open a ticket for a customer (API channel, phone calls, internal use)."""
+
+        async def action() -> TicketOut:
+            return await service.create_ticket(
+                db, principal, data, first_response_minutes=ctx.settings.sla.first_response_minutes
+            )
+
+        return await run_idempotent(db, request, principal, data, 201, action)
+
+    @get("/{ticket_id:int}")
+    async def get_ticket(
+        self, principal: Principal, db: asyncpg.Connection, ticket_id: int
+    ) -> Response[TicketDetail]:
+        detail = await service.get_detail(db, principal, ticket_id)
+        return Response(detail, headers=_etag(detail.ticket))
+
+    @patch("/{ticket_id:int}")
+    async def update_ticket(
+        self, request: Request[Principal, Any, Any], principal: Principal,
+        db: asyncpg.Connection, ticket_id: int, data: TicketUpdate,
+    ) -> Response[TicketOut]:
+        """Change status, priority, category, group, assignee or tags. Requires If-Match."""
+        version = parse_if_match(request.headers.get("if-match"))
+        if version is None:
+            raise PreconditionRequired("Send If-Match with the ticket's ETag")
+        async with db.transaction():
+            ticket = await service.update_ticket(db, principal, ticket_id, data, version)
+        return Response(ticket, headers=_etag(ticket))
+
+    @post("/{ticket_id:int}/replies", status_code=201)
+    async def reply(
+        self, request: Request[Principal, Any, Any], principal: Principal,
+        db: asyncpg.Connection, ctx: AppContext, ticket_id: int, data: ReplyCreate,
+    ) -> Response[bytes]:
+        """A public reply to the customer, delivered on the ticket's channel via the outbox."""
+        outbox_ids: list[int] = []
+
+        async def action() -> MessageOut:
+            message, outbox_id = await service.add_agent_message(
+                db, principal, ticket_id, data.text, data.attachments, public=True,
+                max_attachment_bytes=ctx.settings.attachment_max_bytes,
+            )
+            if outbox_id is not None:
+                outbox_ids.append(outbox_id)
+            return message
+
+        async def enqueue(_: MessageOut) -> None:
+            for outbox_id in outbox_ids:
+                await ctx.enqueue(DELIVER_JOB, outbox_id, job_id=job_id(outbox_id, 0))
+
+        return await run_idempotent(db, request, principal, data, 201, action, enqueue)
+
+    @post("/{ticket_id:int}/notes", status_code=201)
+    async def note(
+        self, request: Request[Principal, Any, Any], principal: Principal,
+        db: asyncpg.Connection, ctx: AppContext, ticket_id: int, data: NoteCreate,
+    ) -> Response[bytes]:
+        """An internal note, visible to agents only."""
+
+        async def action() -> MessageOut:
+            message, _ = await service.add_agent_message(
+                db, principal, ticket_id, data.text, data.attachments, public=False,
+                max_attachment_bytes=ctx.settings.attachment_max_bytes,
+            )
+            return message
+
+        return await run_idempotent(db, request, principal, data, 201, action)
+
+    @post("/{ticket_id:int}/merge", status_code=200)
+    async def merge(
+        self, request: Request[Principal, Any, Any], principal: Principal,
+        db: asyncpg.Connection, ticket_id: int, data: MergeRequest,
+    ) -> Response[bytes]:
+        """Merge this ticket into another: messages move, this one closes with a link."""
+
+        async def action() -> TicketOut:
+            return await service.merge_tickets(
+                db, principal, ticket_id, data.into_ticket_id, data.reason
+            )
+
+        return await run_idempotent(db, request, principal, data, 200, action)
+
+
+class AttachmentController(Controller):
+    path = "/attachments"
+    tags = ["tickets"]
+
+    @get("/{attachment_id:int}")
+    async def download(
+        self, principal: Principal, db: asyncpg.Connection, attachment_id: int
+    ) -> Response[bytes]:
+        """Always a download, never rendered on our origin (no stored XSS via attachments)."""
+        row = await service.get_attachment(db, principal, attachment_id)
+        safe_name = "".join(c if c.isalnum() or c in "._- " else "_" for c in row["filename"])
+        return Response(
+            bytes(row["content"]),
+            media_type="application/octet-stream",
+            headers={
+                "Content-Disposition": f'attachment; filename="{safe_name}"',
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "sandbox; default-src 'none'",
+                "X-Original-Content-Type": row["content_type"],
+            },
+        )

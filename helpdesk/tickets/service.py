@@ -1,0 +1,350 @@
+"""Ticket use cases. Each takes a connection inside the caller's transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from helpdesk.agents.models import Principal
+from helpdesk.agents.scope import may_use_group, ticket_scope
+from helpdesk.channels import outbox
+from helpdesk.customers import service as customers
+from helpdesk.db.sql import Params
+from helpdesk.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    VersionMismatch,
+)
+from helpdesk.sla.targets import first_response_due
+from helpdesk.tickets.models import (
+    AttachmentIn,
+    AttachmentOut,
+    CustomerSummary,
+    EventOut,
+    MessageOut,
+    TicketCreate,
+    TicketDetail,
+    TicketOut,
+    TicketUpdate,
+)
+from helpdesk.tickets.queries import TICKET_COLUMNS, fetch_ticket, ticket_out
+
+
+async def _record_event(
+    conn: asyncpg.Connection, ticket_id: int, actor: Principal | None, action: str,
+    changes: dict[str, Any] | None = None, reason: str | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
+           VALUES ($1, $2, $3, $4, $5)""",
+        ticket_id, actor.agent_id if actor else None, action, changes or {}, reason,
+    )
+
+
+async def get_in_scope(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int, *, for_update: bool = False
+) -> TicketOut:
+    """The ticket, or 404 whether it does not exist or is outside the caller's scope."""
+    ticket = await fetch_ticket(conn, principal, ticket_id, for_update=for_update)
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} not found")
+    return ticket
+
+
+async def _check_assignment(
+    conn: asyncpg.Connection, principal: Principal, group_id: int | None, assignee_id: int | None
+) -> None:
+    if group_id is not None:
+        if not await conn.fetchval("SELECT true FROM groups WHERE id = $1", group_id):
+            raise InvalidInput("Unknown group", field="group_id")
+        if not may_use_group(principal, group_id):
+            raise Forbidden("You may not move tickets into this group")
+    elif principal.is_partner:
+        raise Forbidden("Partner agents must keep tickets in one of their groups")
+    if assignee_id is not None:
+        agent = await conn.fetchrow(
+            """SELECT a.active, coalesce(array_agg(g.group_id) FILTER (WHERE g.group_id IS NOT NULL),
+                                         '{}') AS group_ids
+               FROM agents a LEFT JOIN agent_groups g ON g.agent_id = a.id
+               WHERE a.id = $1 GROUP BY a.id""",
+            assignee_id,
+        )
+        if agent is None or not agent["active"]:
+            raise InvalidInput("Unknown or inactive agent", field="assignee_id")
+        if principal.is_partner and not set(agent["group_ids"]) & set(principal.group_ids):
+            raise Forbidden("You may only assign agents of your own groups")
+
+
+async def create_ticket(
+    conn: asyncpg.Connection, principal: Principal, data: TicketCreate, *,
+    first_response_minutes: int,
+) -> TicketOut:
+    """Open a ticket with the customer's first message; the SLA clock starts now."""
+    if principal.is_partner and data.group_id is None:
+        raise InvalidInput("Partner agents must choose one of their groups", field="group_id")
+    await _check_assignment(conn, principal, data.group_id, data.assignee_id)
+    customer_id = await customers.find_or_create(conn, principal, data.customer)
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    row = await conn.fetchrow(
+        f"""INSERT INTO tickets AS t (subject, priority, category, channel, customer_id, group_id,
+                                     assignee_id, tags, first_response_due_at, created_at,
+                                     updated_at, status)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,
+                    CASE WHEN $7::bigint IS NULL THEN 'new' ELSE 'open' END)
+            RETURNING {TICKET_COLUMNS}""",
+        data.subject, data.priority, data.category, data.channel, customer_id, data.group_id,
+        data.assignee_id, sorted(set(data.tags)), first_response_due(now, first_response_minutes),
+        now,
+    )
+    ticket = ticket_out(row)
+    await conn.execute(
+        """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
+                                 body_text, created_at)
+           VALUES ($1, 'inbound', 'public', $2, $3, $4, $5)""",
+        ticket.id, customer_id, data.channel, data.text, now,
+    )
+    await _record_event(
+        conn, ticket.id, principal, "created",
+        {"channel": data.channel, "group_id": data.group_id, "assignee_id": data.assignee_id},
+    )
+    return ticket
+
+
+async def _store_attachments(
+    conn: asyncpg.Connection, message_id: int, attachments: list[AttachmentIn], max_bytes: int
+) -> list[AttachmentOut]:
+    stored = []
+    for item in attachments:
+        if len(item.content) > max_bytes:
+            raise PayloadTooLarge(
+                f"Attachment {item.filename!r} is larger than {max_bytes} bytes"
+            )
+        attachment_id = await conn.fetchval(
+            """INSERT INTO attachments (message_id, filename, content_type, size_bytes, sha256,
+                                        content)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+            message_id, item.filename, item.content_type, len(item.content),
+            hashlib.sha256(item.content).digest(), item.content,
+        )
+        stored.append(
+            AttachmentOut(
+                id=attachment_id, filename=item.filename, content_type=item.content_type,
+                size_bytes=len(item.content),
+            )
+        )
+    return stored
+
+
+async def add_agent_message(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int, text: str,
+    attachments: list[AttachmentIn], *, public: bool, max_attachment_bytes: int,
+) -> tuple[MessageOut, int | None]:
+    """A public reply (queued in the outbox, first response recorded) or an internal note.
+
+    Returns the message and the outbox id to enqueue after commit (None for notes).
+    """
+    ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
+    if ticket.status == "closed":
+        raise Conflict("The ticket is closed")
+    kind = "public" if public else "note"
+    row = await conn.fetchrow(
+        """INSERT INTO messages (ticket_id, direction, kind, author_agent_id, channel, body_text,
+                                 delivery_status)
+           VALUES ($1, 'outbound', $2, $3, $4, $5, $6)
+           RETURNING *""",
+        ticket.id, kind, principal.agent_id, ticket.channel, text,
+        "pending" if public else None,
+    )
+    stored = await _store_attachments(conn, row["id"], attachments, max_attachment_bytes)
+    outbox_id = None
+    if public:
+        outbox_id = await outbox.add(conn, row["id"], ticket.id, ticket.channel)
+        await conn.execute(
+            """UPDATE tickets SET first_responded_at = coalesce(first_responded_at, $2),
+                   status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
+                   updated_at = clock_timestamp(), version = version + 1
+               WHERE id = $1""",
+            ticket.id, row["created_at"],
+        )
+    else:
+        await conn.execute(
+            "UPDATE tickets SET updated_at = clock_timestamp() WHERE id = $1", ticket.id
+        )
+    await _record_event(conn, ticket.id, principal, "replied" if public else "noted",
+                        {"message_id": row["id"]})
+    return _message_out(row, stored), outbox_id
+
+
+def _message_out(row: asyncpg.Record, attachments: list[AttachmentOut]) -> MessageOut:
+    return MessageOut(
+        id=row["id"], ticket_id=row["ticket_id"], direction=row["direction"], kind=row["kind"],
+        author_agent_id=row["author_agent_id"], author_customer_id=row["author_customer_id"],
+        channel=row["channel"], body_text=row["body_text"], body_html=row["body_html"],
+        delivery_status=row["delivery_status"], delivery_error=row["delivery_error"],
+        created_at=row["created_at"], attachments=attachments,
+    )
+
+
+async def get_detail(conn: asyncpg.Connection, principal: Principal, ticket_id: int) -> TicketDetail:
+    ticket = await get_in_scope(conn, principal, ticket_id)
+    customer = await conn.fetchrow(
+        "SELECT id, name, email, phone FROM customers WHERE id = $1", ticket.customer_id
+    )
+    messages = await conn.fetch(
+        "SELECT * FROM messages WHERE ticket_id = $1 ORDER BY created_at, id", ticket.id
+    )
+    attachment_rows = await conn.fetch(
+        """SELECT a.id, a.message_id, a.filename, a.content_type, a.size_bytes
+           FROM attachments a JOIN messages m ON m.id = a.message_id
+           WHERE m.ticket_id = $1 ORDER BY a.id""",
+        ticket.id,
+    )
+    by_message: dict[int, list[AttachmentOut]] = {}
+    for a in attachment_rows:
+        by_message.setdefault(a["message_id"], []).append(
+            AttachmentOut(id=a["id"], filename=a["filename"], content_type=a["content_type"],
+                          size_bytes=a["size_bytes"])
+        )
+    events = await conn.fetch(
+        "SELECT * FROM ticket_events WHERE ticket_id = $1 ORDER BY id", ticket.id
+    )
+    return TicketDetail(
+        ticket=ticket,
+        customer=CustomerSummary(
+            id=customer["id"], name=customer["name"], email=customer["email"],
+            phone=customer["phone"],
+        ),
+        messages=[_message_out(m, by_message.get(m["id"], [])) for m in messages],
+        events=[
+            EventOut(id=e["id"], actor_agent_id=e["actor_agent_id"], action=e["action"],
+                     changes=e["changes"], reason=e["reason"], created_at=e["created_at"])
+            for e in events
+        ],
+    )
+
+
+async def update_ticket(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int, data: TicketUpdate,
+    expected_version: int,
+) -> TicketOut:
+    """Change fields if the caller saw the current version (optimistic concurrency)."""
+    ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
+    if ticket.version != expected_version:
+        raise VersionMismatch(
+            f"Ticket is at version {ticket.version}, not {expected_version}",
+            current_version=ticket.version,
+        )
+    if ticket.status == "closed":
+        raise Conflict("The ticket is closed and can no longer change")
+    requested = {
+        name: getattr(data, name)
+        for name in ("status", "priority", "category", "group_id", "assignee_id", "tags")
+        if getattr(data, name) is not msgspec.UNSET
+    }
+    if "tags" in requested:
+        requested["tags"] = sorted(set(requested["tags"]))
+    changes = {
+        name: {"from": getattr(ticket, name), "to": value}
+        for name, value in requested.items()
+        if getattr(ticket, name) != value
+    }
+    if not changes:
+        return ticket
+    if "group_id" in changes or "assignee_id" in changes:
+        group_id = requested.get("group_id", ticket.group_id)
+        assignee_id = requested.get("assignee_id", ticket.assignee_id)
+        await _check_assignment(
+            conn, principal, group_id if "group_id" in changes else ticket.group_id,
+            assignee_id if "assignee_id" in changes else None,
+        )
+    new = {name: change["to"] for name, change in changes.items()}
+    status = new.get("status", ticket.status)
+    row = await conn.fetchrow(
+        f"""UPDATE tickets t SET
+               status = $2, priority = $3, category = $4, group_id = $5, assignee_id = $6,
+               tags = $7,
+               solved_at = CASE WHEN $2 = 'solved' THEN coalesce(solved_at, clock_timestamp())
+                                WHEN $2 IN ('new', 'open', 'pending', 'on_hold') THEN NULL
+                                ELSE solved_at END,
+               closed_at = CASE WHEN $2 = 'closed' THEN clock_timestamp() ELSE NULL END,
+               updated_at = clock_timestamp(), version = version + 1
+            WHERE t.id = $1
+            RETURNING {TICKET_COLUMNS}""",
+        ticket.id, status, new.get("priority", ticket.priority),
+        new.get("category", ticket.category), new.get("group_id", ticket.group_id),
+        new.get("assignee_id", ticket.assignee_id), new.get("tags", ticket.tags),
+    )
+    await _record_event(conn, ticket.id, principal, "updated", changes, data.reason)
+    return ticket_out(row)
+
+
+async def merge_tickets(
+    conn: asyncpg.Connection, principal: Principal, source_id: int, target_id: int,
+    reason: str | None,
+) -> TicketOut:
+    """Move every message of `source_id` into `target_id` and close the source with a link."""
+    if source_id == target_id:
+        raise InvalidInput("A ticket cannot be merged into itself", field="into_ticket_id")
+    # Lock both rows in id order so two opposite merges cannot deadlock.
+    first, second = sorted((source_id, target_id))
+    locked = {t.id: t for t in [
+        await fetch_ticket(conn, principal, first, for_update=True),
+        await fetch_ticket(conn, principal, second, for_update=True),
+    ] if t is not None}
+    if source_id not in locked:
+        raise NotFound(f"Ticket {source_id} not found")
+    if target_id not in locked:
+        raise NotFound(f"Ticket {target_id} not found")
+    source, target = locked[source_id], locked[target_id]
+    if source.status == "closed" or target.status == "closed":
+        raise Conflict("Closed tickets cannot be merged")
+    moved = await conn.fetchval(
+        "WITH m AS (UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1) "
+        "SELECT count(*) FROM m",
+        source.id, target.id,
+    )
+    await conn.execute("UPDATE outbox SET ticket_id = $2 WHERE ticket_id = $1", source.id, target.id)
+    await conn.execute(
+        """UPDATE tickets SET status = 'closed', closed_at = clock_timestamp(),
+               merged_into_id = $2, updated_at = clock_timestamp(), version = version + 1
+           WHERE id = $1""",
+        source.id, target.id,
+    )
+    row = await conn.fetchrow(
+        f"""UPDATE tickets t SET
+               first_responded_at = CASE
+                   WHEN t.first_responded_at IS NULL THEN $2
+                   WHEN $2::timestamptz IS NULL THEN t.first_responded_at
+                   ELSE least(t.first_responded_at, $2) END,
+               updated_at = clock_timestamp(), version = version + 1
+            WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
+        target.id, source.first_responded_at,
+    )
+    await _record_event(conn, source.id, principal, "merged_into",
+                        {"into_ticket_id": target.id, "messages_moved": moved}, reason)
+    await _record_event(conn, target.id, principal, "merged_from",
+                        {"from_ticket_id": source.id, "messages_moved": moved}, reason)
+    return ticket_out(row)
+
+
+async def get_attachment(
+    conn: asyncpg.Connection, principal: Principal, attachment_id: int
+) -> asyncpg.Record:
+    params = Params()
+    scope = ticket_scope(principal, params)
+    row = await conn.fetchrow(
+        f"""SELECT a.filename, a.content_type, a.content FROM attachments a
+            JOIN messages m ON m.id = a.message_id JOIN tickets t ON t.id = m.ticket_id
+            WHERE a.id = {params.add(attachment_id)} AND {scope}""",
+        *params.values,
+    )
+    if row is None:
+        raise NotFound(f"Attachment {attachment_id} not found")
+    return row

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every domain: app context, auth, problems, middleware."""

@@ -1,0 +1,58 @@
+"""What the API process holds for its lifetime, built once at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+import asyncpg
+from arq.connections import ArqRedis
+from litestar import Request
+from litestar.datastructures import State
+
+from helpdesk.agents.models import Principal
+from helpdesk.agents.passwords import Passwords
+from helpdesk.config import Settings
+from helpdesk.observability import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: ArqRedis
+    passwords: Passwords
+    metrics: Metrics
+
+    async def enqueue(self, function: str, *args: object, job_id: str) -> None:
+        """Hand a job to the workers after the transaction committed.
+
+        Best effort: if Redis is down the job is not lost, because the database row that
+        asked for it is found again by the periodic relay/sweep.
+        """
+        try:
+            await self.redis.enqueue_job(function, *args, _job_id=job_id)
+        except Exception:  # Redis down: the relay picks the row up later
+            log.warning("enqueue failed; left for the relay", extra={"job": function})
+
+
+def provide_context(state: State) -> AppContext:
+    ctx: AppContext = state.ctx
+    return ctx
+
+
+async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    ctx: AppContext = state.ctx
+    async with ctx.pool.acquire() as conn:
+        yield conn
+
+
+def provide_principal(request: Request[Principal, bytes, State]) -> Principal:
+    return request.user
+
+
+def client_ip(request: Request[Principal, bytes, State]) -> str | None:
+    return request.client.host if request.client else None

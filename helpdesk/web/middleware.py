@@ -1,0 +1,153 @@
+"""ASGI middleware: request ids, access logs and metrics; JSON body sanitising."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from helpdesk.observability import Metrics, request_id_var
+
+log = logging.getLogger("helpdesk.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_context_middleware(app: ASGIApp) -> ASGIApp:
+    """Give every request an id (honouring a sane X-Request-ID), log it, measure it."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            method = scope.get("method", "")
+            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                metrics.requests.labels(method, route, str(status)).inc()
+                metrics.latency.labels(method, route).observe(elapsed)
+            user = scope.get("user")
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "agent_id": getattr(user, "agent_id", None),
+                },
+            )
+            request_id_var.reset(token)
+
+    return middleware
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+# A JSON "\u0000" escape preceded by an even number of backslashes (i.e. a real escape).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def sanitize_json_body(body: bytes) -> bytes:
+    """Make a JSON body storable: invalid UTF-8 and NUL become U+FFFD.
+
+    PostgreSQL `text` rejects NUL and invalid UTF-8; replacing them keeps the
+    customer's words instead of rejecting the whole message.
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        body = body.decode("utf-8", errors="replace").encode("utf-8")
+    if b"\\u0000" in body:
+        body = _NUL_ESCAPE.sub(rb"\1\\ufffd", body)
+    return body.replace(b"\x00", "\ufffd".encode())
+
+
+def json_body_sanitizer(max_body_bytes: int) -> Any:
+    """Buffer JSON request bodies (up to the limit), sanitise them and replay them."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "DELETE"):
+                await app(scope, receive, send)
+                return
+            content_type = (_header(scope, b"content-type") or "").lower()
+            if "json" not in content_type:
+                await app(scope, receive, send)
+                return
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    await app(scope, _replay_then(message, receive), send)
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+                if size > max_body_bytes:
+                    # Let the framework answer 413 from what it reads.
+                    await app(scope, _replay(b"".join(chunks), more, receive), send)
+                    return
+            body = sanitize_json_body(b"".join(chunks))
+            await app(scope, _replay(body, False, receive), send)
+
+        return middleware
+
+    return factory
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+def _replay_then(first: Message, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay

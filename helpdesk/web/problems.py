@@ -1,0 +1,200 @@
+"""Every error becomes RFC 9457 application/problem+json with a stable `type`.
+
+Domain errors map one to one; framework errors map by status; database outages are
+503; anything unexpected is logged with its traceback and answered with a plain 500
+that reveals nothing. Denials are written to the audit log after the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
+from litestar.exceptions import HTTPException, ValidationException
+
+from helpdesk.agents.models import Principal
+from helpdesk.audit import service as audit
+from helpdesk.db.pool import UNAVAILABLE_ERRORS
+from helpdesk.errors import HelpdeskError
+from helpdesk.observability import request_id_var
+from helpdesk.web.auth import not_found_key
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "urn:helpdesk:problem:"
+MEDIA_TYPE = "application/problem+json"
+
+_SLUG_BY_STATUS = {
+    400: "invalid-input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    412: "version-mismatch",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "invalid-input",
+    428: "precondition-required",
+    429: "too-many-requests",
+    503: "service-unavailable",
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    background: BackgroundTasks | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    if extra:
+        body.update(extra)
+    return Response(
+        body, status_code=status, media_type=MEDIA_TYPE, headers=headers, background=background
+    )
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal | None:
+    user = request.scope.get("user")
+    return user if isinstance(user, Principal) else None
+
+
+def _after_denial(request: Request[Any, Any, Any], status: int, reason: str) -> BackgroundTasks:
+    """Audit the denial and, for 404s, count towards the caller's not-found budget."""
+    ctx = request.app.state.ctx
+    principal = _principal(request)
+    ip = request.client.host if request.client else None
+    request_id = request_id_var.get()
+
+    async def write() -> None:
+        token = request_id_var.set(request_id)
+        try:
+            if status == 404 and principal is not None:
+                key = not_found_key(principal.agent_id)
+                async with ctx.redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(key)
+                    pipe.expire(key, ctx.settings.auth.not_found_window_seconds, nx=True)
+                    await pipe.execute()
+            await audit.record(
+                ctx.pool, action=f"{request.method} {request.scope.get('path_template', '')}",
+                outcome="denied", actor=principal, object_type="http",
+                object_id=request.url.path, detail={"status": status, "reason": reason}, ip=ip,
+            )
+        except Exception:
+            log.warning("could not record a denial")
+        finally:
+            request_id_var.reset(token)
+
+    return BackgroundTasks([BackgroundTask(write)])
+
+
+def handle_helpdesk_error(
+    request: Request[Any, Any, Any], exc: HelpdeskError
+) -> Response[dict[str, Any]]:
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if exc.status_code == 503:
+        headers["Retry-After"] = "5"
+    background = None
+    if exc.status_code in (401, 403) or (exc.status_code == 404 and _principal(request)):
+        background = _after_denial(request, exc.status_code, exc.slug)
+    return problem(
+        request, exc.status_code, exc.slug, exc.title, exc.detail, exc.extra, headers, background
+    )
+
+
+_AT = re.compile(r" - at `\$\.?([^`]*)`")
+_NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+
+
+def _validation_errors(extra: Any) -> list[dict[str, str]]:
+    """Name the offending field the way the client wrote it (`customer.email`, `limit`)."""
+    errors = []
+    for item in extra if isinstance(extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid value"))
+        key = str(item.get("key") or "")
+        path = _AT.search(message)
+        named = _NAMED.search(message)
+        parts = [path.group(1)] if path and path.group(1) else []
+        if named:
+            parts.append(named.group(1))
+        if parts:
+            field = ".".join(parts).replace("[", ".").replace("]", "")
+        else:
+            field = "" if key == "data" else key
+        errors.append({"field": field, "message": _AT.sub("", message)})
+    return errors
+
+
+def handle_http_exception(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        return handle_unexpected(request, exc)
+    slug = _SLUG_BY_STATUS.get(status, "client-error")
+    extra: dict[str, Any] = {}
+    detail = exc.detail
+    if isinstance(exc, ValidationException):
+        errors = _validation_errors(exc.extra)
+        extra["errors"] = errors
+        if errors:
+            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+    background = _after_denial(request, status, slug) if status in (401, 403) else None
+    return problem(
+        request, status, slug, detail or slug, detail, extra, dict(exc.headers or {}), background
+    )
+
+
+def handle_bad_body(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """msgspec raises these for invalid UTF-8 or absurd nesting in a JSON body."""
+    return problem(request, 400, "invalid-input", "Malformed request body", str(exc)[:200])
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return problem(
+        request, 503, "service-unavailable", "Service temporarily unavailable",
+        "A backing service is unavailable; retry shortly.", headers={"Retry-After": "5"},
+    )
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        return handle_unavailable(request, exc)
+    log.error("unhandled error", exc_info=exc)
+    return problem(
+        request, 500, "internal-error", "Internal error",
+        "Something went wrong on our side; the request id identifies it in our logs.",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    HelpdeskError: handle_helpdesk_error,
+    HTTPException: handle_http_exception,
+    RecursionError: handle_bad_body,
+    UnicodeDecodeError: handle_bad_body,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,1 @@
+"""arq worker wiring. The jobs live with their domains; this only assembles them."""

@@ -1,0 +1,51 @@
+"""Builds the arq Worker for resolved settings (`helpdesk worker`, `make run`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import Worker, cron, func
+
+from helpdesk.app import redis_settings
+from helpdesk.channels import jobs as channel_jobs
+from helpdesk.channels.base import senders
+from helpdesk.config import Settings
+from helpdesk.db.pool import create_pool
+from helpdesk.observability import Metrics
+
+
+def build_worker(settings: Settings, *, handle_signals: bool = True, burst: bool = False) -> Worker:
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["pool"] = await create_pool(settings.database_url, 1, 5)
+        ctx["senders"] = senders()
+        ctx["metrics"] = Metrics()
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        pool = ctx.get("pool")
+        if pool is not None:
+            await pool.close()
+
+    interval = max(1, min(settings.worker.outbox_relay_interval_seconds, 30))
+    return Worker(
+        functions=[func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120)],
+        cron_jobs=[
+            cron(
+                channel_jobs.relay_outbox,
+                name="relay_outbox",
+                second=set(range(0, 60, interval)),
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            )
+        ],
+        redis_settings=redis_settings(settings.redis_url),
+        ctx={"settings": settings},
+        on_startup=startup,
+        on_shutdown=shutdown,
+        poll_delay=settings.worker.poll_delay_seconds,
+        handle_signals=handle_signals,
+        burst=burst,
+        max_jobs=20,
+        job_timeout=120,
+        keep_result=3600,
+    )
