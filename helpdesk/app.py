@@ -62,9 +62,16 @@ def create_app(settings: Settings, passwords: Passwords | None = None) -> Litest
 
     return Litestar(
         route_handlers=[
-            healthz, readyz, metrics,
-            AuthController, AgentController, GroupController,
-            TicketController, AttachmentController, CustomerController, AuditController,
+            healthz,
+            readyz,
+            metrics,
+            AuthController,
+            AgentController,
+            GroupController,
+            TicketController,
+            AttachmentController,
+            CustomerController,
+            AuditController,
         ],
         lifespan=[lifespan],
         state=State({"metrics": app_metrics}),
@@ -81,7 +88,9 @@ def create_app(settings: Settings, passwords: Passwords | None = None) -> Litest
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.request_max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="helpdesk", version=__version__, path="/schema",
+            title="helpdesk",
+            version=__version__,
+            path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
         on_app_init=[_no_debug],

@@ -103,8 +103,13 @@ def _uvicorn_server(settings: Settings, *, own_signals: bool):  # type: ignore[n
                 yield
 
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        access_log=False, lifespan="on", server_header=False,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
     )
     return Server(config)
 
@@ -147,7 +152,7 @@ def cmd_run(settings: Settings) -> int:
                 f"and the password '{DEMO_PASSWORD}':\n"
                 f"  curl -s -X POST http://{resolved.host}:{resolved.port}/auth/login "
                 f"-H 'content-type: application/json' "
-                f"-d '{{\"email\": \"agent@{DEMO_DOMAIN}\", \"password\": \"{DEMO_PASSWORD}\"}}'\n",
+                f'-d \'{{"email": "agent@{DEMO_DOMAIN}", "password": "{DEMO_PASSWORD}"}}\'\n',
                 file=sys.stderr,
             )
         print(
@@ -180,11 +185,11 @@ def cmd_migrate(settings: Settings) -> int:
     return 0
 
 
-async def _create_agent(settings: Settings, args: argparse.Namespace, password: str | None
-                        ) -> str:
+async def _create_agent(settings: Settings, args: argparse.Namespace, password: str | None) -> str:
     from helpdesk.agents import service
     from helpdesk.agents.models import AgentCreate
     from helpdesk.agents.passwords import Passwords
+
     conn = await connect(settings.database_url)
     try:
         async with conn.transaction():
@@ -195,9 +200,15 @@ async def _create_agent(settings: Settings, args: argparse.Namespace, password: 
                     raise ConfigError(f"no group named {name!r}")
                 group_ids.append(group_id)
             agent = await service.create_agent(
-                conn, Passwords(settings.auth),
-                AgentCreate(email=args.email, name=args.name or args.email, role=args.role,
-                            password=password, group_ids=group_ids),
+                conn,
+                Passwords(settings.auth),
+                AgentCreate(
+                    email=args.email,
+                    name=args.name or args.email,
+                    role=args.role,
+                    password=password,
+                    group_ids=group_ids,
+                ),
             )
             token, _ = await service.issue_token(conn, agent.id, settings.auth.token_ttl_hours)
         return token
@@ -212,7 +223,9 @@ def cmd_agent_create(settings: Settings, args: argparse.Namespace) -> int:
 
     password = None
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+        password = (
+            sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+        )
     with _servers(settings) as resolved:
         asyncio.run(_migrate(resolved))
         try:
@@ -237,10 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     create = agent_sub.add_parser("create", help="create an agent and print a bearer token once")
     create.add_argument("--email", required=True)
     create.add_argument("--name")
-    create.add_argument("--role", required=True, choices=["agent", "supervisor", "admin", "partner"])
+    create.add_argument(
+        "--role", required=True, choices=["agent", "supervisor", "admin", "partner"]
+    )
     create.add_argument("--group", action="append", help="group name (repeatable)")
-    create.add_argument("--password-stdin", action="store_true",
-                        help="read a login password from standard input")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read a login password from standard input"
+    )
     return parser
 
 

@@ -86,7 +86,11 @@ class ConfigError(Exception):
 
 def default_config_file() -> Path:
     directory = os.environ.get("HELPDESK_CONFIG_DIR")
-    return Path(directory) / "helpdesk.toml" if directory else PROJECT_ROOT / "config" / "helpdesk.toml"
+    return (
+        Path(directory) / "helpdesk.toml"
+        if directory
+        else PROJECT_ROOT / "config" / "helpdesk.toml"
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -133,9 +137,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str
 _LOCATION = re.compile(r" - at `\$\.?([^`]*)`")
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError naming the offending setting."""
     env = os.environ if environ is None else environ
     raw = _read_toml(default_config_file())

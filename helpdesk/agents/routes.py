@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from helpdesk.agents import service
@@ -15,12 +15,11 @@ from helpdesk.agents.models import (
     GroupOut,
     LoginRequest,
     PasswordChange,
-    Principal,
     TokenOut,
 )
 from helpdesk.audit import service as audit
 from helpdesk.web.auth import ADMIN
-from helpdesk.web.context import AppContext, client_ip
+from helpdesk.web.context import Caller, Ctx, Db, client_ip
 
 
 class AuthController(Controller):
@@ -29,43 +28,64 @@ class AuthController(Controller):
 
     @post("/login", exclude_from_auth=True, status_code=200)
     async def login(
-        self, request: Request[Any, Any, Any], db: asyncpg.Connection, ctx: AppContext,
-        data: LoginRequest,
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        ctx: Ctx,
+        data: JSONBody[LoginRequest],
     ) -> TokenOut:
         """Exchange e-mail and password for a bearer token (shown once)."""
         async with db.transaction():
             token, expires_at, agent = await service.login(
-                db, ctx.redis, ctx.passwords, ctx.settings.auth, data.email, data.password,
+                db,
+                ctx.redis,
+                ctx.passwords,
+                ctx.settings.auth,
+                data.email,
+                data.password,
                 client_ip(request),
             )
         return TokenOut(token=token, expires_at=expires_at, agent=agent)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT)
-    async def logout(self, principal: Principal, db: asyncpg.Connection) -> None:
+    async def logout(self, principal: Caller, db: Db) -> None:
         """Revoke the token of this request."""
         await service.revoke_token(db, principal.token_hash)
 
     @post("/logout-all", status_code=HTTP_204_NO_CONTENT)
-    async def logout_all(self, principal: Principal, db: asyncpg.Connection) -> None:
+    async def logout_all(self, principal: Caller, db: Db) -> None:
         """Revoke every token of the caller (all devices)."""
         async with db.transaction():
             await service.revoke_all_tokens(db, principal.agent_id)
-            await audit.record(db, action="auth.logout_all", outcome="allowed", actor=principal,
-                               object_type="agent", object_id=principal.agent_id)
+            await audit.record(
+                db,
+                action="auth.logout_all",
+                outcome="allowed",
+                actor=principal,
+                object_type="agent",
+                object_id=principal.agent_id,
+            )
 
     @get("/me")
-    async def me(self, principal: Principal, db: asyncpg.Connection) -> AgentOut:
+    async def me(self, principal: Caller, db: Db) -> AgentOut:
         return await service.get_agent(db, principal.agent_id)
 
     @post("/password", status_code=200)
     async def change_password(
-        self, principal: Principal, db: asyncpg.Connection, ctx: AppContext,
-        data: PasswordChange,
+        self,
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        data: JSONBody[PasswordChange],
     ) -> TokenOut:
         """Change the own password; every existing token is revoked and a new one returned."""
         async with db.transaction():
             token, expires_at = await service.change_own_password(
-                db, ctx.passwords, ctx.settings.auth, principal, data.current_password,
+                db,
+                ctx.passwords,
+                ctx.settings.auth,
+                principal,
+                data.current_password,
                 data.new_password,
             )
             agent = await service.get_agent(db, principal.agent_id)
@@ -77,20 +97,24 @@ class AgentController(Controller):
     tags = ["agents"]
 
     @get("/")
-    async def list_agents(self, principal: Principal, db: asyncpg.Connection) -> list[AgentOut]:
+    async def list_agents(self, principal: Caller, db: Db) -> list[AgentOut]:
         return await service.list_agents(db, principal)
 
     @post("/", guards=[ADMIN], status_code=201)
     async def create_agent(
-        self, principal: Principal, db: asyncpg.Connection, ctx: AppContext, data: AgentCreate
+        self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[AgentCreate]
     ) -> AgentOut:
         async with db.transaction():
             return await service.create_agent(db, ctx.passwords, data, principal)
 
     @patch("/{agent_id:int}", guards=[ADMIN])
     async def update_agent(
-        self, principal: Principal, db: asyncpg.Connection, ctx: AppContext, agent_id: int,
-        data: AgentUpdate,
+        self,
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        agent_id: FromPath[int],
+        data: JSONBody[AgentUpdate],
     ) -> AgentOut:
         """Change role, groups, activity or password; the agent's tokens are revoked."""
         async with db.transaction():
@@ -102,12 +126,12 @@ class GroupController(Controller):
     tags = ["agents"]
 
     @get("/")
-    async def list_groups(self, principal: Principal, db: asyncpg.Connection) -> list[GroupOut]:
+    async def list_groups(self, principal: Caller, db: Db) -> list[GroupOut]:
         return await service.list_groups(db, principal)
 
     @post("/", guards=[ADMIN], status_code=201)
     async def create_group(
-        self, principal: Principal, db: asyncpg.Connection, data: GroupCreate
+        self, principal: Caller, db: Db, data: JSONBody[GroupCreate]
     ) -> GroupOut:
         async with db.transaction():
             return await service.create_group(db, data, principal)

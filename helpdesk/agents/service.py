@@ -89,7 +89,9 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> P
     if row is None:
         return None
     return Principal(
-        agent_id=row["id"], role=row["role"], group_ids=tuple(row["group_ids"]),
+        agent_id=row["id"],
+        role=row["role"],
+        group_ids=tuple(row["group_ids"]),
         token_hash=token_hash,
     )
 
@@ -116,8 +118,12 @@ async def login(
         _, attempts, ttl = await pipe.execute()
     if attempts > settings.login_max_failures:
         await audit.record(
-            conn, action="auth.login", outcome="denied", object_type="login",
-            detail={"reason": "rate_limited"}, ip=ip,
+            conn,
+            action="auth.login",
+            outcome="denied",
+            object_type="login",
+            detail={"reason": "rate_limited"},
+            ip=ip,
         )
         raise TooManyRequests("Too many failed logins; try again later", retry_after=max(ttl, 1))
     row = await conn.fetchrow(
@@ -126,8 +132,13 @@ async def login(
     )
     if not await passwords.verify(row["password_hash"] if row else None, password):
         await audit.record(
-            conn, action="auth.login", outcome="denied", object_type="agent",
-            object_id=row["id"] if row else None, detail={"reason": "bad_credentials"}, ip=ip,
+            conn,
+            action="auth.login",
+            outcome="denied",
+            object_type="agent",
+            object_id=row["id"] if row else None,
+            detail={"reason": "bad_credentials"},
+            ip=ip,
         )
         raise Unauthenticated("Wrong e-mail or password")
     assert row is not None
@@ -135,12 +146,18 @@ async def login(
     if passwords.needs_rehash(row["password_hash"]):
         await conn.execute(
             "UPDATE agents SET password_hash = $2 WHERE id = $1",
-            row["id"], await passwords.hash(password),
+            row["id"],
+            await passwords.hash(password),
         )
     token, expires_at = await issue_token(conn, row["id"], settings.token_ttl_hours)
     await audit.record(
-        conn, action="auth.login", outcome="allowed", object_type="agent",
-        object_id=row["id"], actor_agent_id=row["id"], ip=ip,
+        conn,
+        action="auth.login",
+        outcome="allowed",
+        object_type="agent",
+        object_id=row["id"],
+        actor_agent_id=row["id"],
+        ip=ip,
     )
     return token, expires_at, await get_agent(conn, row["id"])
 
@@ -169,9 +186,7 @@ async def list_agents(conn: asyncpg.Connection, principal: Principal) -> list[Ag
 
 async def _set_groups(conn: asyncpg.Connection, agent_id: int, group_ids: list[int]) -> None:
     unique = sorted(set(group_ids))
-    found = await conn.fetchval(
-        "SELECT count(*) FROM groups WHERE id = ANY($1::bigint[])", unique
-    )
+    found = await conn.fetchval("SELECT count(*) FROM groups WHERE id = ANY($1::bigint[])", unique)
     if found != len(unique):
         raise InvalidInput("Unknown group id", field="group_ids")
     await conn.execute("DELETE FROM agent_groups WHERE agent_id = $1", agent_id)
@@ -183,7 +198,9 @@ async def _set_groups(conn: asyncpg.Connection, agent_id: int, group_ids: list[i
 
 
 async def create_agent(
-    conn: asyncpg.Connection, passwords: Passwords, data: AgentCreate,
+    conn: asyncpg.Connection,
+    passwords: Passwords,
+    data: AgentCreate,
     actor: Principal | None = None,
 ) -> AgentOut:
     password_hash = await passwords.hash(data.password) if data.password else None
@@ -191,20 +208,31 @@ async def create_agent(
         agent_id = await conn.fetchval(
             """INSERT INTO agents (email, name, role, password_hash)
                VALUES ($1, $2, $3, $4) RETURNING id""",
-            data.email.strip(), data.name, data.role, password_hash,
+            data.email.strip(),
+            data.name,
+            data.role,
+            password_hash,
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("An agent with this e-mail already exists") from None
     await _set_groups(conn, agent_id, data.group_ids)
     await audit.record(
-        conn, action="agent.create", outcome="allowed", actor=actor, object_type="agent",
-        object_id=agent_id, detail={"role": data.role, "group_ids": sorted(set(data.group_ids))},
+        conn,
+        action="agent.create",
+        outcome="allowed",
+        actor=actor,
+        object_type="agent",
+        object_id=agent_id,
+        detail={"role": data.role, "group_ids": sorted(set(data.group_ids))},
     )
     return await get_agent(conn, agent_id)
 
 
 async def update_agent(
-    conn: asyncpg.Connection, passwords: Passwords, agent_id: int, data: AgentUpdate,
+    conn: asyncpg.Connection,
+    passwords: Passwords,
+    agent_id: int,
+    data: AgentUpdate,
     actor: Principal,
 ) -> AgentOut:
     """Apply an admin change; role, group, activity or password changes revoke all tokens."""
@@ -223,27 +251,40 @@ async def update_agent(
         changed["password"] = True
         await conn.execute(
             "UPDATE agents SET password_hash = $2 WHERE id = $1",
-            agent_id, await passwords.hash(data.password),
+            agent_id,
+            await passwords.hash(data.password),
         )
     await conn.execute(
         """UPDATE agents SET name = coalesce($2, name), role = coalesce($3, role),
                              active = coalesce($4, active), updated_at = now()
            WHERE id = $1""",
-        agent_id, data.name, data.role, data.active,
+        agent_id,
+        data.name,
+        data.role,
+        data.active,
     )
     if changed.keys() & {"role", "active", "group_ids", "password"}:
         await revoke_all_tokens(conn, agent_id)
     if changed:
         await audit.record(
-            conn, action="agent.update", outcome="allowed", actor=actor, object_type="agent",
-            object_id=agent_id, detail={"changed": changed},
+            conn,
+            action="agent.update",
+            outcome="allowed",
+            actor=actor,
+            object_type="agent",
+            object_id=agent_id,
+            detail={"changed": changed},
         )
     return await get_agent(conn, agent_id)
 
 
 async def change_own_password(
-    conn: asyncpg.Connection, passwords: Passwords, settings: AuthSettings,
-    principal: Principal, current_password: str, new_password: str,
+    conn: asyncpg.Connection,
+    passwords: Passwords,
+    settings: AuthSettings,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
 ) -> tuple[str, datetime]:
     """Change the caller's password; every token of the agent is revoked, a new one issued."""
     password_hash = await conn.fetchval(
@@ -251,25 +292,36 @@ async def change_own_password(
     )
     if not await passwords.verify(password_hash, current_password):
         await audit.record(
-            conn, action="agent.password_change", outcome="denied", actor=principal,
-            object_type="agent", object_id=principal.agent_id,
+            conn,
+            action="agent.password_change",
+            outcome="denied",
+            actor=principal,
+            object_type="agent",
+            object_id=principal.agent_id,
         )
         raise Unauthenticated("Current password is wrong")
     await conn.execute(
         "UPDATE agents SET password_hash = $2, updated_at = now() WHERE id = $1",
-        principal.agent_id, await passwords.hash(new_password),
+        principal.agent_id,
+        await passwords.hash(new_password),
     )
     await revoke_all_tokens(conn, principal.agent_id)
     await audit.record(
-        conn, action="agent.password_change", outcome="allowed", actor=principal,
-        object_type="agent", object_id=principal.agent_id,
+        conn,
+        action="agent.password_change",
+        outcome="allowed",
+        actor=principal,
+        object_type="agent",
+        object_id=principal.agent_id,
     )
     return await issue_token(conn, principal.agent_id, settings.token_ttl_hours)
 
 
 def _group_out(row: asyncpg.Record) -> GroupOut:
     return GroupOut(
-        id=row["id"], name=row["name"], description=row["description"],
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
         created_at=row["created_at"],
     )
 
@@ -291,12 +343,17 @@ async def create_group(
     try:
         row = await conn.fetchrow(
             "INSERT INTO groups (name, description) VALUES ($1, $2) RETURNING *",
-            data.name, data.description,
+            data.name,
+            data.description,
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("A group with this name already exists") from None
     await audit.record(
-        conn, action="group.create", outcome="allowed", actor=actor, object_type="group",
+        conn,
+        action="group.create",
+        outcome="allowed",
+        actor=actor,
+        object_type="group",
         object_id=row["id"],
     )
     return _group_out(row)

@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from helpdesk.audit import service
 from helpdesk.web.auth import SUPERVISION
+from helpdesk.web.context import Db
 
 
 class AuditEntry(msgspec.Struct):
@@ -36,9 +36,9 @@ class AuditController(Controller):
     @get("/")
     async def list_entries(
         self,
-        db: asyncpg.Connection,
-        before_id: int | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        db: Db,
+        before_id: FromQuery[int | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[AuditEntry]:
         rows = await service.list_entries(db, before_id=before_id, limit=limit)
         return [AuditEntry(**dict(row)) for row in rows]

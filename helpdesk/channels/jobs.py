@@ -16,7 +16,9 @@ async def deliver_outbox(ctx: dict[str, Any], outbox_id: int) -> str | None:
     """Send one outbound message. Idempotent: a second run finds nothing to claim."""
     settings: Settings = ctx["settings"]
     status = await outbox.deliver(
-        ctx["pool"], ctx["senders"], outbox_id,
+        ctx["pool"],
+        ctx["senders"],
+        outbox_id,
         lease=timedelta(seconds=settings.worker.outbox_lease_seconds),
         max_attempts=settings.worker.outbox_max_attempts,
     )

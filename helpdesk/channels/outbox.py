@@ -32,7 +32,9 @@ def job_id(outbox_id: int, attempts: int) -> str:
 async def add(conn: asyncpg.Connection, message_id: int, ticket_id: int, channel: str) -> int:
     outbox_id: int = await conn.fetchval(
         "INSERT INTO outbox (message_id, ticket_id, channel) VALUES ($1, $2, $3) RETURNING id",
-        message_id, ticket_id, channel,
+        message_id,
+        ticket_id,
+        channel,
     )
     return outbox_id
 
@@ -43,27 +45,41 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def _finish(
-    conn: asyncpg.Connection, outbox_id: int, message_id: int, status: str,
-    error: str | None, external_id: str | None = None, delay: timedelta | None = None,
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    message_id: int,
+    status: str,
+    error: str | None,
+    external_id: str | None = None,
+    delay: timedelta | None = None,
 ) -> None:
     async with conn.transaction():
         await conn.execute(
             """UPDATE outbox SET status = $2, last_error = $3, locked_until = NULL,
                    next_attempt_at = now() + $4::interval, updated_at = now()
                WHERE id = $1""",
-            outbox_id, status, error, delay or timedelta(0),
+            outbox_id,
+            status,
+            error,
+            delay or timedelta(0),
         )
         await conn.execute(
             """UPDATE messages SET delivery_status = $2, delivery_error = $3,
                    external_id = coalesce($4, external_id)
                WHERE id = $1""",
-            message_id, status, error, external_id,
+            message_id,
+            status,
+            error,
+            external_id,
         )
 
 
 async def deliver(
-    pool: asyncpg.Pool, senders: dict[str, Sender], outbox_id: int,
-    lease: timedelta, max_attempts: int,
+    pool: asyncpg.Pool,
+    senders: dict[str, Sender],
+    outbox_id: int,
+    lease: timedelta,
+    max_attempts: int,
 ) -> str | None:
     """Claim and send one delivery; returns its new status, or None if not ours to send.
 
@@ -80,7 +96,8 @@ async def deliver(
             RETURNING o.id, o.attempts, o.channel, m.id AS message_id, m.body_text,
                       t.id AS ticket_id, t.number, t.subject, t.customer_id
             """,
-            outbox_id, lease,
+            outbox_id,
+            lease,
         )
         if row is None:
             return None
@@ -93,9 +110,14 @@ async def deliver(
             await _finish(conn, outbox_id, row["message_id"], "failed", reason)
             return "failed"
         delivery = OutboundDelivery(
-            outbox_id=outbox_id, message_id=row["message_id"], ticket_id=row["ticket_id"],
-            ticket_number=row["number"], channel=row["channel"], subject=row["subject"],
-            text=row["body_text"], customer_id=row["customer_id"],
+            outbox_id=outbox_id,
+            message_id=row["message_id"],
+            ticket_id=row["ticket_id"],
+            ticket_number=row["number"],
+            channel=row["channel"],
+            subject=row["subject"],
+            text=row["body_text"],
+            customer_id=row["customer_id"],
         )
         try:
             external_id = await sender.send(delivery)
@@ -106,19 +128,28 @@ async def deliver(
             return await _retry_or_fail(conn, row, exc.reason, exc.retry_after, max_attempts)
         except Exception as exc:
             log.exception("sender crashed", extra={"outbox_id": outbox_id})
-            return await _retry_or_fail(conn, row, f"sender error: {type(exc).__name__}", None,
-                                        max_attempts)
+            return await _retry_or_fail(
+                conn, row, f"sender error: {type(exc).__name__}", None, max_attempts
+            )
         await _finish(conn, outbox_id, row["message_id"], "sent", None, external_id)
         return "sent"
 
 
 async def _retry_or_fail(
-    conn: asyncpg.Connection, row: asyncpg.Record, reason: str, retry_after: float | None,
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    reason: str,
+    retry_after: float | None,
     max_attempts: int,
 ) -> str:
     if row["attempts"] >= max_attempts:
-        await _finish(conn, row["id"], row["message_id"], "failed",
-                      f"gave up after {row['attempts']} attempts: {reason}")
+        await _finish(
+            conn,
+            row["id"],
+            row["message_id"],
+            "failed",
+            f"gave up after {row['attempts']} attempts: {reason}",
+        )
         return "failed"
     delay = timedelta(seconds=retry_after) if retry_after else backoff(row["attempts"])
     await _finish(conn, row["id"], row["message_id"], "retrying", reason, delay=delay)
@@ -139,15 +170,18 @@ async def expire_abandoned_leases(conn: asyncpg.Connection) -> int:
         await conn.execute(
             """UPDATE messages SET delivery_status = 'possibly_sent', delivery_error = $2
                WHERE id = ANY($1::bigint[])""",
-            [r["message_id"] for r in rows], reason,
+            [r["message_id"] for r in rows],
+            reason,
         )
     return len(rows)
 
 
 async def due_deliveries(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.Record]:
-    return list(await conn.fetch(
-        """SELECT id, attempts FROM outbox
+    return list(
+        await conn.fetch(
+            """SELECT id, attempts FROM outbox
            WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
            ORDER BY next_attempt_at LIMIT $1""",
-        limit,
-    ))
+            limit,
+        )
+    )

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from helpdesk.agents.models import Principal
 from helpdesk.customers import service
 from helpdesk.customers.models import CustomerDetail, CustomerPage
 from helpdesk.errors import InvalidInput
+from helpdesk.web.context import Caller, Db
 from helpdesk.web.query import reject_unknown_params
 
 LIST_PARAMS = frozenset({"q", "limit", "cursor"})
@@ -23,23 +23,24 @@ class CustomerController(Controller):
     async def search(
         self,
         request: Request[Principal, Any, Any],
-        principal: Principal,
-        db: asyncpg.Connection,
-        q: Annotated[str | None, Parameter(max_length=200)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 25,
-        cursor: Annotated[str | None, Parameter(max_length=20)] = None,
+        principal: Caller,
+        db: Db,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 25,
+        cursor: Annotated[str | None, QueryParameter(max_length=20)] = None,
     ) -> CustomerPage:
         """Search by name, e-mail, phone or external id; newest first."""
         reject_unknown_params(request, LIST_PARAMS)
         if cursor is not None and not cursor.isdigit():
             raise InvalidInput("Malformed cursor", field="cursor")
         return await service.search_customers(
-            db, principal, q.strip() or None if q else None,
-            int(cursor) if cursor else None, limit,
+            db,
+            principal,
+            q.strip() or None if q else None,
+            int(cursor) if cursor else None,
+            limit,
         )
 
     @get("/{customer_id:int}")
-    async def detail(
-        self, principal: Principal, db: asyncpg.Connection, customer_id: int
-    ) -> CustomerDetail:
+    async def detail(self, principal: Caller, db: Db, customer_id: FromPath[int]) -> CustomerDetail:
         return await service.get_customer(db, principal, customer_id)

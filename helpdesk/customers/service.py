@@ -15,8 +15,13 @@ from helpdesk.tickets.queries import TICKET_COLUMNS, ticket_out
 
 def customer_out(row: asyncpg.Record) -> CustomerOut:
     return CustomerOut(
-        id=row["id"], name=row["name"], email=row["email"], phone=row["phone"],
-        external_id=row["external_id"], language=row["language"], created_at=row["created_at"],
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        phone=row["phone"],
+        external_id=row["external_id"],
+        language=row["language"],
+        created_at=row["created_at"],
     )
 
 
@@ -29,7 +34,10 @@ def _visible(principal: Principal, params: Params, customer_alias: str = "c") ->
 
 
 async def search_customers(
-    conn: asyncpg.Connection, principal: Principal, q: str | None, before_id: int | None,
+    conn: asyncpg.Connection,
+    principal: Principal,
+    q: str | None,
+    before_id: int | None,
     limit: int,
 ) -> CustomerPage:
     """Newest first; `q` matches name, e-mail, phone or external id literally, any case or accent."""
@@ -46,7 +54,7 @@ async def search_customers(
     if before_id is not None:
         where.append(f"c.id < {params.add(before_id)}")
     rows = await conn.fetch(
-        f"""SELECT c.* FROM customers c WHERE {' AND '.join(where)}
+        f"""SELECT c.* FROM customers c WHERE {" AND ".join(where)}
             ORDER BY c.id DESC LIMIT {params.add(limit + 1)}""",
         *params.values,
     )
@@ -81,8 +89,11 @@ async def get_customer(
         customer=customer_out(row),
         identities=[
             IdentityOut(
-                id=i["id"], channel=i["channel"], channel_account=i["channel_account"],
-                external_id=i["external_id"], display_name=i["display_name"],
+                id=i["id"],
+                channel=i["channel"],
+                channel_account=i["channel_account"],
+                external_id=i["external_id"],
+                display_name=i["display_name"],
             )
             for i in identities
         ],
@@ -90,9 +101,7 @@ async def get_customer(
     )
 
 
-async def find_or_create(
-    conn: asyncpg.Connection, principal: Principal, ref: CustomerRef
-) -> int:
+async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: CustomerRef) -> int:
     """The customer a new ticket belongs to; identities make this race-safe and unique."""
     if ref.id is not None:
         params = Params()
@@ -123,26 +132,33 @@ async def _by_identity(
     existing = await conn.fetchval(
         """SELECT customer_id FROM customer_identities
            WHERE channel = $1 AND channel_account = '' AND external_id = $2""",
-        channel, external_id,
+        channel,
+        external_id,
     )
     if existing is not None:
         return int(existing)
     async with conn.transaction():  # a savepoint when the caller holds a transaction
         customer_id = await conn.fetchval(
             "INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
-            ref.name, ref.email, ref.phone,
+            ref.name,
+            ref.email,
+            ref.phone,
         )
         linked = await conn.fetchval(
             """INSERT INTO customer_identities (customer_id, channel, external_id, display_name)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING customer_id""",
-            customer_id, channel, external_id, ref.name,
+            customer_id,
+            channel,
+            external_id,
+            ref.name,
         )
         if linked is None:  # someone else created this person meanwhile: use theirs
             await conn.execute("DELETE FROM customers WHERE id = $1", customer_id)
             winner: int = await conn.fetchval(
                 """SELECT customer_id FROM customer_identities
                    WHERE channel = $1 AND channel_account = '' AND external_id = $2""",
-                channel, external_id,
+                channel,
+                external_id,
             )
             return winner
         return int(customer_id)

@@ -55,8 +55,11 @@ class EmbeddedPostgres:
         """Stop PostgreSQL at once, as a crash or restart would (tests use it)."""
         from pgserver._commands import pg_ctl
 
-        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self._server.pgdata,
-               user=self._server.system_user)
+        pg_ctl(
+            ["-w", "-m", "immediate", "stop"],
+            pgdata=self._server.pgdata,
+            user=self._server.system_user,
+        )
 
     def restart(self) -> None:
         """Start a killed cluster again on the same socket."""
@@ -88,13 +91,20 @@ class EmbeddedRedis:
         self._process = subprocess.Popen(  # noqa: S603 - fixed binary, our own arguments
             [
                 binary,
-                "--port", "0",
-                "--unixsocket", str(self.socket_path),
-                "--unixsocketperm", "700",
-                "--dir", str(self.data_dir.resolve()),
-                "--daemonize", "no",
-                "--loglevel", "warning",
-                "--logfile", str(self.data_dir.resolve() / "redis.log"),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket_path),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.data_dir.resolve()),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+                "--logfile",
+                str(self.data_dir.resolve() / "redis.log"),
                 *persistence,
             ],
             stdin=subprocess.DEVNULL,

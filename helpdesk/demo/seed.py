@@ -14,19 +14,44 @@ DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - printed on purpose: local demo o
 DEMO_DOMAIN = "demo.helpdesk.test"
 
 _TICKETS = [
-    ("Reklamace – rozbitý hrnek", "Dobrý den, hrnek dorazil rozbitý. Chci reklamovat zboží.",
-     "jana.novakova@example.cz", "Jana Nováková", "complaint", "Complaints"),
-    ("Kde je moje objednávka 2024-118?", "Objednávka stále nedorazila, můžete to prověřit?",
-     "petr.svoboda@example.cz", "Petr Svoboda", "order", "Support"),
-    ("Vrátenie tovaru", "Dobrý deň, chcel by som vrátiť topánky, sú malé.",
-     "marek.horvath@example.sk", "Marek Horváth", "return", "First line"),
-    ("Question about delivery to Austria", "Do you ship to Vienna and how long does it take?",
-     "anna.gruber@example.at", "Anna Gruber", "question", "First line"),
+    (
+        "Reklamace – rozbitý hrnek",
+        "Dobrý den, hrnek dorazil rozbitý. Chci reklamovat zboží.",
+        "jana.novakova@example.cz",
+        "Jana Nováková",
+        "complaint",
+        "Complaints",
+    ),
+    (
+        "Kde je moje objednávka 2024-118?",
+        "Objednávka stále nedorazila, můžete to prověřit?",
+        "petr.svoboda@example.cz",
+        "Petr Svoboda",
+        "order",
+        "Support",
+    ),
+    (
+        "Vrátenie tovaru",
+        "Dobrý deň, chcel by som vrátiť topánky, sú malé.",
+        "marek.horvath@example.sk",
+        "Marek Horváth",
+        "return",
+        "First line",
+    ),
+    (
+        "Question about delivery to Austria",
+        "Do you ship to Vienna and how long does it take?",
+        "anna.gruber@example.at",
+        "Anna Gruber",
+        "question",
+        "First line",
+    ),
 ]
 
 
-async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, first_response_minutes: int
-                    ) -> bool:
+async def seed_demo(
+    conn: asyncpg.Connection, passwords: Passwords, first_response_minutes: int
+) -> bool:
     """Seed once: does nothing (returns False) when any agent exists."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE agents IN EXCLUSIVE MODE")
@@ -48,10 +73,13 @@ async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, first_respon
             ("partner", ["First line"]),
         ):
             agent = await agents.create_agent(
-                conn, passwords,
+                conn,
+                passwords,
                 AgentCreate(
-                    email=f"{role}@{DEMO_DOMAIN}", name=f"Demo {role.capitalize()}",
-                    role=role, password=DEMO_PASSWORD,  # type: ignore[arg-type]
+                    email=f"{role}@{DEMO_DOMAIN}",
+                    name=f"Demo {role.capitalize()}",
+                    role=role,
+                    password=DEMO_PASSWORD,  # type: ignore[arg-type]
                     group_ids=[groups[g] for g in group_names],
                 ),
             )
@@ -60,10 +88,14 @@ async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, first_respon
         assert admin is not None
         for subject, text, email, name, category, group in _TICKETS:
             await tickets.create_ticket(
-                conn, admin,
+                conn,
+                admin,
                 TicketCreate(
-                    subject=subject, text=text, customer=CustomerRef(email=email, name=name),
-                    category=category, group_id=groups[group],  # type: ignore[arg-type]
+                    subject=subject,
+                    text=text,
+                    customer=CustomerRef(email=email, name=name),
+                    category=category,
+                    group_id=groups[group],  # type: ignore[arg-type]
                 ),
                 first_response_minutes=first_response_minutes,
             )

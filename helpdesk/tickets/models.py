@@ -98,7 +98,9 @@ class CustomerRef(msgspec.Struct, forbid_unknown_fields=True):
     id: int | None = None
     email: Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    phone: Annotated[str, msgspec.Meta(max_length=50, pattern=r"^\+?[0-9 ()./-]{3,50}$")] | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=50, pattern=r"^\+?[0-9 ()./-]{3,50}$")] | None = (
+        None
+    )
 
 
 class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,9 +136,9 @@ class TicketUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
     status: Status | msgspec.UnsetType = msgspec.UNSET
     priority: Priority | msgspec.UnsetType = msgspec.UNSET
-    category: Category | None | msgspec.UnsetType = msgspec.UNSET
-    group_id: int | None | msgspec.UnsetType = msgspec.UNSET
-    assignee_id: int | None | msgspec.UnsetType = msgspec.UNSET
+    category: Category | msgspec.UnsetType | None = msgspec.UNSET
+    group_id: int | msgspec.UnsetType | None = msgspec.UNSET
+    assignee_id: int | msgspec.UnsetType | None = msgspec.UNSET
     tags: list[Tag] | msgspec.UnsetType = msgspec.UNSET
     reason: Reason | None = None
 

@@ -106,7 +106,7 @@ async def list_tickets(
     direction = "DESC" if descending else "ASC"
     rows = await conn.fetch(
         f"""SELECT {TICKET_COLUMNS} FROM tickets t
-            WHERE {' AND '.join(where)}
+            WHERE {" AND ".join(where)}
             ORDER BY t.created_at {direction}, t.id {direction}
             LIMIT {params.add(limit + 1)}""",
         *params.values,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import asyncpg
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from helpdesk.agents.models import Principal
 from helpdesk.channels.outbox import DELIVER_JOB, job_id
@@ -30,14 +29,28 @@ from helpdesk.tickets.models import (
     TicketPage,
     TicketUpdate,
 )
-from helpdesk.web.context import AppContext
+from helpdesk.web.context import Caller, Ctx, Db
 from helpdesk.web.idempotency import run_idempotent
 from helpdesk.web.query import parse_if_match, reject_unknown_params
 
-LIST_PARAMS = frozenset({
-    "status", "priority", "category", "channel", "group_id", "assignee", "customer_id", "tag",
-    "created_after", "created_before", "q", "sort", "limit", "cursor",
-})
+LIST_PARAMS = frozenset(
+    {
+        "status",
+        "priority",
+        "category",
+        "channel",
+        "group_id",
+        "assignee",
+        "customer_id",
+        "tag",
+        "created_after",
+        "created_before",
+        "q",
+        "sort",
+        "limit",
+        "cursor",
+    }
+)
 
 
 def _etag(ticket: TicketOut) -> dict[str, str]:
@@ -52,37 +65,47 @@ class TicketController(Controller):
     async def list_tickets(
         self,
         request: Request[Principal, Any, Any],
-        principal: Principal,
-        db: asyncpg.Connection,
-        status: list[Status] | None = None,
-        priority: list[Priority] | None = None,
-        category: list[Category] | None = None,
-        channel: list[Channel] | None = None,
-        group_id: list[int] | None = None,
+        principal: Caller,
+        db: Db,
+        status: FromQuery[list[Status] | None] = None,
+        priority: FromQuery[list[Priority] | None] = None,
+        category: FromQuery[list[Category] | None] = None,
+        channel: FromQuery[list[Channel] | None] = None,
+        group_id: FromQuery[list[int] | None] = None,
         assignee: Annotated[
-            str | None, Parameter(pattern=r"^(me|unassigned|[0-9]{1,18})$",
-                                  description="'me', 'unassigned' or an agent id")
+            str | None,
+            QueryParameter(
+                pattern=r"^(me|unassigned|[0-9]{1,18})$",
+                description="'me', 'unassigned' or an agent id",
+            ),
         ] = None,
-        customer_id: int | None = None,
-        tag: list[str] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        q: Annotated[str | None, Parameter(max_length=500)] = None,
-        sort: Sort = "-created_at",
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 25,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        customer_id: FromQuery[int | None] = None,
+        tag: FromQuery[list[str] | None] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
+        q: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        sort: FromQuery[Sort] = "-created_at",
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 25,
+        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> TicketPage:
         """Queue listing with filters, full-text search and keyset pagination."""
         reject_unknown_params(request, LIST_PARAMS)
         for name, value in (("created_after", created_after), ("created_before", created_before)):
             if value is not None and value.tzinfo is None:
-                raise InvalidInput("Give a timezone offset, e.g. 2026-11-23T10:00:00+01:00",
-                                   field=name)
+                raise InvalidInput(
+                    "Give a timezone offset, e.g. 2026-11-23T10:00:00+01:00", field=name
+                )
         filters = TicketFilters(
-            status=tuple(status or ()), priority=tuple(priority or ()),
-            category=tuple(category or ()), channel=tuple(channel or ()),
-            group_id=tuple(group_id or ()), assignee=assignee, customer_id=customer_id,
-            tags=tuple(tag or ()), created_after=created_after, created_before=created_before,
+            status=tuple(status or ()),
+            priority=tuple(priority or ()),
+            category=tuple(category or ()),
+            channel=tuple(channel or ()),
+            group_id=tuple(group_id or ()),
+            assignee=assignee,
+            customer_id=customer_id,
+            tags=tuple(tag or ()),
+            created_after=created_after,
+            created_before=created_before,
             q=q.strip() or None if q else None,
         )
         after = queries.decode_cursor(cursor, sort) if cursor else None
@@ -92,8 +115,12 @@ class TicketController(Controller):
 
     @post("/", status_code=201)
     async def create_ticket(
-        self, request: Request[Principal, Any, Any], principal: Principal,
-        db: asyncpg.Connection, ctx: AppContext, data: TicketCreate,
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        data: JSONBody[TicketCreate],
     ) -> Response[bytes]:
         """Open a ticket for a customer (API channel, phone calls, internal use)."""
 
@@ -106,15 +133,19 @@ class TicketController(Controller):
 
     @get("/{ticket_id:int}")
     async def get_ticket(
-        self, principal: Principal, db: asyncpg.Connection, ticket_id: int
+        self, principal: Caller, db: Db, ticket_id: FromPath[int]
     ) -> Response[TicketDetail]:
         detail = await service.get_detail(db, principal, ticket_id)
         return Response(detail, headers=_etag(detail.ticket))
 
     @patch("/{ticket_id:int}")
     async def update_ticket(
-        self, request: Request[Principal, Any, Any], principal: Principal,
-        db: asyncpg.Connection, ticket_id: int, data: TicketUpdate,
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ticket_id: FromPath[int],
+        data: JSONBody[TicketUpdate],
     ) -> Response[TicketOut]:
         """Change status, priority, category, group, assignee or tags. Requires If-Match."""
         version = parse_if_match(request.headers.get("if-match"))
@@ -126,15 +157,25 @@ class TicketController(Controller):
 
     @post("/{ticket_id:int}/replies", status_code=201)
     async def reply(
-        self, request: Request[Principal, Any, Any], principal: Principal,
-        db: asyncpg.Connection, ctx: AppContext, ticket_id: int, data: ReplyCreate,
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        ticket_id: FromPath[int],
+        data: JSONBody[ReplyCreate],
     ) -> Response[bytes]:
         """A public reply to the customer, delivered on the ticket's channel via the outbox."""
         outbox_ids: list[int] = []
 
         async def action() -> MessageOut:
             message, outbox_id = await service.add_agent_message(
-                db, principal, ticket_id, data.text, data.attachments, public=True,
+                db,
+                principal,
+                ticket_id,
+                data.text,
+                data.attachments,
+                public=True,
                 max_attachment_bytes=ctx.settings.attachment_max_bytes,
             )
             if outbox_id is not None:
@@ -149,14 +190,24 @@ class TicketController(Controller):
 
     @post("/{ticket_id:int}/notes", status_code=201)
     async def note(
-        self, request: Request[Principal, Any, Any], principal: Principal,
-        db: asyncpg.Connection, ctx: AppContext, ticket_id: int, data: NoteCreate,
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        ticket_id: FromPath[int],
+        data: JSONBody[NoteCreate],
     ) -> Response[bytes]:
         """An internal note, visible to agents only."""
 
         async def action() -> MessageOut:
             message, _ = await service.add_agent_message(
-                db, principal, ticket_id, data.text, data.attachments, public=False,
+                db,
+                principal,
+                ticket_id,
+                data.text,
+                data.attachments,
+                public=False,
                 max_attachment_bytes=ctx.settings.attachment_max_bytes,
             )
             return message
@@ -165,8 +216,12 @@ class TicketController(Controller):
 
     @post("/{ticket_id:int}/merge", status_code=200)
     async def merge(
-        self, request: Request[Principal, Any, Any], principal: Principal,
-        db: asyncpg.Connection, ticket_id: int, data: MergeRequest,
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ticket_id: FromPath[int],
+        data: JSONBody[MergeRequest],
     ) -> Response[bytes]:
         """Merge this ticket into another: messages move, this one closes with a link."""
 
@@ -184,7 +239,7 @@ class AttachmentController(Controller):
 
     @get("/{attachment_id:int}")
     async def download(
-        self, principal: Principal, db: asyncpg.Connection, attachment_id: int
+        self, principal: Caller, db: Db, attachment_id: FromPath[int]
     ) -> Response[bytes]:
         """Always a download, never rendered on our origin (no stored XSS via attachments)."""
         row = await service.get_attachment(db, principal, attachment_id)

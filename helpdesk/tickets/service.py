@@ -38,13 +38,21 @@ from helpdesk.tickets.queries import TICKET_COLUMNS, fetch_ticket, ticket_out
 
 
 async def _record_event(
-    conn: asyncpg.Connection, ticket_id: int, actor: Principal | None, action: str,
-    changes: dict[str, Any] | None = None, reason: str | None = None,
+    conn: asyncpg.Connection,
+    ticket_id: int,
+    actor: Principal | None,
+    action: str,
+    changes: dict[str, Any] | None = None,
+    reason: str | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
            VALUES ($1, $2, $3, $4, $5)""",
-        ticket_id, actor.agent_id if actor else None, action, changes or {}, reason,
+        ticket_id,
+        actor.agent_id if actor else None,
+        action,
+        changes or {},
+        reason,
     )
 
 
@@ -83,7 +91,10 @@ async def _check_assignment(
 
 
 async def create_ticket(
-    conn: asyncpg.Connection, principal: Principal, data: TicketCreate, *,
+    conn: asyncpg.Connection,
+    principal: Principal,
+    data: TicketCreate,
+    *,
     first_response_minutes: int,
 ) -> TicketOut:
     """Open a ticket with the customer's first message; the SLA clock starts now."""
@@ -99,8 +110,15 @@ async def create_ticket(
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,
                     CASE WHEN $7::bigint IS NULL THEN 'new' ELSE 'open' END)
             RETURNING {TICKET_COLUMNS}""",
-        data.subject, data.priority, data.category, data.channel, customer_id, data.group_id,
-        data.assignee_id, sorted(set(data.tags)), first_response_due(now, first_response_minutes),
+        data.subject,
+        data.priority,
+        data.category,
+        data.channel,
+        customer_id,
+        data.group_id,
+        data.assignee_id,
+        sorted(set(data.tags)),
+        first_response_due(now, first_response_minutes),
         now,
     )
     ticket = ticket_out(row)
@@ -108,10 +126,17 @@ async def create_ticket(
         """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
                                  body_text, created_at)
            VALUES ($1, 'inbound', 'public', $2, $3, $4, $5)""",
-        ticket.id, customer_id, data.channel, data.text, now,
+        ticket.id,
+        customer_id,
+        data.channel,
+        data.text,
+        now,
     )
     await _record_event(
-        conn, ticket.id, principal, "created",
+        conn,
+        ticket.id,
+        principal,
+        "created",
         {"channel": data.channel, "group_id": data.group_id, "assignee_id": data.assignee_id},
     )
     return ticket
@@ -123,19 +148,23 @@ async def _store_attachments(
     stored = []
     for item in attachments:
         if len(item.content) > max_bytes:
-            raise PayloadTooLarge(
-                f"Attachment {item.filename!r} is larger than {max_bytes} bytes"
-            )
+            raise PayloadTooLarge(f"Attachment {item.filename!r} is larger than {max_bytes} bytes")
         attachment_id = await conn.fetchval(
             """INSERT INTO attachments (message_id, filename, content_type, size_bytes, sha256,
                                         content)
                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-            message_id, item.filename, item.content_type, len(item.content),
-            hashlib.sha256(item.content).digest(), item.content,
+            message_id,
+            item.filename,
+            item.content_type,
+            len(item.content),
+            hashlib.sha256(item.content).digest(),
+            item.content,
         )
         stored.append(
             AttachmentOut(
-                id=attachment_id, filename=item.filename, content_type=item.content_type,
+                id=attachment_id,
+                filename=item.filename,
+                content_type=item.content_type,
                 size_bytes=len(item.content),
             )
         )
@@ -143,8 +172,14 @@ async def _store_attachments(
 
 
 async def add_agent_message(
-    conn: asyncpg.Connection, principal: Principal, ticket_id: int, text: str,
-    attachments: list[AttachmentIn], *, public: bool, max_attachment_bytes: int,
+    conn: asyncpg.Connection,
+    principal: Principal,
+    ticket_id: int,
+    text: str,
+    attachments: list[AttachmentIn],
+    *,
+    public: bool,
+    max_attachment_bytes: int,
 ) -> tuple[MessageOut, int | None]:
     """A public reply (queued in the outbox, first response recorded) or an internal note.
 
@@ -159,7 +194,11 @@ async def add_agent_message(
                                  delivery_status)
            VALUES ($1, 'outbound', $2, $3, $4, $5, $6)
            RETURNING *""",
-        ticket.id, kind, principal.agent_id, ticket.channel, text,
+        ticket.id,
+        kind,
+        principal.agent_id,
+        ticket.channel,
+        text,
         "pending" if public else None,
     )
     stored = await _store_attachments(conn, row["id"], attachments, max_attachment_bytes)
@@ -171,28 +210,40 @@ async def add_agent_message(
                    status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
                    updated_at = clock_timestamp(), version = version + 1
                WHERE id = $1""",
-            ticket.id, row["created_at"],
+            ticket.id,
+            row["created_at"],
         )
     else:
         await conn.execute(
             "UPDATE tickets SET updated_at = clock_timestamp() WHERE id = $1", ticket.id
         )
-    await _record_event(conn, ticket.id, principal, "replied" if public else "noted",
-                        {"message_id": row["id"]})
+    await _record_event(
+        conn, ticket.id, principal, "replied" if public else "noted", {"message_id": row["id"]}
+    )
     return _message_out(row, stored), outbox_id
 
 
 def _message_out(row: asyncpg.Record, attachments: list[AttachmentOut]) -> MessageOut:
     return MessageOut(
-        id=row["id"], ticket_id=row["ticket_id"], direction=row["direction"], kind=row["kind"],
-        author_agent_id=row["author_agent_id"], author_customer_id=row["author_customer_id"],
-        channel=row["channel"], body_text=row["body_text"], body_html=row["body_html"],
-        delivery_status=row["delivery_status"], delivery_error=row["delivery_error"],
-        created_at=row["created_at"], attachments=attachments,
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        direction=row["direction"],
+        kind=row["kind"],
+        author_agent_id=row["author_agent_id"],
+        author_customer_id=row["author_customer_id"],
+        channel=row["channel"],
+        body_text=row["body_text"],
+        body_html=row["body_html"],
+        delivery_status=row["delivery_status"],
+        delivery_error=row["delivery_error"],
+        created_at=row["created_at"],
+        attachments=attachments,
     )
 
 
-async def get_detail(conn: asyncpg.Connection, principal: Principal, ticket_id: int) -> TicketDetail:
+async def get_detail(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int
+) -> TicketDetail:
     ticket = await get_in_scope(conn, principal, ticket_id)
     customer = await conn.fetchrow(
         "SELECT id, name, email, phone FROM customers WHERE id = $1", ticket.customer_id
@@ -209,8 +260,12 @@ async def get_detail(conn: asyncpg.Connection, principal: Principal, ticket_id: 
     by_message: dict[int, list[AttachmentOut]] = {}
     for a in attachment_rows:
         by_message.setdefault(a["message_id"], []).append(
-            AttachmentOut(id=a["id"], filename=a["filename"], content_type=a["content_type"],
-                          size_bytes=a["size_bytes"])
+            AttachmentOut(
+                id=a["id"],
+                filename=a["filename"],
+                content_type=a["content_type"],
+                size_bytes=a["size_bytes"],
+            )
         )
     events = await conn.fetch(
         "SELECT * FROM ticket_events WHERE ticket_id = $1 ORDER BY id", ticket.id
@@ -218,20 +273,31 @@ async def get_detail(conn: asyncpg.Connection, principal: Principal, ticket_id: 
     return TicketDetail(
         ticket=ticket,
         customer=CustomerSummary(
-            id=customer["id"], name=customer["name"], email=customer["email"],
+            id=customer["id"],
+            name=customer["name"],
+            email=customer["email"],
             phone=customer["phone"],
         ),
         messages=[_message_out(m, by_message.get(m["id"], [])) for m in messages],
         events=[
-            EventOut(id=e["id"], actor_agent_id=e["actor_agent_id"], action=e["action"],
-                     changes=e["changes"], reason=e["reason"], created_at=e["created_at"])
+            EventOut(
+                id=e["id"],
+                actor_agent_id=e["actor_agent_id"],
+                action=e["action"],
+                changes=e["changes"],
+                reason=e["reason"],
+                created_at=e["created_at"],
+            )
             for e in events
         ],
     )
 
 
 async def update_ticket(
-    conn: asyncpg.Connection, principal: Principal, ticket_id: int, data: TicketUpdate,
+    conn: asyncpg.Connection,
+    principal: Principal,
+    ticket_id: int,
+    data: TicketUpdate,
     expected_version: int,
 ) -> TicketOut:
     """Change fields if the caller saw the current version (optimistic concurrency)."""
@@ -261,7 +327,9 @@ async def update_ticket(
         group_id = requested.get("group_id", ticket.group_id)
         assignee_id = requested.get("assignee_id", ticket.assignee_id)
         await _check_assignment(
-            conn, principal, group_id if "group_id" in changes else ticket.group_id,
+            conn,
+            principal,
+            group_id if "group_id" in changes else ticket.group_id,
             assignee_id if "assignee_id" in changes else None,
         )
     new = {name: change["to"] for name, change in changes.items()}
@@ -277,16 +345,23 @@ async def update_ticket(
                updated_at = clock_timestamp(), version = version + 1
             WHERE t.id = $1
             RETURNING {TICKET_COLUMNS}""",
-        ticket.id, status, new.get("priority", ticket.priority),
-        new.get("category", ticket.category), new.get("group_id", ticket.group_id),
-        new.get("assignee_id", ticket.assignee_id), new.get("tags", ticket.tags),
+        ticket.id,
+        status,
+        new.get("priority", ticket.priority),
+        new.get("category", ticket.category),
+        new.get("group_id", ticket.group_id),
+        new.get("assignee_id", ticket.assignee_id),
+        new.get("tags", ticket.tags),
     )
     await _record_event(conn, ticket.id, principal, "updated", changes, data.reason)
     return ticket_out(row)
 
 
 async def merge_tickets(
-    conn: asyncpg.Connection, principal: Principal, source_id: int, target_id: int,
+    conn: asyncpg.Connection,
+    principal: Principal,
+    source_id: int,
+    target_id: int,
     reason: str | None,
 ) -> TicketOut:
     """Move every message of `source_id` into `target_id` and close the source with a link."""
@@ -294,10 +369,14 @@ async def merge_tickets(
         raise InvalidInput("A ticket cannot be merged into itself", field="into_ticket_id")
     # Lock both rows in id order so two opposite merges cannot deadlock.
     first, second = sorted((source_id, target_id))
-    locked = {t.id: t for t in [
-        await fetch_ticket(conn, principal, first, for_update=True),
-        await fetch_ticket(conn, principal, second, for_update=True),
-    ] if t is not None}
+    locked = {
+        t.id: t
+        for t in [
+            await fetch_ticket(conn, principal, first, for_update=True),
+            await fetch_ticket(conn, principal, second, for_update=True),
+        ]
+        if t is not None
+    }
     if source_id not in locked:
         raise NotFound(f"Ticket {source_id} not found")
     if target_id not in locked:
@@ -308,14 +387,18 @@ async def merge_tickets(
     moved = await conn.fetchval(
         "WITH m AS (UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1 RETURNING 1) "
         "SELECT count(*) FROM m",
-        source.id, target.id,
+        source.id,
+        target.id,
     )
-    await conn.execute("UPDATE outbox SET ticket_id = $2 WHERE ticket_id = $1", source.id, target.id)
+    await conn.execute(
+        "UPDATE outbox SET ticket_id = $2 WHERE ticket_id = $1", source.id, target.id
+    )
     await conn.execute(
         """UPDATE tickets SET status = 'closed', closed_at = clock_timestamp(),
                merged_into_id = $2, updated_at = clock_timestamp(), version = version + 1
            WHERE id = $1""",
-        source.id, target.id,
+        source.id,
+        target.id,
     )
     row = await conn.fetchrow(
         f"""UPDATE tickets t SET
@@ -325,12 +408,25 @@ async def merge_tickets(
                    ELSE least(t.first_responded_at, $2) END,
                updated_at = clock_timestamp(), version = version + 1
             WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
-        target.id, source.first_responded_at,
+        target.id,
+        source.first_responded_at,
     )
-    await _record_event(conn, source.id, principal, "merged_into",
-                        {"into_ticket_id": target.id, "messages_moved": moved}, reason)
-    await _record_event(conn, target.id, principal, "merged_from",
-                        {"from_ticket_id": source.id, "messages_moved": moved}, reason)
+    await _record_event(
+        conn,
+        source.id,
+        principal,
+        "merged_into",
+        {"into_ticket_id": target.id, "messages_moved": moved},
+        reason,
+    )
+    await _record_event(
+        conn,
+        target.id,
+        principal,
+        "merged_from",
+        {"from_ticket_id": source.id, "messages_moved": moved},
+        reason,
+    )
     return ticket_out(row)
 
 

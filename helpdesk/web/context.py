@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
 from arq.connections import ArqRedis
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from helpdesk.agents.models import Principal
 from helpdesk.agents.passwords import Passwords
@@ -56,3 +58,9 @@ def provide_principal(request: Request[Principal, bytes, State]) -> Principal:
 
 def client_ip(request: Request[Principal, bytes, State]) -> str | None:
     return request.client.host if request.client else None
+
+
+# Explicit dependency markers for route signatures (litestar 3 drops inferred ones).
+Db: TypeAlias = NamedDependency[asyncpg.Connection]
+Caller: TypeAlias = NamedDependency[Principal]
+Ctx: TypeAlias = NamedDependency[AppContext]

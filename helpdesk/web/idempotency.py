@@ -43,7 +43,10 @@ async def run_idempotent(
     """Run `action` in a transaction, at most once per Idempotency-Key of the caller."""
     key = idempotency_key(request)
     fingerprint = hashlib.sha256(
-        request.method.encode() + b" " + request.url.path.encode() + b"\n"
+        request.method.encode()
+        + b" "
+        + request.url.path.encode()
+        + b"\n"
         + msgspec.json.encode(payload)
     ).digest()
     result: Any = None
@@ -53,21 +56,28 @@ async def run_idempotent(
                 """INSERT INTO idempotency_keys (agent_id, key, request_method, request_path,
                                                  request_hash)
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
-                principal.agent_id, key, request.method, request.url.path, fingerprint,
+                principal.agent_id,
+                key,
+                request.method,
+                request.url.path,
+                fingerprint,
             )
             if not claimed:
                 stored = await conn.fetchrow(
                     """SELECT request_hash, response_status, response_body FROM idempotency_keys
                        WHERE agent_id = $1 AND key = $2""",
-                    principal.agent_id, key,
+                    principal.agent_id,
+                    key,
                 )
                 if stored["request_hash"] != fingerprint:
                     raise UnprocessableIdempotencyKey(
                         "This Idempotency-Key was used with a different request"
                     )
                 return Response(
-                    stored["response_body"], status_code=stored["response_status"],
-                    media_type="application/json", headers={"Idempotent-Replayed": "true"},
+                    stored["response_body"],
+                    status_code=stored["response_status"],
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
                 )
         result = await action()
         body = msgspec.json.encode(result)
@@ -75,7 +85,10 @@ async def run_idempotent(
             await conn.execute(
                 """UPDATE idempotency_keys SET response_status = $3, response_body = $4
                    WHERE agent_id = $1 AND key = $2""",
-                principal.agent_id, key, status_code, body,
+                principal.agent_id,
+                key,
+                status_code,
+                body,
             )
     if after_commit is not None:
         await after_commit(result)

@@ -94,9 +94,14 @@ def _after_denial(request: Request[Any, Any, Any], status: int, reason: str) -> 
                     pipe.expire(key, ctx.settings.auth.not_found_window_seconds, nx=True)
                     await pipe.execute()
             await audit.record(
-                ctx.pool, action=f"{request.method} {request.scope.get('path_template', '')}",
-                outcome="denied", actor=principal, object_type="http",
-                object_id=request.url.path, detail={"status": status, "reason": reason}, ip=ip,
+                ctx.pool,
+                action=f"{request.method} {request.scope.get('path_template', '')}",
+                outcome="denied",
+                actor=principal,
+                object_type="http",
+                object_id=request.url.path,
+                detail={"status": status, "reason": reason},
+                ip=ip,
             )
         except Exception:
             log.warning("could not record a denial")
@@ -176,8 +181,12 @@ def handle_bad_body(request: Request[Any, Any, Any], exc: Exception) -> Response
 def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.warning("database unavailable", extra={"error": type(exc).__name__})
     return problem(
-        request, 503, "service-unavailable", "Service temporarily unavailable",
-        "A backing service is unavailable; retry shortly.", headers={"Retry-After": "5"},
+        request,
+        503,
+        "service-unavailable",
+        "Service temporarily unavailable",
+        "A backing service is unavailable; retry shortly.",
+        headers={"Retry-After": "5"},
     )
 
 
@@ -186,7 +195,10 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
         return handle_unavailable(request, exc)
     log.error("unhandled error", exc_info=exc)
     return problem(
-        request, 500, "internal-error", "Internal error",
+        request,
+        500,
+        "internal-error",
+        "Internal error",
         "Something went wrong on our side; the request id identifies it in our logs.",
     )
 

@@ -25,5 +25,5 @@ def parse_if_match(value: str | None) -> int | None:
         text = text[2:]
     text = text.strip('"')
     if not text.isdigit() or len(text) > 9:
-        raise InvalidInput("If-Match must be the ticket's ETag, e.g. \"3\"", field="If-Match")
+        raise InvalidInput('If-Match must be the ticket\'s ETag, e.g. "3"', field="If-Match")
     return int(text)

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from helpdesk.web.context import AppContext
+from helpdesk.web.context import Ctx
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ async def _check(name: str, probe: Any) -> tuple[str, str]:
 
 
 @get("/readyz", exclude_from_auth=True, tags=["system"])
-async def readyz(ctx: AppContext) -> Response[dict[str, Any]]:
+async def readyz(ctx: Ctx) -> Response[dict[str, Any]]:
     """PostgreSQL and Redis are reachable; 503 with details otherwise."""
     checks = dict(
         await asyncio.gather(
@@ -45,7 +45,7 @@ async def readyz(ctx: AppContext) -> Response[dict[str, Any]]:
 
 
 @get("/metrics", exclude_from_auth=True, tags=["system"], include_in_schema=False)
-async def metrics(ctx: AppContext) -> Response[bytes]:
+async def metrics(ctx: Ctx) -> Response[bytes]:
     """Prometheus text format; queue depths are read at scrape time."""
     try:
         ctx.metrics.queue_depth.set(await ctx.redis.zcard("arq:queue"))
