@@ -22,7 +22,7 @@ from helpdesk.audit import service as audit
 from helpdesk.config import AuthSettings
 from helpdesk.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthenticated
 
-TOKEN_PREFIX = "hd_"
+TOKEN_PREFIX = "hd_"  # noqa: S105 - a public marker, not a secret
 
 _AGENT_COLUMNS = """
     a.id, a.email, a.name, a.role, a.active, a.created_at,
@@ -107,6 +107,8 @@ async def login(
 ) -> tuple[str, datetime, AgentOut]:
     """Check e-mail and password, then issue a token.
 
+    Failures are audited by the API's error handler (after the rollback), not here.
+
     The attempt counter is taken *before* the password is checked, atomically in Redis,
     so N concurrent guesses never get more than `login_max_failures` verifications.
     """
@@ -117,29 +119,12 @@ async def login(
         pipe.ttl(key)
         _, attempts, ttl = await pipe.execute()
     if attempts > settings.login_max_failures:
-        await audit.record(
-            conn,
-            action="auth.login",
-            outcome="denied",
-            object_type="login",
-            detail={"reason": "rate_limited"},
-            ip=ip,
-        )
         raise TooManyRequests("Too many failed logins; try again later", retry_after=max(ttl, 1))
     row = await conn.fetchrow(
         "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND active",
         email.strip(),
     )
     if not await passwords.verify(row["password_hash"] if row else None, password):
-        await audit.record(
-            conn,
-            action="auth.login",
-            outcome="denied",
-            object_type="agent",
-            object_id=row["id"] if row else None,
-            detail={"reason": "bad_credentials"},
-            ip=ip,
-        )
         raise Unauthenticated("Wrong e-mail or password")
     assert row is not None
     await redis.delete(key)
@@ -291,14 +276,6 @@ async def change_own_password(
         "SELECT password_hash FROM agents WHERE id = $1", principal.agent_id
     )
     if not await passwords.verify(password_hash, current_password):
-        await audit.record(
-            conn,
-            action="agent.password_change",
-            outcome="denied",
-            actor=principal,
-            object_type="agent",
-            object_id=principal.agent_id,
-        )
         raise Unauthenticated("Current password is wrong")
     await conn.execute(
         "UPDATE agents SET password_hash = $2, updated_at = now() WHERE id = $1",

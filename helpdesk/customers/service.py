@@ -40,7 +40,10 @@ async def search_customers(
     before_id: int | None,
     limit: int,
 ) -> CustomerPage:
-    """Newest first; `q` matches name, e-mail, phone or external id literally, any case or accent."""
+    """Newest first; `q` matches name, e-mail, phone or external id literally.
+
+    Matching ignores case and (for names) diacritics; `%`, `_` and `\\` are plain characters.
+    """
     params = Params()
     where = [_visible(principal, params)]
     if q:

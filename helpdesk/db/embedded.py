@@ -36,7 +36,8 @@ class EmbeddedPostgres:
                 "(pip install 'helpdesk[embedded]')"
             ) from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        get_server = pgserver.get_server  # type: ignore[attr-defined]
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
         return self.dsn
 
     @property
@@ -53,7 +54,7 @@ class EmbeddedPostgres:
 
     def kill(self) -> None:
         """Stop PostgreSQL at once, as a crash or restart would (tests use it)."""
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(
             ["-w", "-m", "immediate", "stop"],

@@ -7,9 +7,6 @@ from typing import Any
 
 import asyncpg
 
-Connection = asyncpg.Connection
-Pool = asyncpg.Pool
-
 # Errors raised while PostgreSQL is down or restarting; the API answers 503 for these.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -26,8 +23,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> Pool:
-    pool: Pool = await asyncpg.create_pool(
+async def create_pool(
+    dsn: str, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,

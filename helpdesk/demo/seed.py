@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncpg
 
 from helpdesk.agents import service as agents
-from helpdesk.agents.models import AgentCreate, GroupCreate, Principal
+from helpdesk.agents.models import AgentCreate, GroupCreate, Principal, Role
 from helpdesk.agents.passwords import Passwords
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import CustomerRef, TicketCreate
+from helpdesk.tickets.models import Category, CustomerRef, TicketCreate
 
 DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - printed on purpose: local demo only
 DEMO_DOMAIN = "demo.helpdesk.test"
 
-_TICKETS = [
+_TICKETS: list[tuple[str, str, str, str, Category, str]] = [
     (
-        "Reklamace – rozbitý hrnek",
+        "Reklamace: rozbitý hrnek",
         "Dobrý den, hrnek dorazil rozbitý. Chci reklamovat zboží.",
         "jana.novakova@example.cz",
         "Jana Nováková",
@@ -66,12 +66,13 @@ async def seed_demo(
             )
         }
         admin = None
-        for role, group_names in (
+        members: list[tuple[Role, list[str]]] = [
             ("admin", ["Support", "Complaints"]),
             ("supervisor", ["Support", "Complaints", "First line"]),
             ("agent", ["Support", "Complaints"]),
             ("partner", ["First line"]),
-        ):
+        ]
+        for role, group_names in members:
             agent = await agents.create_agent(
                 conn,
                 passwords,
@@ -79,7 +80,7 @@ async def seed_demo(
                     email=f"{role}@{DEMO_DOMAIN}",
                     name=f"Demo {role.capitalize()}",
                     role=role,
-                    password=DEMO_PASSWORD,  # type: ignore[arg-type]
+                    password=DEMO_PASSWORD,
                     group_ids=[groups[g] for g in group_names],
                 ),
             )
@@ -95,7 +96,7 @@ async def seed_demo(
                     text=text,
                     customer=CustomerRef(email=email, name=name),
                     category=category,
-                    group_id=groups[group],  # type: ignore[arg-type]
+                    group_id=groups[group],
                 ),
                 first_response_minutes=first_response_minutes,
             )

@@ -78,10 +78,10 @@ async def _check_assignment(
         raise Forbidden("Partner agents must keep tickets in one of their groups")
     if assignee_id is not None:
         agent = await conn.fetchrow(
-            """SELECT a.active, coalesce(array_agg(g.group_id) FILTER (WHERE g.group_id IS NOT NULL),
-                                         '{}') AS group_ids
-               FROM agents a LEFT JOIN agent_groups g ON g.agent_id = a.id
-               WHERE a.id = $1 GROUP BY a.id""",
+            """SELECT a.active,
+                      coalesce((SELECT array_agg(g.group_id) FROM agent_groups g
+                                WHERE g.agent_id = a.id), '{}') AS group_ids
+               FROM agents a WHERE a.id = $1""",
             assignee_id,
         )
         if agent is None or not agent["active"]:

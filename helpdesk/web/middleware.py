@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from helpdesk.observability import Metrics, request_id_var
 
@@ -21,7 +21,8 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
     """Give every request an id (honouring a sane X-Request-ID), log it, measure it."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind: str = scope["type"]
+        if kind != "http":
             await app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
@@ -30,13 +31,13 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_id(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -96,7 +97,8 @@ def json_body_sanitizer(max_body_bytes: int) -> Any:
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "DELETE"):
+            kind: str = scope["type"]
+            if kind != "http" or scope.get("method") in ("GET", "HEAD", "DELETE"):
                 await app(scope, receive, send)
                 return
             content_type = (_header(scope, b"content-type") or "").lower()
@@ -107,7 +109,7 @@ def json_body_sanitizer(max_body_bytes: int) -> Any:
             size = 0
             more = True
             while more:
-                message = await receive()
+                message: Any = await receive()
                 if message["type"] != "http.request":
                     await app(scope, _replay_then(message, receive), send)
                     return
@@ -127,10 +129,10 @@ def json_body_sanitizer(max_body_bytes: int) -> Any:
     return factory
 
 
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+def _replay(body: bytes, more: bool, receive: Receive) -> Any:
     sent = False
 
-    async def replay() -> Message:
+    async def replay() -> Any:
         nonlocal sent
         if not sent:
             sent = True
@@ -140,10 +142,10 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _replay_then(first: Message, receive: Receive) -> Receive:
+def _replay_then(first: Any, receive: Receive) -> Any:
     sent = False
 
-    async def replay() -> Message:
+    async def replay() -> Any:
         nonlocal sent
         if not sent:
             sent = True

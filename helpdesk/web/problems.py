@@ -121,7 +121,7 @@ def handle_helpdesk_error(
     if exc.status_code == 503:
         headers["Retry-After"] = "5"
     background = None
-    if exc.status_code in (401, 403) or (exc.status_code == 404 and _principal(request)):
+    if exc.status_code in (401, 403, 429) or (exc.status_code == 404 and _principal(request)):
         background = _after_denial(request, exc.status_code, exc.slug)
     return problem(
         request, exc.status_code, exc.slug, exc.title, exc.detail, exc.extra, headers, background
@@ -145,10 +145,8 @@ def _validation_errors(extra: Any) -> list[dict[str, str]]:
         parts = [path.group(1)] if path and path.group(1) else []
         if named:
             parts.append(named.group(1))
-        if parts:
-            field = ".".join(parts).replace("[", ".").replace("]", "")
-        else:
-            field = "" if key == "data" else key
+        field = ".".join(parts) if parts else ("" if key == "data" else key)
+        field = field.replace("[", ".").replace("]", "")
         errors.append({"field": field, "message": _AT.sub("", message)})
     return errors
 
