@@ -76,7 +76,9 @@ def _filter_clauses(principal: Principal, filters: TicketFilters, params: Params
     if filters.created_before is not None:
         where.append(f"t.created_at < {params.add(filters.created_before)}")
     if filters.q:
-        # Folded on both sides, so "zbozi" finds "zboží" and the other way round.
+        # Folded on both sides, so "zbozi" finds "zboží" and the other way round. A ticket
+        # matches when its subject or one of its messages matches the whole query; both
+        # sides use their GIN index.
         query = f"websearch_to_tsquery('simple', helpdesk_fold({params.add(filters.q)}))"
         where.append(
             f"""(t.search_vector @@ {query}

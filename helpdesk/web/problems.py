@@ -88,23 +88,23 @@ def _after_denial(request: Request[Any, Any, Any], status: int, reason: str) -> 
         token = request_id_var.set(request_id)
         try:
             if status == 404 and principal is not None:
-                key = not_found_key(principal.agent_id)
-                async with ctx.redis.pipeline(transaction=True) as pipe:
-                    pipe.incr(key)
-                    pipe.expire(key, ctx.settings.auth.not_found_window_seconds, nx=True)
-                    await pipe.execute()
-            await audit.record(
-                ctx.pool,
-                action=f"{request.method} {request.scope.get('path_template', '')}",
-                outcome="denied",
-                actor=principal,
-                object_type="http",
-                object_id=request.url.path,
-                detail={"status": status, "reason": reason},
-                ip=ip,
-            )
-        except Exception:
-            log.warning("could not record a denial")
+                try:
+                    key = not_found_key(principal.agent_id)
+                    async with ctx.redis.pipeline(transaction=True) as pipe:
+                        pipe.set(key, 0, ex=ctx.settings.auth.not_found_window_seconds, nx=True)
+                        pipe.incr(key)
+                        await pipe.execute()
+                except Exception:
+                    log.warning("could not count a 404 towards the id-walking budget")
+            try:
+                await audit.record(
+                    ctx.pool, action=f"{request.method} {request.scope.get('path_template', '')}",
+                    outcome="denied", actor=principal, object_type="http",
+                    object_id=request.url.path, detail={"status": status, "reason": reason},
+                    ip=ip,
+                )
+            except Exception:
+                log.warning("could not record a denial in the audit log")
         finally:
             request_id_var.reset(token)
 

@@ -1,0 +1,152 @@
+"""Full-text search with and without diacritics, literal filters (B5), stable cursor pages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import AgentHandle, Factory
+
+Client = AsyncTestClient[Any]
+
+
+async def search(client: Client, agent: AgentHandle, **params: Any) -> list[int]:
+    response = await client.get("/tickets", params=params, headers=agent.headers)
+    assert response.status_code == 200, response.text
+    return [t["id"] for t in response.json()["items"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("reklamace", "cs"), ("REKLAMACE", "cs"), ("zbozi", "cs"), ("zboží", "cs"),
+        ("Žluťoučký", "cs"), ("zlutoucky", "cs"), ("reklamácia", "sk"), ("reklamacia", "sk"),
+        ("vratenie tovaru", "sk"), ("vrátenie", "sk"), ("refund", "en"),
+        ("reklamovat zbozi", "cs"), ("reklamovat -zbozi", None), ("nonexistentword", None),
+    ],
+)
+async def test_full_text_search_folds_diacritics(
+    client: Client, factory: Factory, query: str, expected: str | None
+) -> None:
+    agent = await factory.agent("agent")
+    tickets = {
+        "cs": await factory.ticket(client, agent, subject="Reklamace",
+                                   text="Žluťoučký kůň, chci reklamovat zboží."),
+        "sk": await factory.ticket(client, agent, subject="Reklamácia",
+                                   text="Prosím o vrátenie tovaru."),
+        "en": await factory.ticket(client, agent, subject="Order 118",
+                                   text="I want a refund for my order."),
+    }
+    found = await search(client, agent, q=query)
+    assert found == ([tickets[expected]["id"]] if expected else [])
+
+
+async def test_search_matches_replies_and_notes_too(client: Client, factory: Factory) -> None:
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent, subject="Dotaz", text="Dobrý den")
+    await client.post(f"/tickets/{ticket['id']}/notes", json={"text": "Zásilka ztracena u PPL"},
+                      headers=agent.headers)
+    assert await search(client, agent, q="zasilka") == [ticket["id"]]
+
+
+@pytest.mark.parametrize(
+    "hostile", ["'; DROP TABLE tickets; --", "%", "_", "\\", "100%_\\'", "a & b | !c", ":*", "("]
+)
+async def test_hostile_search_and_filters_are_taken_literally(
+    client: Client, factory: Factory, hostile: str
+) -> None:
+    """B5: SQL and LIKE metacharacters match only themselves, never everything or an error."""
+    agent = await factory.agent("agent")
+    await factory.ticket(client, agent, subject="Plain ticket",
+                         customer={"name": "Plain customer"})
+    literal = await factory.ticket(client, agent, subject=f"Weird {hostile} subject",
+                                   customer={"name": f"Weird {hostile}"})
+    tickets = await client.get("/tickets", params={"q": hostile, "tag": hostile},
+                               headers=agent.headers)
+    assert tickets.status_code == 200
+    assert tickets.json()["items"] == []
+    customers = await client.get("/customers", params={"q": hostile}, headers=agent.headers)
+    assert customers.status_code == 200
+    assert [c["id"] for c in customers.json()["items"]] == [literal["customer_id"]]
+    assert len(await search(client, agent)) == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"sort": "subject"}, "sort"), ({"status": "deleted"}, "status"),
+        ({"limit": "0"}, "limit"), ({"limit": "1000"}, "limit"),
+        ({"assignee": "someone"}, "assignee"), ({"cursor": "garbage!"}, "cursor"),
+        ({"order_by": "id"}, "order_by"), ({"created_after": "yesterday"}, "created_after"),
+        ({"created_after": "2026-01-01T00:00:00"}, "created_after"),
+        ({"group_id": "1 OR 1=1"}, "group_id"),
+    ],
+)
+async def test_bad_listing_parameters_are_400_naming_the_parameter(
+    client: Client, factory: Factory, params: dict[str, str], field: str
+) -> None:
+    agent = await factory.agent("agent")
+    response = await client.get("/tickets", params=params, headers=agent.headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert any(field in e["field"] for e in response.json()["errors"]), response.json()
+
+
+async def test_filters_combine(client: Client, factory: Factory) -> None:
+    group = await factory.group()
+    agent = await factory.agent("agent", [group])
+    mine = await factory.ticket(client, agent, group_id=group, assignee_id=agent.id,
+                                priority="urgent", tags=["vip"], category="complaint")
+    await factory.ticket(client, agent, group_id=group, priority="urgent")
+    await factory.ticket(client, agent, tags=["vip"])
+    assert await search(client, agent, assignee="me") == [mine["id"]]
+    assert await search(client, agent, assignee=str(agent.id), tag="vip") == [mine["id"]]
+    assert len(await search(client, agent, assignee="unassigned")) == 2
+    assert len(await search(client, agent, priority="urgent", group_id=group)) == 2
+    assert await search(client, agent, category="complaint") == [mine["id"]]
+    assert len(await search(client, agent, channel="api")) == 3
+    assert await search(client, agent, created_after="2999-01-01T00:00:00Z") == []
+    assert len(await search(client, agent, created_before="2999-01-01T00:00:00+01:00")) == 3
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "created_at"])
+async def test_cursor_pages_never_skip_or_repeat_while_tickets_arrive(
+    client: Client, factory: Factory, sort: str
+) -> None:
+    agent = await factory.agent("agent")
+    existing = [(await factory.ticket(client, agent))["id"] for _ in range(23)]
+    seen: list[int] = []
+    cursor: str | None = None
+    arrivals = 0
+    while True:
+        params: dict[str, Any] = {"limit": 4, "sort": sort}
+        if cursor:
+            params["cursor"] = cursor
+        page_request = client.get("/tickets", params=params, headers=agent.headers)
+        # Tickets keep arriving between and during page reads.
+        results = await asyncio.gather(
+            page_request, factory.ticket(client, agent), factory.ticket(client, agent)
+        )
+        arrivals += 2
+        page = results[0].json()
+        seen.extend(t["id"] for t in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None or arrivals > 200:
+            break
+    assert len(seen) == len(set(seen)), "a ticket was repeated"
+    assert set(existing) <= set(seen), "a ticket that existed before paging was skipped"
+    order = seen if sort == "created_at" else list(reversed(seen))
+    assert order == sorted(order)
+
+
+async def test_cursor_from_another_sort_is_rejected(client: Client, factory: Factory) -> None:
+    agent = await factory.agent("agent")
+    for _ in range(3):
+        await factory.ticket(client, agent)
+    page = (await client.get("/tickets", params={"limit": 1}, headers=agent.headers)).json()
+    response = await client.get("/tickets", params={"cursor": page["next_cursor"],
+                                                    "sort": "created_at"}, headers=agent.headers)
+    assert response.status_code == 400
