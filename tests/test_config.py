@@ -1,0 +1,63 @@
+"""Settings: defaults, file and environment overrides, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpdesk.config import ConfigError, load_settings
+
+
+def test_defaults_promise_a_60_minute_first_response() -> None:
+    settings = load_settings({})
+    assert settings.sla.first_response_minutes == 60
+    assert settings.port == 8000
+    assert settings.database_url == ""
+
+
+def test_environment_overrides_file_overrides_defaults(tmp_path: Path) -> None:
+    extra = tmp_path / "site.toml"
+    extra.write_text('port = 9000\nlog_level = "DEBUG"\n[auth]\ntoken_ttl_hours = 12\n')
+    settings = load_settings(
+        {"HELPDESK_CONFIG_FILE": str(extra), "HELPDESK_PORT": "9100", "HELPDESK_DEMO": "0",
+         "HELPDESK_SLA__FIRST_RESPONSE_MINUTES": "30"}
+    )
+    assert settings.port == 9100
+    assert settings.log_level == "DEBUG"
+    assert settings.auth.token_ttl_hours == 12
+    assert settings.demo is False
+    assert settings.sla.first_response_minutes == 30
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"HELPDESK_PORT": "eighty"}, "invalid setting port (from HELPDESK_PORT)"),
+        ({"HELPDESK_PORT": "0"}, "port: 0 is out of range"),
+        ({"HELPDESK_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"HELPDESK_DATABASE_URL": "mysql://x"}, "database_url: must start with"),
+        ({"HELPDESK_AUTH__TOKEN_TTL_HOURS": "x"}, "auth.token_ttl_hours"),
+        ({"HELPDESK_TYPO": "1"}, "invalid setting typo (from HELPDESK_TYPO): unknown setting"),
+        ({"HELPDESK_CONFIG_FILE": "/nonexistent.toml"}, "does not exist"),
+    ],
+)
+def test_wrong_values_name_the_setting(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_cli_reports_a_bad_setting_in_one_line_without_traceback() -> None:
+    env = {**os.environ, "HELPDESK_PORT": "not-a-port"}
+    result = subprocess.run(
+        [sys.executable, "-m", "helpdesk", "serve"], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["helpdesk: invalid setting port (from HELPDESK_PORT): Expected `int`, got `str`"]
