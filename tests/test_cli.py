@@ -1,0 +1,111 @@
+"""The commands a newcomer and an operator type: `helpdesk run`, `helpdesk agent create`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Servers
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _request(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env.update(extra)
+    return env
+
+
+def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _clean_env(HELPDESK_DATA_DIR=str(tmp_path / "var"), HELPDESK_PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helpdesk", "run"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if _request(f"{base}/readyz")["status"] == "ok":
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "helpdesk run did not become ready"
+            time.sleep(0.3)
+        login = _request(f"{base}/auth/login",
+                         {"email": "agent@demo.helpdesk.test", "password": "helpdesk-demo"})
+        tickets = _request(f"{base}/tickets", token=login["token"])
+        assert len(tickets["items"]) >= 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "agent@demo.helpdesk.test" in stderr and "helpdesk-demo" in stderr
+    # The data stays for the next start; the embedded PostgreSQL was stopped.
+    assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "var" / "postgres" / "postmaster.pid").exists()
+
+
+async def test_agent_create_prints_a_working_token_once(
+    servers: Servers, tmp_path: Path
+) -> None:
+    dsn = await servers.create_database("helpdesk_cli")
+    try:
+        env = _clean_env(HELPDESK_DATABASE_URL=dsn, HELPDESK_REDIS_URL=servers.redis_url,
+                         HELPDESK_AUTH__ARGON2_MEMORY_KIB="256", HELPDESK_AUTH__ARGON2_TIME_COST="1",
+                         HELPDESK_AUTH__ARGON2_PARALLELISM="1")
+        result = subprocess.run(
+            [sys.executable, "-m", "helpdesk", "agent", "create", "--email", "ops@example.test",
+             "--role", "admin", "--password-stdin"],
+            input="a long admin password\n", env=env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
+        assert token.startswith("hd_") and "\n" not in token
+        assert token not in result.stderr
+        again = subprocess.run(
+            [sys.executable, "-m", "helpdesk", "agent", "create", "--email", "ops@example.test",
+             "--role", "admin"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert again.returncode == 1
+        assert "already exists" in again.stderr and "Traceback" not in again.stderr
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            role = await conn.fetchval("SELECT role FROM agents WHERE email = 'ops@example.test'")
+            assert role == "admin"
+        finally:
+            await conn.close()
+    finally:
+        await servers.drop_database(dsn)
