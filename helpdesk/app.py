@@ -27,7 +27,8 @@ from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
 from helpdesk.web.middleware import json_body_sanitizer, request_context_middleware
 from helpdesk.web.problems import EXCEPTION_HANDLERS
-from helpdesk.web.system import healthz, metrics, readyz
+from helpdesk.web.system import healthz, readyz
+from helpdesk.web.system import metrics as metrics_endpoint
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -37,9 +38,14 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
-def create_app(settings: Settings, passwords: Passwords | None = None) -> Litestar:
-    """Build the API for fully resolved settings (URLs of real servers, not embedded ones)."""
-    app_metrics = Metrics()
+def create_app(
+    settings: Settings, passwords: Passwords | None = None, metrics: Metrics | None = None
+) -> Litestar:
+    """Build the API for fully resolved settings (URLs of real servers, not embedded ones).
+
+    `metrics` lets `helpdesk run` share one registry between the API and its worker.
+    """
+    app_metrics = metrics or Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -64,7 +70,7 @@ def create_app(settings: Settings, passwords: Passwords | None = None) -> Litest
         route_handlers=[
             healthz,
             readyz,
-            metrics,
+            metrics_endpoint,
             AuthController,
             AgentController,
             GroupController,

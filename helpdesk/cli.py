@@ -14,7 +14,7 @@ from pathlib import Path
 
 from helpdesk.config import ConfigError, Settings, load_settings
 from helpdesk.db.pool import connect
-from helpdesk.observability import configure_logging
+from helpdesk.observability import Metrics, configure_logging
 
 log = logging.getLogger("helpdesk")
 
@@ -88,7 +88,9 @@ async def _seed(settings: Settings) -> bool:
         await conn.close()
 
 
-def _uvicorn_server(settings: Settings, *, own_signals: bool):  # type: ignore[no-untyped-def]
+def _uvicorn_server(  # type: ignore[no-untyped-def]
+    settings: Settings, *, own_signals: bool, metrics: Metrics | None = None
+):
     import uvicorn
 
     from helpdesk.app import create_app
@@ -103,7 +105,7 @@ def _uvicorn_server(settings: Settings, *, own_signals: bool):  # type: ignore[n
                 yield
 
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, metrics=metrics),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -116,10 +118,12 @@ def _uvicorn_server(settings: Settings, *, own_signals: bool):  # type: ignore[n
 
 async def _run_all(settings: Settings) -> None:
     """API and worker in one process; SIGINT/SIGTERM stop both cleanly."""
+    from helpdesk.observability import Metrics
     from workers.settings import build_worker
 
-    server = _uvicorn_server(settings, own_signals=False)
-    worker = build_worker(settings, handle_signals=False)
+    metrics = Metrics()  # one registry: the worker's counters show on the API's /metrics
+    server = _uvicorn_server(settings, own_signals=False, metrics=metrics)
+    worker = build_worker(settings, handle_signals=False, metrics=metrics)
     loop = asyncio.get_running_loop()
     worker_task = asyncio.create_task(worker.async_run())
 
@@ -171,10 +175,15 @@ def cmd_serve(settings: Settings) -> int:
 
 
 def cmd_worker(settings: Settings) -> int:
+    from prometheus_client import start_http_server
+
     from workers.settings import build_worker
 
     _require_urls(settings, "worker")
-    build_worker(settings).run()
+    metrics = Metrics()
+    if settings.worker.metrics_port:
+        start_http_server(settings.worker.metrics_port, settings.host, metrics.registry)
+    build_worker(settings, metrics=metrics).run()
     return 0
 
 

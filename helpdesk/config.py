@@ -39,6 +39,7 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     outbox_relay_interval_seconds: int = 5
     outbox_lease_seconds: int = 60
     outbox_max_attempts: int = 8
+    metrics_port: int = 9101
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

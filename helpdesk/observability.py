@@ -79,10 +79,10 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.messages_ingested = Counter(
-            "helpdesk_messages_ingested_total",
-            "Messages stored, by channel and direction",
-            ["channel", "direction"],
+        self.messages_stored = Counter(
+            "helpdesk_messages_stored_total",
+            "Messages stored through the API, by channel, direction and kind",
+            ["channel", "direction", "kind"],
             registry=self.registry,
         )
         self.queue_depth = Gauge(
@@ -98,7 +98,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "helpdesk_deliveries_total",
-            "Outbound delivery attempts by channel and outcome",
+            "Outbound delivery attempts by channel and outcome (counted by the worker)",
             ["channel", "outcome"],
             registry=self.registry,
         )

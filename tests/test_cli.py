@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -44,8 +45,11 @@ def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: 
     port = _free_port()
     env = _clean_env(HELPDESK_DATA_DIR=str(tmp_path / "var"), HELPDESK_PORT=str(port))
     process = subprocess.Popen(
-        [sys.executable, "-m", "helpdesk", "run"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "helpdesk", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -59,8 +63,9 @@ def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: 
             assert process.poll() is None, process.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "helpdesk run did not become ready"
             time.sleep(0.3)
-        login = _request(f"{base}/auth/login",
-                         {"email": "agent@demo.helpdesk.test", "password": "helpdesk-demo"})
+        login = _request(
+            f"{base}/auth/login", {"email": "agent@demo.helpdesk.test", "password": "helpdesk-demo"}
+        )
         tickets = _request(f"{base}/tickets", token=login["token"])
         assert len(tickets["items"]) >= 3
     finally:
@@ -74,28 +79,59 @@ def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: 
     assert not (tmp_path / "var" / "postgres" / "postmaster.pid").exists()
 
 
-async def test_agent_create_prints_a_working_token_once(
-    servers: Servers, tmp_path: Path
-) -> None:
+async def test_agent_create_prints_a_working_token_once(servers: Servers, tmp_path: Path) -> None:
     dsn = await servers.create_database("helpdesk_cli")
     try:
-        env = _clean_env(HELPDESK_DATABASE_URL=dsn, HELPDESK_REDIS_URL=servers.redis_url,
-                         HELPDESK_AUTH__ARGON2_MEMORY_KIB="256", HELPDESK_AUTH__ARGON2_TIME_COST="1",
-                         HELPDESK_AUTH__ARGON2_PARALLELISM="1")
-        result = subprocess.run(
-            [sys.executable, "-m", "helpdesk", "agent", "create", "--email", "ops@example.test",
-             "--role", "admin", "--password-stdin"],
-            input="a long admin password\n", env=env, capture_output=True, text=True,
-            timeout=60, check=False,
+        env = _clean_env(
+            HELPDESK_DATABASE_URL=dsn,
+            HELPDESK_REDIS_URL=servers.redis_url,
+            HELPDESK_AUTH__ARGON2_MEMORY_KIB="256",
+            HELPDESK_AUTH__ARGON2_TIME_COST="1",
+            HELPDESK_AUTH__ARGON2_PARALLELISM="1",
+        )
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "helpdesk",
+                "agent",
+                "create",
+                "--email",
+                "ops@example.test",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+            input="a long admin password\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
         assert token.startswith("hd_") and "\n" not in token
         assert token not in result.stderr
-        again = subprocess.run(
-            [sys.executable, "-m", "helpdesk", "agent", "create", "--email", "ops@example.test",
-             "--role", "admin"],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
+        again = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "helpdesk",
+                "agent",
+                "create",
+                "--email",
+                "ops@example.test",
+                "--role",
+                "admin",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert again.returncode == 1
         assert "already exists" in again.stderr and "Traceback" not in again.stderr

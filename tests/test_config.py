@@ -23,8 +23,12 @@ def test_environment_overrides_file_overrides_defaults(tmp_path: Path) -> None:
     extra = tmp_path / "site.toml"
     extra.write_text('port = 9000\nlog_level = "DEBUG"\n[auth]\ntoken_ttl_hours = 12\n')
     settings = load_settings(
-        {"HELPDESK_CONFIG_FILE": str(extra), "HELPDESK_PORT": "9100", "HELPDESK_DEMO": "0",
-         "HELPDESK_SLA__FIRST_RESPONSE_MINUTES": "30"}
+        {
+            "HELPDESK_CONFIG_FILE": str(extra),
+            "HELPDESK_PORT": "9100",
+            "HELPDESK_DEMO": "0",
+            "HELPDESK_SLA__FIRST_RESPONSE_MINUTES": "30",
+        }
     )
     assert settings.port == 9100
     assert settings.log_level == "DEBUG"
@@ -55,9 +59,15 @@ def test_wrong_values_name_the_setting(environ: dict[str, str], expected: str) -
 def test_cli_reports_a_bad_setting_in_one_line_without_traceback() -> None:
     env = {**os.environ, "HELPDESK_PORT": "not-a-port"}
     result = subprocess.run(
-        [sys.executable, "-m", "helpdesk", "serve"], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "helpdesk", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["helpdesk: invalid setting port (from HELPDESK_PORT): Expected `int`, got `str`"]
+    assert lines == [
+        "helpdesk: invalid setting port (from HELPDESK_PORT): Expected `int`, got `str`"
+    ]

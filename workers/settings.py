@@ -14,11 +14,20 @@ from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
 
 
-def build_worker(settings: Settings, *, handle_signals: bool = True, burst: bool = False) -> Worker:
+def build_worker(
+    settings: Settings,
+    *,
+    handle_signals: bool = True,
+    burst: bool = False,
+    metrics: Metrics | None = None,
+) -> Worker:
+    """The worker; `metrics` is where its counters go (shared with the API in `helpdesk run`)."""
+    worker_metrics = metrics or Metrics()
+
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["pool"] = await create_pool(settings.database_url, 1, 5)
         ctx["senders"] = senders()
-        ctx["metrics"] = Metrics()
+        ctx["metrics"] = worker_metrics
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         pool = ctx.get("pool")

@@ -15,15 +15,17 @@ log = logging.getLogger(__name__)
 async def deliver_outbox(ctx: dict[str, Any], outbox_id: int) -> str | None:
     """Send one outbound message. Idempotent: a second run finds nothing to claim."""
     settings: Settings = ctx["settings"]
-    status = await outbox.deliver(
+    result = await outbox.deliver(
         ctx["pool"],
         ctx["senders"],
         outbox_id,
         lease=timedelta(seconds=settings.worker.outbox_lease_seconds),
         max_attempts=settings.worker.outbox_max_attempts,
     )
-    if status is not None:
-        ctx["metrics"].deliveries.labels("any", status).inc()
+    if result is None:
+        return None
+    channel, status = result
+    ctx["metrics"].deliveries.labels(channel, status).inc()
     return status
 
 

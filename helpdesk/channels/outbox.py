@@ -80,59 +80,65 @@ async def deliver(
     outbox_id: int,
     lease: timedelta,
     max_attempts: int,
-) -> str | None:
-    """Claim and send one delivery; returns its new status, or None if not ours to send.
+) -> tuple[str, str] | None:
+    """Claim and send one delivery; returns (channel, new status), or None if not ours.
 
     Safe to run twice: only a row still waiting and due can be claimed.
     """
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            """
-            UPDATE outbox o SET status = 'sending', attempts = attempts + 1,
-                   locked_until = now() + $2::interval, updated_at = now()
-            FROM messages m JOIN tickets t ON t.id = m.ticket_id
-            WHERE o.id = $1 AND m.id = o.message_id
-              AND o.status IN ('pending', 'retrying') AND o.next_attempt_at <= now()
-            RETURNING o.id, o.attempts, o.channel, m.id AS message_id, m.body_text,
-                      t.id AS ticket_id, t.number, t.subject, t.customer_id
-            """,
-            outbox_id,
-            lease,
-        )
-        if row is None:
-            return None
-        await conn.execute(
-            "UPDATE messages SET delivery_status = 'sending' WHERE id = $1", row["message_id"]
-        )
-        sender = senders.get(row["channel"])
-        if sender is None:
-            reason = f"no sender is configured for channel '{row['channel']}'"
-            await _finish(conn, outbox_id, row["message_id"], "failed", reason)
-            return "failed"
-        delivery = OutboundDelivery(
-            outbox_id=outbox_id,
-            message_id=row["message_id"],
-            ticket_id=row["ticket_id"],
-            ticket_number=row["number"],
-            channel=row["channel"],
-            subject=row["subject"],
-            text=row["body_text"],
-            customer_id=row["customer_id"],
-        )
-        try:
-            external_id = await sender.send(delivery)
-        except PermanentDeliveryError as exc:
-            await _finish(conn, outbox_id, row["message_id"], "failed", exc.reason)
-            return "failed"
-        except RetryableDeliveryError as exc:
-            return await _retry_or_fail(conn, row, exc.reason, exc.retry_after, max_attempts)
-        except Exception as exc:
-            log.exception("sender crashed", extra={"outbox_id": outbox_id})
-            return await _retry_or_fail(
-                conn, row, f"sender error: {type(exc).__name__}", None, max_attempts
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                """
+                UPDATE outbox o SET status = 'sending', attempts = attempts + 1,
+                       locked_until = now() + $2::interval, updated_at = now()
+                FROM messages m JOIN tickets t ON t.id = m.ticket_id
+                WHERE o.id = $1 AND m.id = o.message_id
+                  AND o.status IN ('pending', 'retrying') AND o.next_attempt_at <= now()
+                RETURNING o.id, o.attempts, o.channel, m.id AS message_id, m.body_text,
+                          t.id AS ticket_id, t.number, t.subject, t.customer_id
+                """,
+                outbox_id,
+                lease,
             )
-        await _finish(conn, outbox_id, row["message_id"], "sent", None, external_id)
-        return "sent"
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE messages SET delivery_status = 'sending' WHERE id = $1",
+                row["message_id"],
+            )
+        return row["channel"], await _send(conn, senders.get(row["channel"]), row, max_attempts)
+
+
+async def _send(
+    conn: asyncpg.Connection, sender: Sender | None, row: asyncpg.Record, max_attempts: int
+) -> str:
+    if sender is None:
+        reason = f"no sender is configured for channel '{row['channel']}'"
+        await _finish(conn, row["id"], row["message_id"], "failed", reason)
+        return "failed"
+    delivery = OutboundDelivery(
+        outbox_id=row["id"],
+        message_id=row["message_id"],
+        ticket_id=row["ticket_id"],
+        ticket_number=row["number"],
+        channel=row["channel"],
+        subject=row["subject"],
+        text=row["body_text"],
+        customer_id=row["customer_id"],
+    )
+    try:
+        external_id = await sender.send(delivery)
+    except PermanentDeliveryError as exc:
+        await _finish(conn, row["id"], row["message_id"], "failed", exc.reason)
+        return "failed"
+    except RetryableDeliveryError as exc:
+        return await _retry_or_fail(conn, row, exc.reason, exc.retry_after, max_attempts)
+    except Exception as exc:
+        log.exception("sender crashed", extra={"outbox_id": row["id"]})
+        reason = f"sender error: {type(exc).__name__}"
+        return await _retry_or_fail(conn, row, reason, None, max_attempts)
+    await _finish(conn, row["id"], row["message_id"], "sent", None, external_id)
+    return "sent"
 
 
 async def _retry_or_fail(

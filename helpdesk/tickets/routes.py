@@ -129,7 +129,10 @@ class TicketController(Controller):
                 db, principal, data, first_response_minutes=ctx.settings.sla.first_response_minutes
             )
 
-        return await run_idempotent(db, request, principal, data, 201, action)
+        async def count(_: TicketOut) -> None:
+            ctx.metrics.messages_stored.labels(data.channel, "inbound", "public").inc()
+
+        return await run_idempotent(db, request, principal, data, 201, action, count)
 
     @get("/{ticket_id:int}")
     async def get_ticket(
@@ -182,7 +185,8 @@ class TicketController(Controller):
                 outbox_ids.append(outbox_id)
             return message
 
-        async def enqueue(_: MessageOut) -> None:
+        async def enqueue(message: MessageOut) -> None:
+            ctx.metrics.messages_stored.labels(message.channel, "outbound", "public").inc()
             for outbox_id in outbox_ids:
                 await ctx.enqueue(DELIVER_JOB, outbox_id, job_id=job_id(outbox_id, 0))
 
@@ -212,7 +216,10 @@ class TicketController(Controller):
             )
             return message
 
-        return await run_idempotent(db, request, principal, data, 201, action)
+        async def count(message: MessageOut) -> None:
+            ctx.metrics.messages_stored.labels(message.channel, "outbound", "note").inc()
+
+        return await run_idempotent(db, request, principal, data, 201, action, count)
 
     @post("/{ticket_id:int}/merge", status_code=200)
     async def merge(

@@ -98,9 +98,13 @@ def _after_denial(request: Request[Any, Any, Any], status: int, reason: str) -> 
                     log.warning("could not count a 404 towards the id-walking budget")
             try:
                 await audit.record(
-                    ctx.pool, action=f"{request.method} {request.scope.get('path_template', '')}",
-                    outcome="denied", actor=principal, object_type="http",
-                    object_id=request.url.path, detail={"status": status, "reason": reason},
+                    ctx.pool,
+                    action=f"{request.method} {request.scope.get('path_template', '')}",
+                    outcome="denied",
+                    actor=principal,
+                    object_type="http",
+                    object_id=request.url.path,
+                    detail={"status": status, "reason": reason},
                     ip=ip,
                 )
             except Exception:

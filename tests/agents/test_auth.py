@@ -109,9 +109,7 @@ async def test_old_token_dies_with_a_password_change(client: Client, factory: Fa
     assert (await login(client, agent.email, "a brand new passphrase")).status_code == 200
 
 
-async def test_password_change_needs_the_current_password(
-    client: Client, factory: Factory
-) -> None:
+async def test_password_change_needs_the_current_password(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     response = await client.post(
         "/auth/password",
@@ -157,9 +155,7 @@ async def test_concurrent_bad_logins_hit_the_limit_exactly(
     """A8: 50 concurrent guesses; only `login_max_failures` ever reach the password check."""
     agent = await factory.agent("agent")
     limit = load_settings({}).auth.login_max_failures
-    responses = await asyncio.gather(
-        *(login(client, agent.email, f"guess {i}") for i in range(50))
-    )
+    responses = await asyncio.gather(*(login(client, agent.email, f"guess {i}") for i in range(50)))
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(401) == limit
     assert statuses.count(429) == 50 - limit
@@ -180,8 +176,12 @@ async def test_non_admins_cannot_call_admin_endpoints(
     attempts = [
         client.post(
             "/agents",
-            json={"email": "x@example.test", "name": "X", "role": "admin",
-                  "password": "long enough pw"},
+            json={
+                "email": "x@example.test",
+                "name": "X",
+                "role": "admin",
+                "password": "long enough pw",
+            },
             headers=caller.headers,
         ),
         client.patch(f"/agents/{victim.id}", json={"role": "admin"}, headers=caller.headers),
@@ -201,8 +201,13 @@ async def test_admin_manages_agents_without_ever_seeing_secrets(
     group = await factory.group()
     created = await client.post(
         "/agents",
-        json={"email": "new@example.test", "name": "New", "role": "partner",
-              "password": "long enough pw", "group_ids": [group]},
+        json={
+            "email": "new@example.test",
+            "name": "New",
+            "role": "partner",
+            "password": "long enough pw",
+            "group_ids": [group],
+        },
         headers=admin.headers,
     )
     assert created.status_code == 201, created.text

@@ -11,9 +11,11 @@ Client = AsyncTestClient[Any]
 
 async def test_search_customers_by_name_email_or_phone(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
-    jana = await factory.ticket(client, agent, customer={"email": "jana@example.cz",
-                                                         "name": "Jana Nováková",
-                                                         "phone": "+420 777 123 456"})
+    jana = await factory.ticket(
+        client,
+        agent,
+        customer={"email": "jana@example.cz", "name": "Jana Nováková", "phone": "+420 777 123 456"},
+    )
     await factory.ticket(client, agent, customer={"email": "petr@example.cz", "name": "Petr"})
     for q in ("novakova", "Nováková", "JANA@EXAMPLE", "777 123"):
         response = await client.get("/customers", params={"q": q}, headers=agent.headers)
@@ -21,9 +23,7 @@ async def test_search_customers_by_name_email_or_phone(client: Client, factory: 
         assert [c["id"] for c in response.json()["items"]] == [jana["customer_id"]], q
 
 
-async def test_customer_detail_has_identities_and_tickets(
-    client: Client, factory: Factory
-) -> None:
+async def test_customer_detail_has_identities_and_tickets(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     first = await factory.ticket(client, agent, customer={"email": "a@example.cz"})
     second = await factory.ticket(client, agent, customer={"email": "a@example.cz"})

@@ -18,11 +18,25 @@ async def test_migrations_apply_from_empty_and_rerun_is_a_no_op(servers: Servers
         assert await migrate_dsn(dsn) == []
         conn = await asyncpg.connect(dsn)
         try:
-            tables = {r["tablename"] for r in await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-            assert {"tickets", "messages", "customers", "customer_identities", "agents",
-                    "groups", "attachments", "ticket_events", "outbox", "audit_log",
-                    "schema_migrations"} <= tables
+            tables = {
+                r["tablename"]
+                for r in await conn.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+            }
+            assert {
+                "tickets",
+                "messages",
+                "customers",
+                "customer_identities",
+                "agents",
+                "groups",
+                "attachments",
+                "ticket_events",
+                "outbox",
+                "audit_log",
+                "schema_migrations",
+            } <= tables
             assert await conn.fetchval("SELECT helpdesk_fold('Žluťoučký KŮŇ')") == "zlutoucky kun"
         finally:
             await conn.close()

@@ -25,7 +25,8 @@ async def test_invalid_utf8_and_nul_are_stored_with_replacement(
         b' "customer": {"name": "Ji\xf8\xed"}}'
     )
     response = await client.post(
-        "/tickets", content=raw,
+        "/tickets",
+        content=raw,
         headers={**agent.headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 201, response.text
@@ -83,8 +84,7 @@ async def test_malformed_json_is_a_400_problem(
 async def test_wrong_content_type_is_not_a_500(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     response = await client.post(
-        "/tickets", content=b"subject=x", headers={**agent.headers,
-                                                    "Content-Type": "text/plain"}
+        "/tickets", content=b"subject=x", headers={**agent.headers, "Content-Type": "text/plain"}
     )
     assert 400 <= response.status_code < 500
 

@@ -26,15 +26,32 @@ async def setup_two_queues(
     while group_12 < 12:
         group_12 = await factory.group()
     partner = await factory.agent("partner", [group_1])
-    own = await factory.ticket(client, admin, group_id=group_1, subject="Objednávka partner",
-                               customer={"email": "own@example.test"})
-    other = await factory.ticket(client, admin, group_id=group_12, subject="Objednávka interní",
-                                 customer={"email": "other@example.test"})
+    own = await factory.ticket(
+        client,
+        admin,
+        group_id=group_1,
+        subject="Objednávka partner",
+        customer={"email": "own@example.test"},
+    )
+    other = await factory.ticket(
+        client,
+        admin,
+        group_id=group_12,
+        subject="Objednávka interní",
+        customer={"email": "other@example.test"},
+    )
     reply = await client.post(
         f"/tickets/{other['id']}/replies",
-        json={"text": "interní", "attachments": [
-            {"filename": "a.txt", "content_type": "text/plain",
-             "content": base64.b64encode(b"secret").decode()}]},
+        json={
+            "text": "interní",
+            "attachments": [
+                {
+                    "filename": "a.txt",
+                    "content_type": "text/plain",
+                    "content": base64.b64encode(b"secret").decode(),
+                }
+            ],
+        },
         headers=admin.headers,
     )
     assert reply.status_code == 201
@@ -60,8 +77,14 @@ async def test_partner_listing_search_and_counts_stay_in_scope(
     client: Client, factory: Factory
 ) -> None:
     partner, _, own, other, _, group_12 = await setup_two_queues(client, factory)
-    for query in ["", "?q=objednavka", "?q=interni", f"?group_id={group_12}",
-                  f"?customer_id={other['customer_id']}", "?status=new&status=open"]:
+    for query in [
+        "",
+        "?q=objednavka",
+        "?q=interni",
+        f"?group_id={group_12}",
+        f"?customer_id={other['customer_id']}",
+        "?status=new&status=open",
+    ]:
         response = await client.get(f"/tickets{query}", headers=partner.headers)
         assert response.status_code == 200, response.text
         ids = {t["id"] for t in response.json()["items"]}
@@ -70,20 +93,23 @@ async def test_partner_listing_search_and_counts_stay_in_scope(
     assert [t["id"] for t in everything] == [own["id"]]
 
 
-async def test_partner_sees_only_customers_of_its_tickets(
-    client: Client, factory: Factory
-) -> None:
-    partner, admin, own, other, _, _ = await setup_two_queues(client, factory)
+async def test_partner_sees_only_customers_of_its_tickets(client: Client, factory: Factory) -> None:
+    partner, _, own, other, _, _ = await setup_two_queues(client, factory)
     listing = (await client.get("/customers", headers=partner.headers)).json()["items"]
     assert [c["id"] for c in listing] == [own["customer_id"]]
-    assert (await client.get(f"/customers/{other['customer_id']}",
-                             headers=partner.headers)).status_code == 404
+    assert (
+        await client.get(f"/customers/{other['customer_id']}", headers=partner.headers)
+    ).status_code == 404
     mine = (await client.get(f"/customers/{own['customer_id']}", headers=partner.headers)).json()
     assert [t["id"] for t in mine["tickets"]] == [own["id"]]
     reuse = await client.post(
         "/tickets",
-        json={"subject": "s", "text": "t", "customer": {"id": other["customer_id"]},
-              "group_id": own["group_id"]},
+        json={
+            "subject": "s",
+            "text": "t",
+            "customer": {"id": other["customer_id"]},
+            "group_id": own["group_id"],
+        },
         headers=partner.headers,
     )
     assert reuse.status_code == 400
@@ -94,21 +120,27 @@ async def test_partner_cannot_write_to_other_group_ticket(
 ) -> None:
     partner, _, own, other, _, _ = await setup_two_queues(client, factory)
     calls = [
-        client.patch(f"/tickets/{other['id']}", json={"priority": "low"},
-                     headers={**partner.headers, "If-Match": '"1"'}),
-        client.post(f"/tickets/{other['id']}/replies", json={"text": "x"},
-                    headers=partner.headers),
-        client.post(f"/tickets/{other['id']}/notes", json={"text": "x"},
-                    headers=partner.headers),
-        client.post(f"/tickets/{own['id']}/merge", json={"into_ticket_id": other["id"]},
-                    headers=partner.headers),
-        client.post(f"/tickets/{other['id']}/merge", json={"into_ticket_id": own["id"]},
-                    headers=partner.headers),
+        client.patch(
+            f"/tickets/{other['id']}",
+            json={"priority": "low"},
+            headers={**partner.headers, "If-Match": '"1"'},
+        ),
+        client.post(f"/tickets/{other['id']}/replies", json={"text": "x"}, headers=partner.headers),
+        client.post(f"/tickets/{other['id']}/notes", json={"text": "x"}, headers=partner.headers),
+        client.post(
+            f"/tickets/{own['id']}/merge",
+            json={"into_ticket_id": other["id"]},
+            headers=partner.headers,
+        ),
+        client.post(
+            f"/tickets/{other['id']}/merge",
+            json={"into_ticket_id": own["id"]},
+            headers=partner.headers,
+        ),
     ]
     for response in await asyncio.gather(*calls):
         assert response.status_code == 404, response.text
-    assert await db.fetchval("SELECT count(*) FROM messages WHERE ticket_id = $1",
-                             other["id"]) == 2
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE ticket_id = $1", other["id"]) == 2
     assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", own["id"]) == "new"
 
 
@@ -125,8 +157,9 @@ async def test_partner_cannot_move_or_assign_out_of_scope(
         response = await client.patch(f"/tickets/{own['id']}", json=change, headers=headers)
         assert response.status_code == 403, (change, response.text)
     assert await db.fetchval("SELECT group_id FROM tickets WHERE id = $1", own["id"]) == group_1
-    ok = await client.patch(f"/tickets/{own['id']}", json={"assignee_id": colleague.id},
-                            headers=headers)
+    ok = await client.patch(
+        f"/tickets/{own['id']}", json={"assignee_id": colleague.id}, headers=headers
+    )
     assert ok.status_code == 200, ok.text
     create_elsewhere = await client.post(
         "/tickets",
@@ -136,8 +169,11 @@ async def test_partner_cannot_move_or_assign_out_of_scope(
     assert create_elsewhere.status_code == 403
     # Internal agents are not limited by groups.
     etag = (await client.get(f"/tickets/{own['id']}", headers=admin.headers)).headers["etag"]
-    moved = await client.patch(f"/tickets/{own['id']}", json={"group_id": group_12},
-                               headers={**admin.headers, "If-Match": etag})
+    moved = await client.patch(
+        f"/tickets/{own['id']}",
+        json={"group_id": group_12},
+        headers={**admin.headers, "If-Match": etag},
+    )
     assert moved.status_code == 200
 
 
@@ -149,7 +185,8 @@ async def test_protected_fields_cannot_be_patched(
     partner, _, own, other, _, _ = await setup_two_queues(client, factory)
     etag = (await client.get(f"/tickets/{own['id']}", headers=partner.headers)).headers["etag"]
     response = await client.patch(
-        f"/tickets/{own['id']}", json={field: other["customer_id"], "priority": "urgent"},
+        f"/tickets/{own['id']}",
+        json={field: other["customer_id"], "priority": "urgent"},
         headers={**partner.headers, "If-Match": etag},
     )
     assert response.status_code == 400

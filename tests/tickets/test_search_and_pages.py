@@ -22,10 +22,20 @@ async def search(client: Client, agent: AgentHandle, **params: Any) -> list[int]
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("reklamace", "cs"), ("REKLAMACE", "cs"), ("zbozi", "cs"), ("zboží", "cs"),
-        ("Žluťoučký", "cs"), ("zlutoucky", "cs"), ("reklamácia", "sk"), ("reklamacia", "sk"),
-        ("vratenie tovaru", "sk"), ("vrátenie", "sk"), ("refund", "en"),
-        ("reklamovat zbozi", "cs"), ("reklamovat -zbozi", None), ("nonexistentword", None),
+        ("reklamace", "cs"),
+        ("REKLAMACE", "cs"),
+        ("zbozi", "cs"),
+        ("zboží", "cs"),
+        ("Žluťoučký", "cs"),
+        ("zlutoucky", "cs"),
+        ("reklamácia", "sk"),
+        ("reklamacia", "sk"),
+        ("vratenie tovaru", "sk"),
+        ("vrátenie", "sk"),
+        ("refund", "en"),
+        ("reklamovat zbozi", "cs"),
+        ("reklamovat -zbozi", None),
+        ("nonexistentword", None),
     ],
 )
 async def test_full_text_search_folds_diacritics(
@@ -33,12 +43,15 @@ async def test_full_text_search_folds_diacritics(
 ) -> None:
     agent = await factory.agent("agent")
     tickets = {
-        "cs": await factory.ticket(client, agent, subject="Reklamace",
-                                   text="Žluťoučký kůň, chci reklamovat zboží."),
-        "sk": await factory.ticket(client, agent, subject="Reklamácia",
-                                   text="Prosím o vrátenie tovaru."),
-        "en": await factory.ticket(client, agent, subject="Order 118",
-                                   text="I want a refund for my order."),
+        "cs": await factory.ticket(
+            client, agent, subject="Reklamace", text="Žluťoučký kůň, chci reklamovat zboží."
+        ),
+        "sk": await factory.ticket(
+            client, agent, subject="Reklamácia", text="Prosím o vrátenie tovaru."
+        ),
+        "en": await factory.ticket(
+            client, agent, subject="Order 118", text="I want a refund for my order."
+        ),
     }
     found = await search(client, agent, q=query)
     assert found == ([tickets[expected]["id"]] if expected else [])
@@ -47,8 +60,11 @@ async def test_full_text_search_folds_diacritics(
 async def test_search_matches_replies_and_notes_too(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     ticket = await factory.ticket(client, agent, subject="Dotaz", text="Dobrý den")
-    await client.post(f"/tickets/{ticket['id']}/notes", json={"text": "Zásilka ztracena u PPL"},
-                      headers=agent.headers)
+    await client.post(
+        f"/tickets/{ticket['id']}/notes",
+        json={"text": "Zásilka ztracena u PPL"},
+        headers=agent.headers,
+    )
     assert await search(client, agent, q="zasilka") == [ticket["id"]]
 
 
@@ -60,12 +76,13 @@ async def test_hostile_search_and_filters_are_taken_literally(
 ) -> None:
     """B5: SQL and LIKE metacharacters match only themselves, never everything or an error."""
     agent = await factory.agent("agent")
-    await factory.ticket(client, agent, subject="Plain ticket",
-                         customer={"name": "Plain customer"})
-    literal = await factory.ticket(client, agent, subject=f"Weird {hostile} subject",
-                                   customer={"name": f"Weird {hostile}"})
-    tickets = await client.get("/tickets", params={"q": hostile, "tag": hostile},
-                               headers=agent.headers)
+    await factory.ticket(client, agent, subject="Plain ticket", customer={"name": "Plain customer"})
+    literal = await factory.ticket(
+        client, agent, subject=f"Weird {hostile} subject", customer={"name": f"Weird {hostile}"}
+    )
+    tickets = await client.get(
+        "/tickets", params={"q": hostile, "tag": hostile}, headers=agent.headers
+    )
     assert tickets.status_code == 200
     assert tickets.json()["items"] == []
     customers = await client.get("/customers", params={"q": hostile}, headers=agent.headers)
@@ -77,10 +94,14 @@ async def test_hostile_search_and_filters_are_taken_literally(
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"sort": "subject"}, "sort"), ({"status": "deleted"}, "status"),
-        ({"limit": "0"}, "limit"), ({"limit": "1000"}, "limit"),
-        ({"assignee": "someone"}, "assignee"), ({"cursor": "garbage!"}, "cursor"),
-        ({"order_by": "id"}, "order_by"), ({"created_after": "yesterday"}, "created_after"),
+        ({"sort": "subject"}, "sort"),
+        ({"status": "deleted"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1000"}, "limit"),
+        ({"assignee": "someone"}, "assignee"),
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"order_by": "id"}, "order_by"),
+        ({"created_after": "yesterday"}, "created_after"),
         ({"created_after": "2026-01-01T00:00:00"}, "created_after"),
         ({"group_id": "1 OR 1=1"}, "group_id"),
     ],
@@ -98,8 +119,15 @@ async def test_bad_listing_parameters_are_400_naming_the_parameter(
 async def test_filters_combine(client: Client, factory: Factory) -> None:
     group = await factory.group()
     agent = await factory.agent("agent", [group])
-    mine = await factory.ticket(client, agent, group_id=group, assignee_id=agent.id,
-                                priority="urgent", tags=["vip"], category="complaint")
+    mine = await factory.ticket(
+        client,
+        agent,
+        group_id=group,
+        assignee_id=agent.id,
+        priority="urgent",
+        tags=["vip"],
+        category="complaint",
+    )
     await factory.ticket(client, agent, group_id=group, priority="urgent")
     await factory.ticket(client, agent, tags=["vip"])
     assert await search(client, agent, assignee="me") == [mine["id"]]
@@ -147,6 +175,9 @@ async def test_cursor_from_another_sort_is_rejected(client: Client, factory: Fac
     for _ in range(3):
         await factory.ticket(client, agent)
     page = (await client.get("/tickets", params={"limit": 1}, headers=agent.headers)).json()
-    response = await client.get("/tickets", params={"cursor": page["next_cursor"],
-                                                    "sort": "created_at"}, headers=agent.headers)
+    response = await client.get(
+        "/tickets",
+        params={"cursor": page["next_cursor"], "sort": "created_at"},
+        headers=agent.headers,
+    )
     assert response.status_code == 400

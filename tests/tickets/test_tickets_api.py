@@ -70,9 +70,7 @@ async def test_every_ticket_endpoint_requires_a_token(client: Client, factory: F
         assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_create_ticket_reuses_the_customer_by_email(
-    client: Client, factory: Factory
-) -> None:
+async def test_create_ticket_reuses_the_customer_by_email(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     first = await factory.ticket(client, agent, customer={"email": "Jana@Example.cz"})
     second = await factory.ticket(client, agent, customer={"email": "jana@example.cz"})
@@ -111,12 +109,14 @@ async def test_update_needs_the_current_version(
     agent = await factory.agent("agent")
     ticket = await factory.ticket(client, agent)
     tid = ticket["id"]
-    missing = await client.patch(f"/tickets/{tid}", json={"priority": "high"},
-                                 headers=agent.headers)
+    missing = await client.patch(
+        f"/tickets/{tid}", json={"priority": "high"}, headers=agent.headers
+    )
     assert missing.status_code == 428
     etag = await etag_of(client, agent, tid)
     ok = await client.patch(
-        f"/tickets/{tid}", json={"priority": "high", "tags": ["vip", "vip", "eshop"]},
+        f"/tickets/{tid}",
+        json={"priority": "high", "tags": ["vip", "vip", "eshop"]},
         headers={**agent.headers, "If-Match": etag},
     )
     assert ok.status_code == 200, ok.text
@@ -133,18 +133,22 @@ async def test_update_needs_the_current_version(
     assert events[-1]["changes"]["priority"] == {"from": "normal", "to": "high"}
 
 
-async def test_two_agents_racing_on_one_version_one_wins(
-    client: Client, factory: Factory
-) -> None:
+async def test_two_agents_racing_on_one_version_one_wins(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     other = await factory.agent("agent")
     ticket = await factory.ticket(client, agent)
     etag = await etag_of(client, agent, ticket["id"])
     results = await asyncio.gather(
-        client.patch(f"/tickets/{ticket['id']}", json={"priority": "urgent"},
-                     headers={**agent.headers, "If-Match": etag}),
-        client.patch(f"/tickets/{ticket['id']}", json={"priority": "low"},
-                     headers={**other.headers, "If-Match": etag}),
+        client.patch(
+            f"/tickets/{ticket['id']}",
+            json={"priority": "urgent"},
+            headers={**agent.headers, "If-Match": etag},
+        ),
+        client.patch(
+            f"/tickets/{ticket['id']}",
+            json={"priority": "low"},
+            headers={**other.headers, "If-Match": etag},
+        ),
     )
     assert sorted(r.status_code for r in results) == [200, 412]
 
@@ -156,8 +160,9 @@ async def test_status_changes_set_and_clear_timestamps(client: Client, factory: 
 
     async def set_status(status: str) -> dict[str, Any]:
         etag = await etag_of(client, agent, tid)
-        response = await client.patch(f"/tickets/{tid}", json={"status": status},
-                                      headers={**agent.headers, "If-Match": etag})
+        response = await client.patch(
+            f"/tickets/{tid}", json={"status": status}, headers={**agent.headers, "If-Match": etag}
+        )
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
@@ -178,15 +183,17 @@ async def test_closed_ticket_can_no_longer_change(
     other = await factory.ticket(client, agent)
     tid = ticket["id"]
     etag = await etag_of(client, agent, tid)
-    await client.patch(f"/tickets/{tid}", json={"status": "closed"},
-                       headers={**agent.headers, "If-Match": etag})
+    await client.patch(
+        f"/tickets/{tid}", json={"status": "closed"}, headers={**agent.headers, "If-Match": etag}
+    )
     etag = await etag_of(client, agent, tid)
-    patch = await client.patch(f"/tickets/{tid}", json={"status": "open"},
-                               headers={**agent.headers, "If-Match": etag})
-    reply = await client.post(f"/tickets/{tid}/replies", json={"text": "hi"},
-                              headers=agent.headers)
-    merge = await client.post(f"/tickets/{other['id']}/merge", json={"into_ticket_id": tid},
-                              headers=agent.headers)
+    patch = await client.patch(
+        f"/tickets/{tid}", json={"status": "open"}, headers={**agent.headers, "If-Match": etag}
+    )
+    reply = await client.post(f"/tickets/{tid}/replies", json={"text": "hi"}, headers=agent.headers)
+    merge = await client.post(
+        f"/tickets/{other['id']}/merge", json={"into_ticket_id": tid}, headers=agent.headers
+    )
     assert [patch.status_code, reply.status_code, merge.status_code] == [409, 409, 409]
     assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", tid) == "closed"
     assert await db.fetchval("SELECT count(*) FROM messages WHERE ticket_id = $1", tid) == 1
@@ -195,9 +202,11 @@ async def test_closed_ticket_can_no_longer_change(
 async def test_internal_note_is_not_a_reply(client: Client, factory: Factory) -> None:
     agent = await factory.agent("agent")
     ticket = await factory.ticket(client, agent)
-    note = await client.post(f"/tickets/{ticket['id']}/notes",
-                             json={"text": "Zákazník volal, chce vrátit peníze."},
-                             headers=agent.headers)
+    note = await client.post(
+        f"/tickets/{ticket['id']}/notes",
+        json={"text": "Zákazník volal, chce vrátit peníze."},
+        headers=agent.headers,
+    )
     assert note.status_code == 201
     assert note.json()["kind"] == "note"
     assert note.json()["delivery_status"] is None
@@ -214,9 +223,16 @@ async def test_reply_with_attachment_is_downloadable_safely(
     html = b"<script>alert(1)</script>"
     reply = await client.post(
         f"/tickets/{ticket['id']}/replies",
-        json={"text": "see attached", "attachments": [
-            {"filename": "x.html", "content_type": "text/html",
-             "content": base64.b64encode(html).decode()}]},
+        json={
+            "text": "see attached",
+            "attachments": [
+                {
+                    "filename": "x.html",
+                    "content_type": "text/html",
+                    "content": base64.b64encode(html).decode(),
+                }
+            ],
+        },
         headers=agent.headers,
     )
     assert reply.status_code == 201, reply.text
@@ -232,9 +248,16 @@ async def test_reply_with_attachment_is_downloadable_safely(
     too_big = base64.b64encode(b"x" * (settings.attachment_max_bytes + 1)).decode()
     over = await client.post(
         f"/tickets/{ticket['id']}/replies",
-        json={"text": "big", "attachments": [
-            {"filename": "big.bin", "content_type": "application/octet-stream",
-             "content": too_big}]},
+        json={
+            "text": "big",
+            "attachments": [
+                {
+                    "filename": "big.bin",
+                    "content_type": "application/octet-stream",
+                    "content": too_big,
+                }
+            ],
+        },
         headers=agent.headers,
     )
     assert over.status_code == 413
@@ -246,11 +269,14 @@ async def test_merge_moves_messages_and_links_the_closed_ticket(
     agent = await factory.agent("agent")
     target = await factory.ticket(client, agent, subject="Reklamace")
     source = await factory.ticket(client, agent, subject="Reklamace znovu")
-    await client.post(f"/tickets/{source['id']}/notes", json={"text": "duplicate"},
-                      headers=agent.headers)
-    merged = await client.post(f"/tickets/{source['id']}/merge",
-                               json={"into_ticket_id": target["id"], "reason": "same issue"},
-                               headers=agent.headers)
+    await client.post(
+        f"/tickets/{source['id']}/notes", json={"text": "duplicate"}, headers=agent.headers
+    )
+    merged = await client.post(
+        f"/tickets/{source['id']}/merge",
+        json={"into_ticket_id": target["id"], "reason": "same issue"},
+        headers=agent.headers,
+    )
     assert merged.status_code == 200, merged.text
     assert merged.json()["id"] == target["id"]
     target_detail = (await client.get(f"/tickets/{target['id']}", headers=agent.headers)).json()
@@ -260,11 +286,15 @@ async def test_merge_moves_messages_and_links_the_closed_ticket(
     assert source_detail["ticket"]["status"] == "closed"
     assert source_detail["ticket"]["merged_into_id"] == target["id"]
     assert source_detail["messages"] == []
-    itself = await client.post(f"/tickets/{target['id']}/merge",
-                               json={"into_ticket_id": target["id"]}, headers=agent.headers)
+    itself = await client.post(
+        f"/tickets/{target['id']}/merge",
+        json={"into_ticket_id": target["id"]},
+        headers=agent.headers,
+    )
     assert itself.status_code == 400
-    missing = await client.post(f"/tickets/{target['id']}/merge",
-                                json={"into_ticket_id": 999999}, headers=agent.headers)
+    missing = await client.post(
+        f"/tickets/{target['id']}/merge", json={"into_ticket_id": 999999}, headers=agent.headers
+    )
     assert missing.status_code == 404
 
 
@@ -297,11 +327,14 @@ async def test_idempotent_reply_is_sent_once(
     agent = await factory.agent("agent")
     ticket = await factory.ticket(client, agent)
     headers = {**agent.headers, "Idempotency-Key": "reply-1"}
-    results = await asyncio.gather(*(
-        client.post(f"/tickets/{ticket['id']}/replies", json={"text": "Hotovo."},
-                    headers=headers)
-        for _ in range(5)
-    ))
+    results = await asyncio.gather(
+        *(
+            client.post(
+                f"/tickets/{ticket['id']}/replies", json={"text": "Hotovo."}, headers=headers
+            )
+            for _ in range(5)
+        )
+    )
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["id"] for r in results}) == 1
     assert await db.fetchval("SELECT count(*) FROM outbox") == 1

@@ -1,0 +1,202 @@
+"""Reliability row F2: PostgreSQL restarts in the middle of a burst of writes.
+
+While the database is down every write gets a 503 problem (never a 500, never a
+traceback) with Retry-After; once it is back, retrying each request with its
+Idempotency-Key lands it exactly once, and a retry of a request that had already
+succeeded replays the first answer.
+
+The test runs its own PostgreSQL cluster, so killing it does not disturb the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+from msgspec import structs
+
+from helpdesk.agents import service as agents
+from helpdesk.agents.models import AgentCreate
+from helpdesk.agents.passwords import Passwords
+from helpdesk.app import create_app
+from helpdesk.config import Settings
+from helpdesk.db.embedded import EmbeddedPostgres
+from helpdesk.db.migrate import migrate_dsn
+from helpdesk.db.pool import connect
+
+Client = AsyncTestClient[Any]
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_ATTEMPTS = 100
+RETRY_PAUSE_SECONDS = 0.1
+POOL_SIZE = 4
+
+
+@dataclass
+class PrivatePostgres:
+    server: EmbeddedPostgres
+    dsn: str
+
+
+@pytest.fixture
+async def private_postgres(tmp_path: Path) -> AsyncIterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this test alone, migrated, in its default database."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    dsn = await asyncio.to_thread(server.start)
+    try:
+        await migrate_dsn(dsn)
+        yield PrivatePostgres(server, dsn)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _admin_token(dsn: str, passwords: Passwords) -> str:
+    conn = await connect(dsn)
+    try:
+        agent = await agents.create_agent(
+            conn,
+            passwords,
+            AgentCreate(
+                email="f2-admin@example.test",
+                name="F2 admin",
+                role="admin",
+                password="f2 admin password",
+                group_ids=[],
+            ),
+        )
+        token, _ = await agents.issue_token(conn, agent.id, 1)
+    finally:
+        await conn.close()
+    return token
+
+
+def _body(i: int) -> dict[str, Any]:
+    return {
+        "subject": f"F2 burst {i}",
+        "text": f"Customer message {i} written while the database restarts",
+        "customer": {"email": f"f2-customer{i}@example.test", "name": f"F2 customer {i}"},
+    }
+
+
+async def _wait_for_lock_waiters(conn: asyncpg.Connection, count: int) -> None:
+    """Until `count` other sessions are blocked on a lock (bounded, never a timing assert)."""
+    waiting = 0
+    for _ in range(500):
+        waiting = await conn.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
+        )
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"only {waiting} of {count} writes reached the database")
+
+
+def _assert_unavailable_problem(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    assert int(response.headers["retry-after"]) > 0
+    problem = response.json()
+    assert problem["type"] == "urn:helpdesk:problem:service-unavailable"
+    assert problem["status"] == 503
+    assert problem["title"] and problem["detail"]
+    assert "Traceback" not in response.text
+    assert "asyncpg" not in response.text.lower()
+
+
+async def test_writes_during_a_postgres_restart_get_503_then_each_retry_lands_exactly_once(
+    private_postgres: PrivatePostgres, settings: Settings, passwords: Passwords
+) -> None:
+    pg = private_postgres
+    token = await _admin_token(pg.dsn, passwords)
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(
+        structs.replace(settings, database_url=pg.dsn, database_pool_min=2, database_pool_max=POOL_SIZE),
+        passwords,
+    )
+
+    async def post(i: int) -> httpx.Response:
+        return await client.post(
+            "/tickets", json=_body(i), headers={**headers, "Idempotency-Key": f"f2-key-{i}"}
+        )
+
+    before = range(0, 6)  # answered while PostgreSQL is up
+    during = range(6, 18)  # in flight while it is killed
+    down = range(18, 26)  # sent while it is down
+    everything = range(0, 26)
+    outcome: dict[int, httpx.Response] = {}
+
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        for i in before:
+            outcome[i] = await post(i)
+            assert outcome[i].status_code == 201, outcome[i].text
+
+        # Hold the burst inside its transactions (the ticket INSERT waits on a table lock),
+        # so PostgreSQL dies while every pooled connection is mid-write; the requests
+        # beyond the pool size are queued for a connection at that moment.
+        blocker = await asyncpg.connect(pg.dsn)
+        await blocker.execute("BEGIN; LOCK TABLE tickets IN SHARE MODE")
+        in_flight = [asyncio.create_task(post(i)) for i in during]
+        await _wait_for_lock_waiters(blocker, POOL_SIZE)
+        await asyncio.to_thread(pg.server.kill)
+        blocker.terminate()
+        for i, response in zip(during, await asyncio.gather(*in_flight), strict=True):
+            outcome[i] = response
+            _assert_unavailable_problem(response)
+
+        for i in down:
+            outcome[i] = await post(i)
+            _assert_unavailable_problem(outcome[i])
+        readiness = await client.get("/readyz")
+        assert readiness.status_code == 503
+        assert readiness.json()["checks"]["postgres"] != "ok"
+
+        await asyncio.to_thread(pg.server.restart)
+
+        # Every request that did not get its 201 is retried with the same key until it does.
+        for i in everything:
+            attempts = 0
+            while outcome[i].status_code != 201:
+                attempts += 1
+                assert attempts <= RETRY_ATTEMPTS, (
+                    f"request {i} still fails {attempts} retries after the restart: "
+                    f"{outcome[i].status_code} {outcome[i].text}"
+                )
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                outcome[i] = await post(i)
+                assert outcome[i].status_code in (201, 503), outcome[i].text
+                if outcome[i].status_code == 503:
+                    _assert_unavailable_problem(outcome[i])
+
+        # The pool is healthy again: plain requests work at once, readiness is back.
+        readiness = await client.get("/readyz")
+        assert readiness.status_code == 200, readiness.text
+        listing = await client.get("/tickets", params={"limit": 100}, headers=headers)
+        assert listing.status_code == 200, listing.text
+
+        # A retry of a request that had already succeeded replays the first answer.
+        first = outcome[before[0]]
+        replay = await post(before[0])
+        assert replay.status_code == 201, replay.text
+        assert replay.headers.get("idempotent-replayed") == "true"
+        assert replay.json()["id"] == first.json()["id"]
+
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        rows = await conn.fetch("SELECT id, subject FROM tickets ORDER BY id")
+    finally:
+        await conn.close()
+    ids_by_subject: dict[str, list[int]] = {}
+    for row in rows:
+        ids_by_subject.setdefault(row["subject"], []).append(row["id"])
+    assert len(rows) == len(everything)
+    for i in everything:
+        subject = _body(i)["subject"]
+        assert ids_by_subject.get(subject) == [outcome[i].json()["id"]], subject
