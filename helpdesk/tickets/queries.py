@@ -129,6 +129,3 @@ async def fetch_ticket(
     )
     return ticket_out(row) if row else None
 
-
-def jsonable(value: Any) -> Any:
-    return msgspec.to_builtins(value)
