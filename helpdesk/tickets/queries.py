@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -128,4 +127,3 @@ async def fetch_ticket(
         *params.values,
     )
     return ticket_out(row) if row else None
-
