@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import asyncpg
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -29,7 +30,7 @@ from helpdesk.tickets.models import (
     TicketPage,
     TicketUpdate,
 )
-from helpdesk.web.context import Caller, Ctx, Db
+from helpdesk.web.context import AppContext, Caller, Ctx, Db
 from helpdesk.web.idempotency import run_idempotent
 from helpdesk.web.query import parse_if_match, reject_unknown_params
 
@@ -55,6 +56,41 @@ LIST_PARAMS = frozenset(
 
 def _etag(ticket: TicketOut) -> dict[str, str]:
     return {"ETag": f'"{ticket.version}"'}
+
+
+async def _post_agent_message(
+    request: Request[Principal, Any, Any],
+    principal: Principal,
+    db: asyncpg.Connection,
+    ctx: AppContext,
+    ticket_id: int,
+    data: ReplyCreate | NoteCreate,
+    *,
+    public: bool,
+) -> Response[bytes]:
+    """Store a reply or note (idempotently); after commit, hand a reply to the worker."""
+    outbox_ids: list[int] = []
+
+    async def action() -> MessageOut:
+        message, outbox_id = await service.add_agent_message(
+            db,
+            principal,
+            ticket_id,
+            data.text,
+            data.attachments,
+            public=public,
+            max_attachment_bytes=ctx.settings.attachment_max_bytes,
+        )
+        if outbox_id is not None:
+            outbox_ids.append(outbox_id)
+        return message
+
+    async def after_commit(message: MessageOut) -> None:
+        ctx.metrics.messages_stored.labels(message.channel, "outbound", message.kind).inc()
+        for outbox_id in outbox_ids:
+            await ctx.enqueue(DELIVER_JOB, outbox_id, job_id=job_id(outbox_id, 0))
+
+    return await run_idempotent(db, request, principal, data, 201, action, after_commit)
 
 
 class TicketController(Controller):
@@ -169,28 +205,7 @@ class TicketController(Controller):
         data: JSONBody[ReplyCreate],
     ) -> Response[bytes]:
         """A public reply to the customer, delivered on the ticket's channel via the outbox."""
-        outbox_ids: list[int] = []
-
-        async def action() -> MessageOut:
-            message, outbox_id = await service.add_agent_message(
-                db,
-                principal,
-                ticket_id,
-                data.text,
-                data.attachments,
-                public=True,
-                max_attachment_bytes=ctx.settings.attachment_max_bytes,
-            )
-            if outbox_id is not None:
-                outbox_ids.append(outbox_id)
-            return message
-
-        async def enqueue(message: MessageOut) -> None:
-            ctx.metrics.messages_stored.labels(message.channel, "outbound", "public").inc()
-            for outbox_id in outbox_ids:
-                await ctx.enqueue(DELIVER_JOB, outbox_id, job_id=job_id(outbox_id, 0))
-
-        return await run_idempotent(db, request, principal, data, 201, action, enqueue)
+        return await _post_agent_message(request, principal, db, ctx, ticket_id, data, public=True)
 
     @post("/{ticket_id:int}/notes", status_code=201)
     async def note(
@@ -203,23 +218,7 @@ class TicketController(Controller):
         data: JSONBody[NoteCreate],
     ) -> Response[bytes]:
         """An internal note, visible to agents only."""
-
-        async def action() -> MessageOut:
-            message, _ = await service.add_agent_message(
-                db,
-                principal,
-                ticket_id,
-                data.text,
-                data.attachments,
-                public=False,
-                max_attachment_bytes=ctx.settings.attachment_max_bytes,
-            )
-            return message
-
-        async def count(message: MessageOut) -> None:
-            ctx.metrics.messages_stored.labels(message.channel, "outbound", "note").inc()
-
-        return await run_idempotent(db, request, principal, data, 201, action, count)
+        return await _post_agent_message(request, principal, db, ctx, ticket_id, data, public=False)
 
     @post("/{ticket_id:int}/merge", status_code=200)
     async def merge(
