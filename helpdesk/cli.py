@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
+
 from helpdesk.config import ConfigError, Settings, load_settings
 from helpdesk.db.pool import connect
 from helpdesk.observability import Metrics, configure_logging
@@ -26,7 +28,7 @@ class EmbeddedServers:
         self.settings = settings
         self._stops: list[object] = []
 
-    def resolve(self) -> Settings:
+    def resolve(self, *, redis: bool = True) -> Settings:
         from msgspec import structs
 
         from helpdesk.db.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -39,12 +41,12 @@ class EmbeddedServers:
             self._stops.append(postgres)
             settings = structs.replace(settings, database_url=dsn)
             log.info("embedded PostgreSQL started", extra={"data_dir": str(postgres.data_dir)})
-        if not settings.redis_url:
-            redis = EmbeddedRedis(data_dir / "redis")
-            url = redis.start()
-            self._stops.append(redis)
+        if redis and not settings.redis_url:
+            server = EmbeddedRedis(data_dir / "redis")
+            url = server.start()
+            self._stops.append(server)
             settings = structs.replace(settings, redis_url=url)
-            log.info("embedded Redis started", extra={"data_dir": str(redis.data_dir)})
+            log.info("embedded Redis started", extra={"data_dir": str(server.data_dir)})
         return settings
 
     def stop(self) -> None:
@@ -55,10 +57,10 @@ class EmbeddedServers:
 
 
 @contextlib.contextmanager
-def _servers(settings: Settings) -> Iterator[Settings]:
+def _servers(settings: Settings, *, redis: bool = True) -> Iterator[Settings]:
     embedded = EmbeddedServers(settings)
     try:
-        yield embedded.resolve()
+        yield embedded.resolve(redis=redis)
     finally:
         embedded.stop()
 
@@ -188,7 +190,7 @@ def cmd_worker(settings: Settings) -> int:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    with _servers(settings) as resolved:
+    with _servers(settings, redis=False) as resolved:
         applied = asyncio.run(_migrate(resolved))
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
     return 0
@@ -235,7 +237,7 @@ def cmd_agent_create(settings: Settings, args: argparse.Namespace) -> int:
         password = (
             sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
         )
-    with _servers(settings) as resolved:
+    with _servers(settings, redis=False) as resolved:
         asyncio.run(_migrate(resolved))
         try:
             token = asyncio.run(_create_agent(resolved, args, password))
@@ -286,5 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)
         return 2
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Unreachable or refusing database at start-up: one line, no traceback, no DSN.
+        print(f"helpdesk: cannot use the database: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
