@@ -71,3 +71,20 @@ def test_cli_reports_a_bad_setting_in_one_line_without_traceback() -> None:
     assert lines == [
         "helpdesk: invalid setting port (from HELPDESK_PORT): Expected `int`, got `str`"
     ]
+
+
+def test_unreachable_database_is_one_line_without_the_password() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env["HELPDESK_DATABASE_URL"] = "postgresql://helpdesk:s3cr3t-pw@127.0.0.1:1/helpdesk"
+    result = subprocess.run(
+        [sys.executable, "-m", "helpdesk", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip().startswith("helpdesk: cannot use the database:")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
