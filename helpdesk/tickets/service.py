@@ -323,16 +323,12 @@ async def update_ticket(
     }
     if not changes:
         return ticket
-    if "group_id" in changes or "assignee_id" in changes:
-        group_id = requested.get("group_id", ticket.group_id)
-        assignee_id = requested.get("assignee_id", ticket.assignee_id)
-        await _check_assignment(
-            conn,
-            principal,
-            group_id if "group_id" in changes else ticket.group_id,
-            assignee_id if "assignee_id" in changes else None,
-        )
     new = {name: change["to"] for name, change in changes.items()}
+    if new.keys() & {"group_id", "assignee_id"}:
+        # Only what changes is checked: a new group, and a newly named assignee.
+        await _check_assignment(
+            conn, principal, new.get("group_id", ticket.group_id), new.get("assignee_id")
+        )
     status = new.get("status", ticket.status)
     row = await conn.fetchrow(
         f"""UPDATE tickets t SET
