@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -13,6 +14,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from redis.asyncio import ConnectionPool
 
 from helpdesk import __version__
 from helpdesk.agents.passwords import Passwords
@@ -25,10 +27,31 @@ from helpdesk.observability import Metrics
 from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
-from helpdesk.web.middleware import json_body_sanitizer, request_context_middleware
+from helpdesk.web.middleware import json_body_sanitizer, observe_request
 from helpdesk.web.problems import EXCEPTION_HANDLERS
 from helpdesk.web.system import healthz, readyz
 from helpdesk.web.system import metrics as metrics_endpoint
+
+
+class HelpdeskApp(Litestar):
+    """Litestar with request ids, access logs and metrics around every HTTP request."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        metrics: Metrics | None = getattr(self.state, "metrics", None)
+        await observe_request(super().__call__, scope, receive, send, metrics)
+
+
+def connect_redis(url: str) -> ArqRedis:
+    """A Redis client for enqueueing that connects lazily.
+
+    Unlike arq's `create_pool` it does not ping at start-up, so the API starts (and
+    `/readyz` reports the outage) while Redis is down; jobs are then left to the relay.
+    """
+    pool = ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    return ArqRedis(connection_pool=pool)
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -52,7 +75,7 @@ def create_app(
         pool = await create_db_pool(
             settings.database_url, settings.database_pool_min, settings.database_pool_max
         )
-        redis = await create_pool(redis_settings(settings.redis_url))
+        redis = connect_redis(settings.redis_url)
         app.state.ctx = AppContext(
             settings=settings,
             pool=pool,
@@ -66,7 +89,7 @@ def create_app(
             await redis.aclose()
             await pool.close()
 
-    return Litestar(
+    return HelpdeskApp(
         route_handlers=[
             healthz,
             readyz,
@@ -87,7 +110,6 @@ def create_app(
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         middleware=[
-            request_context_middleware,
             DefineMiddleware(BearerTokenMiddleware, exclude=["^/schema"]),
             json_body_sanitizer(settings.request_max_body_bytes),
         ],

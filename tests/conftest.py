@@ -7,16 +7,20 @@ external servers instead. Every test starts with empty tables and an empty Redis
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
-from litestar.testing import AsyncTestClient
+import uvicorn
 from msgspec import structs
 from redis.asyncio import Redis
 
@@ -139,13 +143,45 @@ async def db(database_url: str, servers: Servers) -> AsyncIterator[asyncpg.Conne
         await conn.close()
 
 
+Client = httpx.AsyncClient
+
+
+class _TestServer(uvicorn.Server):
+    """uvicorn without its signal handlers (pytest owns those)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @pytest.fixture
 async def client(
     db: asyncpg.Connection, settings: Settings, passwords: Passwords
-) -> AsyncIterator[AsyncTestClient[Any]]:
+) -> AsyncIterator[Client]:
+    """The real app behind a real HTTP server on loopback, so requests truly run concurrently."""
     app = create_app(settings, passwords)
-    async with AsyncTestClient(app=app, raise_server_exceptions=False) as test_client:
-        yield test_client
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _TestServer(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", limit_concurrency=500)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.005)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=60,
+            limits=httpx.Limits(max_connections=200),
+        ) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
 
 
 @dataclass
@@ -201,9 +237,7 @@ class Factory:
         token, _ = await agents.issue_token(self.db, agent.id, 1)
         return AgentHandle(agent.id, email, role, token)
 
-    async def ticket(
-        self, client: AsyncTestClient[Any], agent: AgentHandle, **fields: Any
-    ) -> dict[str, Any]:
+    async def ticket(self, client: Client, agent: AgentHandle, **fields: Any) -> dict[str, Any]:
         n = self._next()
         body: dict[str, Any] = {
             "subject": f"Ticket {n}",

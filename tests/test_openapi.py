@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
-from litestar.testing import AsyncTestClient
+from tests.conftest import Client
 
 
-async def test_openapi_document_describes_the_api(client: AsyncTestClient[Any]) -> None:
+async def test_openapi_document_describes_the_api(client: Client) -> None:
     response = await client.get("/schema/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]

@@ -20,9 +20,7 @@ from helpdesk.agents.passwords import Passwords
 from helpdesk.app import create_app
 from helpdesk.config import Settings
 from helpdesk.observability import JsonFormatter
-from tests.conftest import TEST_PASSWORD, Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import TEST_PASSWORD, Client, Factory
 
 
 def metric_samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -17,53 +17,51 @@ log = logging.getLogger("helpdesk.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def request_context_middleware(app: ASGIApp) -> ASGIApp:
-    """Give every request an id (honouring a sane X-Request-ID), log it, measure it."""
+async def observe_request(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, metrics: Metrics | None
+) -> None:
+    """Run one HTTP request with a request id (a sane X-Request-ID is honoured), then log
+    and measure it.
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        kind: str = scope["type"]
-        if kind != "http":
-            await app(scope, receive, send)
-            return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
+    Called from the application's entry point, so it also sees what no route or
+    middleware answers: 401s of the authentication layer, 404/405 of the router.
+    """
+    incoming = _header(scope, b"x-request-id")
+    request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
 
-        async def send_with_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
+    async def send_with_id(message: Any) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", request_id.encode()))
+            message = {**message, "headers": headers}
+        await send(message)
 
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "unmatched"
-            method = scope.get("method", "")
-            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
-            if metrics is not None:
-                metrics.requests.labels(method, route, str(status)).inc()
-                metrics.latency.labels(method, route).observe(elapsed)
-            user = scope.get("user")
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "agent_id": getattr(user, "agent_id", None),
-                },
-            )
-            request_id_var.reset(token)
-
-    return middleware
+    try:
+        await app(scope, receive, send_with_id)
+    finally:
+        elapsed = time.perf_counter() - started
+        route = scope.get("path_template") or "unmatched"
+        method = scope.get("method", "")
+        if metrics is not None:
+            metrics.requests.labels(method, route, str(status)).inc()
+            metrics.latency.labels(method, route).observe(elapsed)
+        user = scope.get("user")
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "agent_id": getattr(user, "agent_id", None),
+            },
+        )
+        request_id_var.reset(token)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

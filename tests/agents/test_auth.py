@@ -8,13 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 from argon2 import PasswordHasher
-from litestar.testing import AsyncTestClient
 
 from helpdesk.agents.passwords import Passwords
 from helpdesk.config import load_settings
-from tests.conftest import TEST_PASSWORD, Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import TEST_PASSWORD, Client, Factory
 
 
 async def login(client: Client, email: str, password: str = TEST_PASSWORD) -> Any:

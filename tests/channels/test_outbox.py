@@ -15,14 +15,11 @@ import pytest
 from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job
-from litestar.testing import AsyncTestClient
 
 from helpdesk.app import redis_settings
 from helpdesk.config import Settings
-from tests.conftest import AgentHandle, Factory
+from tests.conftest import AgentHandle, Client, Factory
 from workers.settings import build_worker
-
-Client = AsyncTestClient[Any]
 
 QUEUE = "arq:queue"
 DELIVERIES = "helpdesk_deliveries_total"

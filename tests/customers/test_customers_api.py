@@ -2,11 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.testing import AsyncTestClient
-
-from tests.conftest import Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import Client, Factory
 
 
 async def test_search_customers_by_name_email_or_phone(client: Client, factory: Factory) -> None:

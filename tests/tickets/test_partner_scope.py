@@ -8,11 +8,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
-from tests.conftest import AgentHandle, Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import AgentHandle, Client, Factory
 
 
 async def setup_two_queues(

@@ -6,11 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from tests.conftest import AgentHandle, Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import AgentHandle, Client, Factory
 
 
 async def search(client: Client, agent: AgentHandle, **params: Any) -> list[int]:

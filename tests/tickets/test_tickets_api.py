@@ -7,12 +7,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
 from helpdesk.config import Settings
-from tests.conftest import AgentHandle, Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import AgentHandle, Client, Factory
 
 
 async def test_agent_creates_replies_and_reads_a_ticket(client: Client, factory: Factory) -> None:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import asyncpg
 import pytest
-from litestar.testing import AsyncTestClient
 
 from helpdesk.web.middleware import sanitize_json_body
-from tests.conftest import Factory
-
-Client = AsyncTestClient[Any]
+from tests.conftest import Client, Factory
 
 
 async def test_invalid_utf8_and_nul_are_stored_with_replacement(
