@@ -27,7 +27,7 @@ from helpdesk.observability import Metrics
 from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
-from helpdesk.web.middleware import json_body_sanitizer, observe_request
+from helpdesk.web.middleware import input_sanitizer, observe_request
 from helpdesk.web.problems import EXCEPTION_HANDLERS
 from helpdesk.web.system import healthz, readyz
 from helpdesk.web.system import metrics as metrics_endpoint
@@ -111,7 +111,7 @@ def create_app(
         },
         middleware=[
             DefineMiddleware(BearerTokenMiddleware, exclude=["^/schema"]),
-            json_body_sanitizer(settings.request_max_body_bytes),
+            input_sanitizer(settings.request_max_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.request_max_body_bytes,

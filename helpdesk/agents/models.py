@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from helpdesk.db.sql import Id
+
 Role = Literal["agent", "supervisor", "admin", "partner"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin", "partner")
 
@@ -52,7 +54,7 @@ class AgentCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     role: Role
     password: Password | None = None
-    group_ids: list[int] = []
+    group_ids: list[Id] = []
 
 
 class AgentUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,7 +63,7 @@ class AgentUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | None = None
     role: Role | None = None
     active: bool | None = None
-    group_ids: list[int] | None = None
+    group_ids: list[Id] | None = None
     password: Password | None = None
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from helpdesk.agents import service
@@ -20,6 +20,7 @@ from helpdesk.agents.models import (
 from helpdesk.audit import service as audit
 from helpdesk.web.auth import ADMIN
 from helpdesk.web.context import Caller, Ctx, Db, client_ip
+from helpdesk.web.query import PathId
 
 
 class AuthController(Controller):
@@ -113,7 +114,7 @@ class AgentController(Controller):
         principal: Caller,
         db: Db,
         ctx: Ctx,
-        agent_id: FromPath[int],
+        agent_id: PathId,
         data: JSONBody[AgentUpdate],
     ) -> AgentOut:
         """Change role, groups, activity or password; the agent's tokens are revoked."""

@@ -5,11 +5,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import QueryParameter
 
 from helpdesk.audit import service
 from helpdesk.web.auth import SUPERVISION
 from helpdesk.web.context import Db
+from helpdesk.web.query import OptionalQueryId
 
 
 class AuditEntry(msgspec.Struct):
@@ -37,7 +38,7 @@ class AuditController(Controller):
     async def list_entries(
         self,
         db: Db,
-        before_id: FromQuery[int | None] = None,
+        before_id: OptionalQueryId = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[AuditEntry]:
         rows = await service.list_entries(db, before_id=before_id, limit=limit)

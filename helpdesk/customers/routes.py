@@ -3,14 +3,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from helpdesk.agents.models import Principal
 from helpdesk.customers import service
 from helpdesk.customers.models import CustomerDetail, CustomerPage
 from helpdesk.errors import InvalidInput
 from helpdesk.web.context import Caller, Db
-from helpdesk.web.query import reject_unknown_params
+from helpdesk.web.query import PathId, reject_unknown_params
 
 LIST_PARAMS = frozenset({"q", "limit", "cursor"})
 
@@ -42,5 +42,5 @@ class CustomerController(Controller):
         )
 
     @get("/{customer_id:int}")
-    async def detail(self, principal: Caller, db: Db, customer_id: FromPath[int]) -> CustomerDetail:
+    async def detail(self, principal: Caller, db: Db, customer_id: PathId) -> CustomerDetail:
         return await service.get_customer(db, principal, customer_id)

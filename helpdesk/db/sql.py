@@ -6,7 +6,9 @@ fragments written in our own code are joined.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 
 class Params:
@@ -17,3 +19,8 @@ class Params:
         """Bind `value` and return its placeholder."""
         self.values.append(value)
         return f"${len(self.values)}"
+
+
+# A bigint primary key as clients may send it: positive and within PostgreSQL's bigint,
+# so an out-of-range id is a validation error naming the field, not a database error.
+Id = Annotated[int, msgspec.Meta(ge=1, le=9_223_372_036_854_775_807)]

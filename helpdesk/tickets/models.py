@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from helpdesk.db.sql import Id
+
 Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
 Category = Literal["complaint", "order", "return", "question", "other"]
@@ -95,7 +97,7 @@ class TicketDetail(msgspec.Struct):
 class CustomerRef(msgspec.Struct, forbid_unknown_fields=True):
     """Who the ticket is from: an existing customer id, or contact data to find or create one."""
 
-    id: int | None = None
+    id: Id | None = None
     email: Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     phone: Annotated[str, msgspec.Meta(max_length=50, pattern=r"^\+?[0-9 ()./-]{3,50}$")] | None = (
@@ -116,8 +118,8 @@ class TicketCreate(msgspec.Struct, forbid_unknown_fields=True):
     channel: Literal["api", "phone"] = "api"
     priority: Priority = "normal"
     category: Category | None = None
-    group_id: int | None = None
-    assignee_id: int | None = None
+    group_id: Id | None = None
+    assignee_id: Id | None = None
     tags: list[Tag] = []
 
 
@@ -144,7 +146,7 @@ class TicketUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
-    into_ticket_id: int
+    into_ticket_id: Id
     reason: Reason | None = None
 
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import asyncpg
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from helpdesk.agents.models import Principal
 from helpdesk.channels.outbox import DELIVER_JOB, job_id
+from helpdesk.db.sql import Id
 from helpdesk.errors import InvalidInput, PreconditionRequired
 from helpdesk.tickets import queries, service
 from helpdesk.tickets.models import (
@@ -32,7 +33,7 @@ from helpdesk.tickets.models import (
 )
 from helpdesk.web.context import AppContext, Caller, Ctx, Db
 from helpdesk.web.idempotency import run_idempotent
-from helpdesk.web.query import parse_if_match, reject_unknown_params
+from helpdesk.web.query import OptionalQueryId, PathId, parse_if_match, reject_unknown_params
 
 LIST_PARAMS = frozenset(
     {
@@ -107,7 +108,7 @@ class TicketController(Controller):
         priority: FromQuery[list[Priority] | None] = None,
         category: FromQuery[list[Category] | None] = None,
         channel: FromQuery[list[Channel] | None] = None,
-        group_id: FromQuery[list[int] | None] = None,
+        group_id: FromQuery[list[Id] | None] = None,
         assignee: Annotated[
             str | None,
             QueryParameter(
@@ -115,7 +116,7 @@ class TicketController(Controller):
                 description="'me', 'unassigned' or an agent id",
             ),
         ] = None,
-        customer_id: FromQuery[int | None] = None,
+        customer_id: OptionalQueryId = None,
         tag: FromQuery[list[str] | None] = None,
         created_after: FromQuery[datetime | None] = None,
         created_before: FromQuery[datetime | None] = None,
@@ -172,7 +173,7 @@ class TicketController(Controller):
 
     @get("/{ticket_id:int}")
     async def get_ticket(
-        self, principal: Caller, db: Db, ticket_id: FromPath[int]
+        self, principal: Caller, db: Db, ticket_id: PathId
     ) -> Response[TicketDetail]:
         detail = await service.get_detail(db, principal, ticket_id)
         return Response(detail, headers=_etag(detail.ticket))
@@ -183,7 +184,7 @@ class TicketController(Controller):
         request: Request[Principal, Any, Any],
         principal: Caller,
         db: Db,
-        ticket_id: FromPath[int],
+        ticket_id: PathId,
         data: JSONBody[TicketUpdate],
     ) -> Response[TicketOut]:
         """Change status, priority, category, group, assignee or tags. Requires If-Match."""
@@ -201,7 +202,7 @@ class TicketController(Controller):
         principal: Caller,
         db: Db,
         ctx: Ctx,
-        ticket_id: FromPath[int],
+        ticket_id: PathId,
         data: JSONBody[ReplyCreate],
     ) -> Response[bytes]:
         """A public reply to the customer, delivered on the ticket's channel via the outbox."""
@@ -214,7 +215,7 @@ class TicketController(Controller):
         principal: Caller,
         db: Db,
         ctx: Ctx,
-        ticket_id: FromPath[int],
+        ticket_id: PathId,
         data: JSONBody[NoteCreate],
     ) -> Response[bytes]:
         """An internal note, visible to agents only."""
@@ -226,7 +227,7 @@ class TicketController(Controller):
         request: Request[Principal, Any, Any],
         principal: Caller,
         db: Db,
-        ticket_id: FromPath[int],
+        ticket_id: PathId,
         data: JSONBody[MergeRequest],
     ) -> Response[bytes]:
         """Merge this ticket into another: messages move, this one closes with a link."""
@@ -244,9 +245,7 @@ class AttachmentController(Controller):
     tags = ["tickets"]
 
     @get("/{attachment_id:int}")
-    async def download(
-        self, principal: Caller, db: Db, attachment_id: FromPath[int]
-    ) -> Response[bytes]:
+    async def download(self, principal: Caller, db: Db, attachment_id: PathId) -> Response[bytes]:
         """Always a download, never rendered on our origin (no stored XSS via attachments)."""
         row = await service.get_attachment(db, principal, attachment_id)
         safe_name = "".join(c if c.isalnum() or c in "._- " else "_" for c in row["filename"])

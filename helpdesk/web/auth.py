@@ -49,8 +49,10 @@ async def _check_not_found_budget(ctx: AppContext, principal: Principal) -> None
 def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     """Guard: the caller's role must be one of `roles`."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-        principal: Principal = connection.user
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal):  # e.g. OPTIONS, which skips authentication
+            raise Unauthenticated("Missing bearer token")
         if principal.role not in roles:
             raise Forbidden("Your role does not allow this")
 

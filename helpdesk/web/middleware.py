@@ -90,11 +90,25 @@ def sanitize_json_body(body: bytes) -> bytes:
     return body.replace(b"\x00", "\ufffd".encode())
 
 
-def json_body_sanitizer(max_body_bytes: int) -> Any:
-    """Buffer JSON request bodies (up to the limit), sanitise them and replay them."""
+_NUL_PERCENT = re.compile(rb"%00|\x00")
+
+
+def sanitize_query_string(query: bytes) -> bytes:
+    """NUL in a query string (`%00`) becomes U+FFFD, like NUL in a body."""
+    return _NUL_PERCENT.sub(b"%EF%BF%BD", query) if b"%00" in query or b"\x00" in query else query
+
+
+def input_sanitizer(max_body_bytes: int) -> Any:
+    """Make query strings and JSON bodies storable before any handler parses them.
+
+    JSON bodies are buffered (up to the limit), sanitised and replayed.
+    """
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            query = scope.get("query_string", b"")
+            if query:
+                scope["query_string"] = sanitize_query_string(query)
             kind: str = scope["type"]
             if kind != "http" or scope.get("method") in ("GET", "HEAD", "DELETE"):
                 await app(scope, receive, send)

@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
 from litestar.exceptions import HTTPException, ValidationException
@@ -195,6 +196,10 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return handle_unavailable(request, exc)
+    if isinstance(exc, asyncpg.DataError) and str(exc).startswith("invalid input for query"):
+        # Safety net: a client value PostgreSQL cannot take (models should catch it first).
+        log.warning("client value rejected by the database", extra={"error": type(exc).__name__})
+        return problem(request, 400, "invalid-input", "Invalid value", "A value is out of range.")
     log.error("unhandled error", exc_info=exc)
     return problem(
         request,

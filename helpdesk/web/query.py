@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
+from litestar.params import PathParameter, QueryParameter
 
 from helpdesk.errors import InvalidInput
 
@@ -27,3 +28,9 @@ def parse_if_match(value: str | None) -> int | None:
     if not text.isdigit() or len(text) > 9:
         raise InvalidInput('If-Match must be the ticket\'s ETag, e.g. "3"', field="If-Match")
     return int(text)
+
+
+MAX_ID = 9_223_372_036_854_775_807  # PostgreSQL bigint
+# Ids in paths and query strings: positive and within bigint, else a 400 naming them.
+PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+OptionalQueryId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 import pytest
@@ -93,3 +94,43 @@ async def test_unknown_route_and_method_are_problems(client: Client, factory: Fa
     wrong = await client.delete("/tickets", headers=agent.headers)
     assert wrong.status_code == 405
     assert wrong.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_options_on_a_guarded_route_is_not_a_500(client: Client, factory: Factory) -> None:
+    for path in ("/audit", "/agents", "/tickets"):
+        response = await client.options(path)
+        assert response.status_code < 500, (path, response.text)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", "/tickets/99999999999999999999999", None, "ticket_id"),
+        ("GET", "/attachments/0", None, "attachment_id"),
+        ("GET", "/tickets?group_id=99999999999999999999", None, "group_id"),
+        ("GET", "/tickets?customer_id=-5", None, "customer_id"),
+        ("POST", "/tickets/1/merge", {"into_ticket_id": 2**70}, "into_ticket_id"),
+        (
+            "POST",
+            "/tickets",
+            {"subject": "s", "text": "t", "customer": {"id": 2**64}},
+            "customer.id",
+        ),
+    ],
+)
+async def test_ids_out_of_range_are_400_naming_the_field(
+    client: Client, factory: Factory, method: str, path: str, body: Any, field: str
+) -> None:
+    agent = await factory.agent("agent")
+    response = await client.request(method, path, json=body, headers=agent.headers)
+    assert response.status_code == 400, response.text
+    assert any(field in e["field"] for e in response.json()["errors"]), response.json()
+
+
+async def test_nul_in_a_query_string_is_not_a_500(client: Client, factory: Factory) -> None:
+    agent = await factory.agent("agent")
+    await factory.ticket(client, agent)
+    for path in ("/customers?q=a%00b", "/tickets?q=%00", "/tickets?tag=x%00"):
+        response = await client.get(path, headers=agent.headers)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["items"] == []
