@@ -270,3 +270,27 @@ def test_production_password_hashing_meets_owasp() -> None:
     assert int(params["t"]) >= 2
     assert int(params["p"]) >= 1
     assert (int(params["m"]), int(params["t"]), int(params["p"])) == (65536, 3, 4)
+
+
+async def test_groups_are_created_by_admins_and_partners_see_only_their_own(
+    client: Client, factory: Factory
+) -> None:
+    admin = await factory.agent("admin")
+    created = await client.post(
+        "/groups", json={"name": "Reklamace", "description": "Complaints"}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    duplicate = await client.post("/groups", json={"name": "Reklamace"}, headers=admin.headers)
+    assert duplicate.status_code == 409
+    invalid = await client.post("/groups", json={"name": ""}, headers=admin.headers)
+    assert invalid.status_code == 400 and invalid.json()["errors"][0]["field"] == "name"
+    first_line = await factory.group("First line")
+    partner = await factory.agent("partner", [first_line])
+    colleague = await factory.agent("partner", [first_line])
+    await factory.agent("agent", [created.json()["id"]])
+    groups = (await client.get("/groups", headers=partner.headers)).json()
+    assert [g["id"] for g in groups] == [first_line]
+    agents = (await client.get("/agents", headers=partner.headers)).json()
+    assert {a["id"] for a in agents} == {partner.id, colleague.id}
+    everyone = (await client.get("/agents", headers=admin.headers)).json()
+    assert len(everyone) == 4
