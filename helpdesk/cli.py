@@ -249,6 +249,20 @@ def cmd_agent_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail_parse(files: list[str]) -> int:
+    """Print what the email parser extracts, one JSON document per file; no database."""
+    from helpdesk.channels.email.parse import preview_json
+
+    for name in files:
+        try:
+            raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        except OSError as exc:
+            print(f"helpdesk: cannot read {name}: {exc.strerror}", file=sys.stderr)
+            return 1
+        sys.stdout.buffer.write(preview_json(raw) + b"\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helpdesk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--password-stdin", action="store_true", help="read a login password from standard input"
     )
+    mail = sub.add_parser("mail", help="email tools")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True)
+    parse = mail_sub.add_parser(
+        "parse", help="print what the parser extracts from raw mail, as JSON"
+    )
+    parse.add_argument("files", nargs="+", metavar="FILE", help="RFC 822 files ('-' for stdin)")
     return parser
 
 
@@ -284,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_worker(settings)
         if args.command == "migrate":
             return cmd_migrate(settings)
+        if args.command == "mail":
+            return cmd_mail_parse(args.files)
         return cmd_agent_create(settings, args)
     except ConfigError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)

@@ -145,3 +145,41 @@ async def test_agent_create_prints_a_working_token_once(servers: Servers, tmp_pa
             await conn.close()
     finally:
         await servers.drop_database(dsn)
+
+
+def test_mail_parse_prints_the_parser_preview_without_a_database(tmp_path: Path) -> None:
+    from helpdesk.channels.email.parse import parse_email
+
+    corpus = Path(__file__).parent / "channels" / "email" / "corpus"
+    sample = corpus / "chatwoot_only_text.eml"
+    # No URLs and a data dir that must stay empty: parsing never starts a server.
+    env = _clean_env(HELPDESK_DATA_DIR=str(tmp_path / "var"))
+    result = subprocess.run(  # noqa: S603 - our own interpreter and a corpus file
+        [sys.executable, "-m", "helpdesk", "mail", "parse", str(sample)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    preview = json.loads(result.stdout)
+    expected = parse_email(sample.read_bytes())
+    assert preview["from_email"] == expected.from_email == "text@example.com"
+    assert preview["subject"] == expected.subject
+    assert set(preview) >= {
+        "from_email",
+        "from_name",
+        "to",
+        "cc",
+        "subject",
+        "message_id",
+        "in_reply_to",
+        "references",
+        "date",
+        "text",
+        "html",
+        "attachments",
+        "auto_submitted",
+        "bounce",
+    }
+    assert not (tmp_path / "var").exists()
