@@ -263,6 +263,43 @@ def cmd_mail_parse(files: list[str]) -> int:
     return 0
 
 
+async def _ingest_files(settings: Settings, account: str, mails: list[tuple[str, bytes]]) -> int:
+    import msgspec
+
+    from helpdesk.channels.email.ingest import ingest_email
+    from helpdesk.channels.email.parse import parse_email
+
+    conn = await connect(settings.database_url)
+    try:
+        for name, raw in mails:
+            result = await ingest_email(
+                conn,
+                parse_email(raw, max_attachment_bytes=settings.attachment_max_bytes),
+                raw,
+                account=account,
+                first_response_minutes=settings.sla.first_response_minutes,
+            )
+            line = {"file": name, **msgspec.structs.asdict(result)}
+            sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
+    finally:
+        await conn.close()
+    return 0
+
+
+def cmd_mail_ingest(settings: Settings, account: str, files: list[str]) -> int:
+    """Store raw mail files as messages (each exactly once), printing where each went."""
+    mails = []
+    for name in files:
+        try:
+            mails.append((name, Path(name).read_bytes()))
+        except OSError as exc:
+            print(f"helpdesk: cannot read {name}: {exc.strerror}", file=sys.stderr)
+            return 1
+    with _servers(settings, redis=False) as resolved:
+        asyncio.run(_migrate(resolved))
+        return asyncio.run(_ingest_files(resolved, account, mails))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helpdesk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         "parse", help="print what the parser extracts from raw mail, as JSON"
     )
     parse.add_argument("files", nargs="+", metavar="FILE", help="RFC 822 files ('-' for stdin)")
+    ingest = mail_sub.add_parser("ingest", help="store raw mail files as tickets and messages")
+    ingest.add_argument("--account", default="default", help="the mail account they came to")
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="RFC 822 files")
     return parser
 
 
@@ -304,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_worker(settings)
         if args.command == "migrate":
             return cmd_migrate(settings)
-        if args.command == "mail":
+        if args.command == "mail" and args.mail_command == "parse":
             return cmd_mail_parse(args.files)
+        if args.command == "mail":
+            return cmd_mail_ingest(settings, args.account, args.files)
         return cmd_agent_create(settings, args)
     except ConfigError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)

@@ -117,10 +117,10 @@ async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: Cu
             raise InvalidInput("Unknown customer", field="customer.id")
         return int(found)
     if ref.email:
-        return await _by_identity(conn, "email", ref.email.strip().lower(), ref)
+        return await by_identity(conn, "email", ref.email.strip().lower(), ref)
     if ref.phone:
         digits = "".join(ch for ch in ref.phone if ch.isdigit() or ch == "+")
-        return await _by_identity(conn, "phone", digits, ref)
+        return await by_identity(conn, "phone", digits, ref)
     if not ref.name:
         raise InvalidInput("Give a customer id, e-mail, phone or at least a name", field="customer")
     new_id: int = await conn.fetchval(
@@ -129,9 +129,10 @@ async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: Cu
     return new_id
 
 
-async def _by_identity(
+async def by_identity(
     conn: asyncpg.Connection, channel: str, external_id: str, ref: CustomerRef
 ) -> int:
+    """The customer known on `channel` as `external_id`, created (with `ref`'s data) if new."""
     existing = await conn.fetchval(
         """SELECT customer_id FROM customer_identities
            WHERE channel = $1 AND channel_account = '' AND external_id = $2""",

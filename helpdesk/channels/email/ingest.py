@@ -1,0 +1,189 @@
+"""Store one inbound mail exactly once, on the right ticket.
+
+Threading: a reply joins the ticket of a message whose Message-ID it cites
+(In-Reply-To, then References); failing that, the ticket number in the subject
+(`[#10042]`) if that ticket belongs to the same customer, so a stranger citing a
+number cannot write into someone else's ticket; otherwise a new ticket opens.
+A merged ticket forwards to the ticket it was merged into; a closed one gets a
+follow-up ticket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import asyncpg
+import msgspec
+
+from helpdesk.channels.email.parse import ParsedEmail
+from helpdesk.customers import service as customers
+from helpdesk.sla.targets import first_response_due
+from helpdesk.tickets.models import CustomerRef
+
+CHANNEL = "email"
+_TICKET_NUMBER = re.compile(r"\[#(\d{1,18})\]")
+
+
+class IngestResult(msgspec.Struct):
+    ticket_id: int
+    message_id: int
+    created_ticket: bool
+    duplicate: bool
+
+
+def external_id_of(parsed: ParsedEmail, raw: bytes) -> str:
+    """The id that makes a mail unique: its Message-ID, or a hash of its bytes."""
+    return parsed.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def ticket_number_in(subject: str) -> int | None:
+    match = _TICKET_NUMBER.search(subject)
+    return int(match.group(1)) if match else None
+
+
+async def _follow_merges(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | None:
+    for _ in range(20):  # merge chains are short; the bound guards against a cycle
+        row = await conn.fetchrow(
+            "SELECT id, status, customer_id, merged_into_id FROM tickets WHERE id = $1",
+            ticket_id,
+        )
+        if row is None or row["merged_into_id"] is None:
+            return row
+        ticket_id = row["merged_into_id"]
+    return None
+
+
+async def _thread(
+    conn: asyncpg.Connection, parsed: ParsedEmail, customer_id: int
+) -> asyncpg.Record | None:
+    cited = [i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i]
+    if cited:
+        found = await conn.fetchval(
+            """SELECT ticket_id FROM messages
+               WHERE channel = 'email' AND external_id = ANY($1::text[])
+               ORDER BY array_position($1::text[], external_id), id DESC LIMIT 1""",
+            cited,
+        )
+        if found is not None:
+            return await _follow_merges(conn, found)
+    number = ticket_number_in(parsed.subject)
+    if number is not None:
+        found = await conn.fetchval(
+            "SELECT id FROM tickets WHERE number = $1 AND customer_id = $2", number, customer_id
+        )
+        if found is not None:
+            return await _follow_merges(conn, found)
+    return None
+
+
+async def ingest_email(
+    conn: asyncpg.Connection,
+    parsed: ParsedEmail,
+    raw: bytes,
+    *,
+    account: str,
+    first_response_minutes: int,
+) -> IngestResult:
+    """Store `parsed` once per (account, Message-ID); safe to call again for the same mail."""
+    external_id = external_id_of(parsed, raw)
+    async with conn.transaction():
+        # Serialises concurrent deliveries of the same mail (IMAP re-fetch, webhook retry).
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"{CHANNEL}:{account}:{external_id}",
+        )
+        existing = await conn.fetchrow(
+            """SELECT id, ticket_id FROM messages
+               WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+            CHANNEL,
+            account,
+            external_id,
+        )
+        if existing is not None:
+            return IngestResult(existing["ticket_id"], existing["id"], False, True)
+        if parsed.from_email:
+            customer_id = await customers.by_identity(
+                conn,
+                CHANNEL,
+                parsed.from_email,
+                CustomerRef(email=parsed.from_email, name=parsed.from_name[:200]),
+            )
+        else:  # unknown or ambiguous sender: never linked to an existing customer
+            customer_id = await conn.fetchval(
+                "INSERT INTO customers (name) VALUES ($1) RETURNING id",
+                parsed.from_name[:200] or "Unknown sender",
+            )
+        ticket = await _thread(conn, parsed, customer_id)
+        created = ticket is None or ticket["status"] == "closed"
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        if created:
+            ticket_id = await conn.fetchval(
+                """INSERT INTO tickets (subject, channel, customer_id, first_response_due_at,
+                                       created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $5) RETURNING id""",
+                (parsed.subject or "(no subject)")[:998],
+                CHANNEL,
+                customer_id,
+                first_response_due(now, first_response_minutes),
+                now,
+            )
+        else:
+            assert ticket is not None
+            ticket_id = ticket["id"]
+            await conn.execute(
+                """UPDATE tickets SET updated_at = $2, version = version + 1,
+                       status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
+                                     ELSE status END,
+                       solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END
+                   WHERE id = $1""",
+                ticket_id,
+                now,
+            )
+        message_id = await conn.fetchval(
+            """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
+                                     channel_account, external_id, body_text, body_html,
+                                     created_at)
+               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+            ticket_id,
+            customer_id,
+            CHANNEL,
+            account,
+            external_id,
+            parsed.text,
+            parsed.html,
+            now,
+        )
+        for attachment in parsed.attachments:
+            if attachment.dropped_reason is not None:
+                continue
+            await conn.execute(
+                """INSERT INTO attachments (message_id, filename, content_type, size_bytes,
+                                            sha256, content)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                message_id,
+                (attachment.filename or "attachment")[:255],
+                attachment.content_type[:255],
+                len(attachment.content),
+                hashlib.sha256(attachment.content).digest(),
+                attachment.content,
+            )
+        dropped = [
+            {"filename": a.filename, "size": a.size, "reason": a.dropped_reason}
+            for a in parsed.attachments
+            if a.dropped_reason is not None
+        ]
+        await conn.execute(
+            """INSERT INTO ticket_events (ticket_id, action, changes)
+               VALUES ($1, $2, $3)""",
+            ticket_id,
+            "created" if created else "customer_replied",
+            {
+                "message_id": message_id,
+                "channel": CHANNEL,
+                "warnings": parsed.warnings,
+                "dropped_attachments": dropped,
+                "auto_submitted": parsed.auto_submitted,
+            },
+        )
+    return IngestResult(ticket_id, message_id, created, False)
