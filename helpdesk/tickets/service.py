@@ -142,6 +142,24 @@ async def create_ticket(
     return ticket
 
 
+async def store_attachment(
+    conn: asyncpg.Connection, message_id: int, filename: str, content_type: str, content: bytes
+) -> int:
+    """Keep one attachment of a message (any channel); returns its id."""
+    attachment_id: int = await conn.fetchval(
+        """INSERT INTO attachments (message_id, filename, content_type, size_bytes, sha256,
+                                    content)
+           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+        message_id,
+        filename,
+        content_type,
+        len(content),
+        hashlib.sha256(content).digest(),
+        content,
+    )
+    return attachment_id
+
+
 async def _store_attachments(
     conn: asyncpg.Connection, message_id: int, attachments: list[AttachmentIn], max_bytes: int
 ) -> list[AttachmentOut]:
@@ -149,16 +167,8 @@ async def _store_attachments(
     for item in attachments:
         if len(item.content) > max_bytes:
             raise PayloadTooLarge(f"Attachment {item.filename!r} is larger than {max_bytes} bytes")
-        attachment_id = await conn.fetchval(
-            """INSERT INTO attachments (message_id, filename, content_type, size_bytes, sha256,
-                                        content)
-               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-            message_id,
-            item.filename,
-            item.content_type,
-            len(item.content),
-            hashlib.sha256(item.content).digest(),
-            item.content,
+        attachment_id = await store_attachment(
+            conn, message_id, item.filename, item.content_type, item.content
         )
         stored.append(
             AttachmentOut(

@@ -20,6 +20,7 @@ from helpdesk.channels.email.parse import ParsedEmail
 from helpdesk.customers import service as customers
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.models import CustomerRef
+from helpdesk.tickets.service import store_attachment
 
 CHANNEL = "email"
 _TICKET_NUMBER = re.compile(r"\[#(\d{1,18})\]")
@@ -157,15 +158,11 @@ async def ingest_email(
         for attachment in parsed.attachments:
             if attachment.dropped_reason is not None:
                 continue
-            await conn.execute(
-                """INSERT INTO attachments (message_id, filename, content_type, size_bytes,
-                                            sha256, content)
-                   VALUES ($1, $2, $3, $4, $5, $6)""",
+            await store_attachment(
+                conn,
                 message_id,
                 (attachment.filename or "attachment")[:255],
                 attachment.content_type[:255],
-                len(attachment.content),
-                hashlib.sha256(attachment.content).digest(),
                 attachment.content,
             )
         dropped = [
