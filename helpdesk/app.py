@@ -20,6 +20,15 @@ from helpdesk import __version__
 from helpdesk.agents.passwords import Passwords
 from helpdesk.agents.routes import AgentController, AuthController, GroupController
 from helpdesk.audit.routes import AuditController
+from helpdesk.channels.email.routes import (
+    EmailAccountController,
+    EmailIntakeController,
+    EmailQuarantineController,
+    EmailSourceController,
+)
+from helpdesk.channels.routes import ChannelAccountController
+from helpdesk.channels.webchat.routes import WebChatController
+from helpdesk.channels.webhooks import WebhookController
 from helpdesk.config import Settings
 from helpdesk.customers.routes import CustomerController
 from helpdesk.db.pool import create_pool as create_db_pool
@@ -101,6 +110,13 @@ def create_app(
             AttachmentController,
             CustomerController,
             AuditController,
+            EmailIntakeController,
+            EmailAccountController,
+            EmailQuarantineController,
+            EmailSourceController,
+            ChannelAccountController,
+            WebhookController,
+            WebChatController,
         ],
         lifespan=[lifespan],
         state=State({"metrics": app_metrics}),

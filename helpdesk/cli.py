@@ -1,4 +1,5 @@
-"""`helpdesk` command line: run (development), serve, worker, migrate, agent create."""
+"""`helpdesk` command line: run (development), serve, worker, migrate, agent create, mail and
+telegram tools."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -150,7 +152,7 @@ def cmd_run(settings: Settings) -> int:
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
         if resolved.demo and asyncio.run(_seed(resolved)):
-            from helpdesk.demo.seed import DEMO_DOMAIN, DEMO_PASSWORD
+            from helpdesk.demo.seed import DEMO_DOMAIN, DEMO_INBOUND_SECRET, DEMO_PASSWORD
 
             print(
                 f"\nDemo data seeded. Log in with one of admin@{DEMO_DOMAIN}, "
@@ -158,7 +160,11 @@ def cmd_run(settings: Settings) -> int:
                 f"and the password '{DEMO_PASSWORD}':\n"
                 f"  curl -s -X POST http://{resolved.host}:{resolved.port}/auth/login "
                 f"-H 'content-type: application/json' "
-                f'-d \'{{"email": "agent@{DEMO_DOMAIN}", "password": "{DEMO_PASSWORD}"}}\'\n',
+                f'-d \'{{"email": "agent@{DEMO_DOMAIN}", "password": "{DEMO_PASSWORD}"}}\'\n'
+                f"Send a raw mail to the demo email account 'support':\n"
+                f"  curl -s -X POST http://{resolved.host}:{resolved.port}"
+                f"/channels/email/support/inbound -H 'authorization: Bearer "
+                f"{DEMO_INBOUND_SECRET}' --data-binary @mail.eml\n",
                 file=sys.stderr,
             )
         print(
@@ -266,20 +272,22 @@ def cmd_mail_parse(files: list[str]) -> int:
 async def _ingest_files(settings: Settings, account: str, mails: list[tuple[str, bytes]]) -> int:
     import msgspec
 
-    from helpdesk.channels.email.ingest import ingest_email
-    from helpdesk.channels.email.parse import parse_email
+    from helpdesk.channels.email.accounts import get_account
+    from helpdesk.channels.email.receive import receive
 
     conn = await connect(settings.database_url)
     try:
-        for name, raw in mails:
-            result = await ingest_email(
-                conn,
-                parse_email(raw, max_attachment_bytes=settings.attachment_max_bytes),
-                raw,
-                account=account,
-                first_response_minutes=settings.sla.first_response_minutes,
+        found = await get_account(conn, account)
+        if found is None:
+            print(
+                f"helpdesk: no email account '{account}'; create it with "
+                f"`helpdesk mail account add {account} --address ADDRESS`",
+                file=sys.stderr,
             )
-            line = {"file": name, **msgspec.structs.asdict(result)}
+            return 1
+        for name, raw in mails:
+            receipt = await receive(conn, settings, found, raw, source="cli")
+            line = {"file": name, **msgspec.structs.asdict(receipt)}
             sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
     finally:
         await conn.close()
@@ -287,7 +295,10 @@ async def _ingest_files(settings: Settings, account: str, mails: list[tuple[str,
 
 
 def cmd_mail_ingest(settings: Settings, account: str, files: list[str]) -> int:
-    """Store raw mail files as messages (each exactly once), printing where each went."""
+    """Store raw mail files as messages (each exactly once), printing where each went.
+
+    Acknowledgements they trigger are queued in the outbox; a running worker sends them.
+    """
     mails = []
     for name in files:
         try:
@@ -298,6 +309,84 @@ def cmd_mail_ingest(settings: Settings, account: str, files: list[str]) -> int:
     with _servers(settings, redis=False) as resolved:
         asyncio.run(_migrate(resolved))
         return asyncio.run(_ingest_files(resolved, account, mails))
+
+
+async def _add_account(settings: Settings, data: Any) -> None:
+    from helpdesk.channels.email.accounts import create_account
+
+    conn = await connect(settings.database_url)
+    try:
+        async with conn.transaction():
+            await create_account(conn, data)
+    finally:
+        await conn.close()
+
+
+def cmd_mail_account_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Create an email account with its address (and intake secret from stdin).
+
+    IMAP and SMTP settings are set by an admin through PATCH /channels/email/accounts/NAME.
+    """
+    import msgspec
+
+    from helpdesk.channels.email.accounts import EmailAccountCreate
+    from helpdesk.errors import Conflict
+
+    values: dict[str, Any] = {"name": args.name, "address": args.address}
+    if args.display_name:
+        values["display_name"] = args.display_name
+    if args.inbound_secret_stdin:
+        values["inbound_secret"] = sys.stdin.readline().strip()
+    try:
+        data = msgspec.convert(values, EmailAccountCreate)
+    except msgspec.ValidationError as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
+        return 1
+    with _servers(settings, redis=False) as resolved:
+        asyncio.run(_migrate(resolved))
+        try:
+            asyncio.run(_add_account(resolved, data))
+        except Conflict as exc:
+            print(f"helpdesk: {exc.detail}", file=sys.stderr)
+            return 1
+    print(f"email account {args.name} <{args.address}> created")
+    return 0
+
+
+async def _telegram(settings: Settings, args: argparse.Namespace) -> int:
+    from helpdesk.channels.telegram import commands
+    from helpdesk.db.pool import create_pool
+
+    try:
+        if args.telegram_command == "set-webhook":
+            conn = await connect(settings.database_url)
+            try:
+                account = await commands.telegram_account(conn, args.account)
+            finally:
+                await conn.close()
+            url = await commands.set_webhook(account, args.url)
+            print(f"telegram webhook of '{args.account}' set to {url}")
+            return 0
+        pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+        try:
+            async with pool.acquire() as conn:
+                account = await commands.telegram_account(conn, args.account)
+            print(f"polling telegram updates for '{args.account}' (Ctrl-C stops)", file=sys.stderr)
+            new = await commands.poll(pool, settings, account, once=args.once)
+        finally:
+            await pool.close()
+        print(f"{new} new message(s) stored")
+        return 0
+    except commands.TelegramCommandError as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_telegram(settings: Settings, args: argparse.Namespace) -> int:
+    """Register the webhook, or poll for updates in development (no public URL needed)."""
+    with _servers(settings, redis=False) as resolved:
+        asyncio.run(_migrate(resolved))
+        return asyncio.run(_telegram(resolved, args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,8 +415,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parse.add_argument("files", nargs="+", metavar="FILE", help="RFC 822 files ('-' for stdin)")
     ingest = mail_sub.add_parser("ingest", help="store raw mail files as tickets and messages")
-    ingest.add_argument("--account", default="default", help="the mail account they came to")
+    ingest.add_argument("--account", default="support", help="the email account they came to")
     ingest.add_argument("files", nargs="+", metavar="FILE", help="RFC 822 files")
+    account = mail_sub.add_parser("account", help="manage email accounts")
+    account_sub = account.add_subparsers(dest="account_command", required=True)
+    add = account_sub.add_parser("add", help="create an email account")
+    add.add_argument("name", help="account key used in URLs, e.g. support")
+    add.add_argument("--address", required=True, help="the address replies are sent from")
+    add.add_argument("--display-name", default="")
+    add.add_argument(
+        "--inbound-secret-stdin",
+        action="store_true",
+        help="read the raw intake endpoint's secret (16+ characters) from standard input",
+    )
+    telegram = sub.add_parser("telegram", help="Telegram bots")
+    telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
+    hook = telegram_sub.add_parser(
+        "set-webhook", help="register the bot's webhook (setWebhook with the account's secret)"
+    )
+    hook.add_argument("account", help="the telegram channel account's name")
+    hook.add_argument(
+        "--url", required=True, help="public base URL of the API, e.g. https://help.example.com"
+    )
+    poll = telegram_sub.add_parser(
+        "poll", help="development: receive updates with getUpdates instead of a webhook"
+    )
+    poll.add_argument("account", help="the telegram channel account's name")
+    poll.add_argument("--once", action="store_true", help="one getUpdates round, then stop")
     return parser
 
 
@@ -346,8 +460,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_migrate(settings)
         if args.command == "mail" and args.mail_command == "parse":
             return cmd_mail_parse(args.files)
+        if args.command == "mail" and args.mail_command == "account":
+            return cmd_mail_account_add(settings, args)
         if args.command == "mail":
             return cmd_mail_ingest(settings, args.account, args.files)
+        if args.command == "telegram":
+            return cmd_telegram(settings, args)
         return cmd_agent_create(settings, args)
     except ConfigError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)

@@ -37,9 +37,26 @@ class SlaSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     poll_delay_seconds: float = 0.05
     outbox_relay_interval_seconds: int = 5
-    outbox_lease_seconds: int = 60
+    outbox_lease_seconds: int = 180
     outbox_max_attempts: int = 8
     metrics_port: int = 9101
+
+
+class EmailSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    max_message_bytes: int = 40 * 1024 * 1024
+    max_attachments: int = 50
+    auto_reply_limit_per_hour: int = 1
+    acknowledgement_text: str = (
+        "Thank you for your message. We have opened ticket #{number} and will answer"
+        " within {first_response_minutes} minutes.\n\nPlease keep [#{number}] in the"
+        " subject when you write about this matter."
+    )
+    imap_poll_seconds: float = 60.0
+    imap_idle_seconds: float = 1500.0
+    imap_batch_size: int = 100
+    imap_timeout_seconds: float = 60.0
+    imap_backoff_max_seconds: float = 900.0
+    smtp_timeout_seconds: float = 60.0
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -57,6 +74,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auth: AuthSettings = AuthSettings()
     sla: SlaSettings = SlaSettings()
     worker: WorkerSettings = WorkerSettings()
+    email: EmailSettings = EmailSettings()
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 1, 65535)
@@ -68,6 +86,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         _check_range("auth.token_ttl_hours", self.auth.token_ttl_hours, 1, 24 * 365)
         _check_range("auth.login_max_failures", self.auth.login_max_failures, 1, 1000)
         _check_range("auth.argon2_memory_kib", self.auth.argon2_memory_kib, 8, 1 << 22)
+        _check_range("email.max_message_bytes", self.email.max_message_bytes, 1024, 1 << 30)
+        _check_range("email.max_attachments", self.email.max_attachments, 0, 10_000)
+        _check_range(
+            "email.auto_reply_limit_per_hour", self.email.auto_reply_limit_per_hour, 0, 1000
+        )
+        _check_range("email.imap_batch_size", self.email.imap_batch_size, 1, 10_000)
+        _check_range("email.imap_poll_seconds", self.email.imap_poll_seconds, 0.05, 86_400)
+        _check_range("email.imap_idle_seconds", self.email.imap_idle_seconds, 0.05, 1740)
         for name, url, schemes in (
             ("database_url", self.database_url, ("postgres://", "postgresql://")),
             ("redis_url", self.redis_url, ("redis://", "rediss://", "unix://")),

@@ -59,6 +59,10 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "arq", "arq.worker"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # HTTP clients log every request URL at INFO; provider URLs carry secrets (the
+    # Telegram Bot API puts the bot token in the path), so only their warnings pass.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class Metrics:

@@ -223,3 +223,66 @@ async def test_writes_during_a_postgres_restart_get_503_then_each_retry_lands_ex
     for i in everything:
         subject = _body(i)["subject"]
         assert ids_by_subject.get(subject) == [outcome[i].json()["id"]], subject
+
+
+async def test_raw_mail_intake_during_a_postgres_restart_lands_each_mail_once(
+    private_postgres: PrivatePostgres, settings: Settings, passwords: Passwords
+) -> None:
+    """F2 for the email intake: an MTA's delivery while the database is down gets a 503
+    (so the MTA keeps the mail and retries); the retries store each mail exactly once."""
+    from helpdesk.channels.email.accounts import EmailAccountCreate, create_account
+
+    pg = private_postgres
+    secret = "f2-intake-secret-0123456789"
+    conn = await connect(pg.dsn)
+    try:
+        await create_account(
+            conn,
+            EmailAccountCreate(
+                name="support", address="podpora@shop.example", inbound_secret=secret
+            ),
+        )
+    finally:
+        await conn.close()
+    app = create_app(structs.replace(settings, database_url=pg.dsn), passwords)
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    def raw(i: int) -> bytes:
+        return (
+            f"From: Zakaznik {i} <c{i}@example.cz>\r\nTo: podpora@shop.example\r\n"
+            f"Subject: Dotaz {i}\r\nMessage-ID: <f2-{i}@example.cz>\r\n\r\nText {i}\r\n"
+        ).encode()
+
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        first = await client.post(
+            "/channels/email/support/inbound", content=raw(0), headers=headers
+        )
+        assert first.status_code == 200, first.text
+        await asyncio.to_thread(pg.server.kill)
+        for i in range(1, 6):
+            _assert_unavailable_problem(
+                await client.post(
+                    "/channels/email/support/inbound", content=raw(i), headers=headers
+                )
+            )
+        await asyncio.to_thread(pg.server.restart)
+        for i in range(0, 6):
+            for _ in range(RETRY_ATTEMPTS):
+                response = await client.post(
+                    "/channels/email/support/inbound", content=raw(i), headers=headers
+                )
+                if response.status_code == 200:
+                    break
+                _assert_unavailable_problem(response)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            assert response.status_code == 200, response.text
+            assert response.json()["outcome"] == ("duplicate" if i == 0 else "stored")
+
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        ids = await conn.fetch(
+            "SELECT external_id FROM messages WHERE direction = 'inbound' ORDER BY external_id"
+        )
+    finally:
+        await conn.close()
+    assert [r["external_id"] for r in ids] == [f"f2-{i}@example.cz" for i in range(6)]

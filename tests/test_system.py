@@ -41,7 +41,60 @@ async def test_healthz_answers_ok(client: Client) -> None:
 async def test_readyz_reports_postgres_and_redis_ok(client: Client) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "redis": "ok"},
+        "mailboxes": [],  # no IMAP account configured
+    }
+
+
+async def test_readyz_lists_imap_mailboxes_without_failing_on_them(
+    client: Client, db: asyncpg.Connection
+) -> None:
+    """A failing mailbox is reported, but the API stays ready (it still takes HTTP mail)."""
+    for name, host in (("sales", "imap.example.test"), ("support", "imap.example.test")):
+        await db.execute(
+            """INSERT INTO email_accounts (name, address, imap_host, imap_password)
+               VALUES ($1, $2, $3, 'imap-secret-4471')""",
+            name,
+            f"{name}@shop.example",
+            host,
+        )
+    await db.execute(
+        "INSERT INTO email_accounts (name, address, imap_host, active)"
+        " VALUES ('old', 'old@shop.example', 'imap.example.test', false)"
+    )
+    await db.execute(
+        """INSERT INTO imap_cursors (account_id, folder, status, last_error, failures)
+           SELECT id, 'INBOX', 'failing', 'connection refused (connect)', 3
+           FROM email_accounts WHERE name = 'support'"""
+    )
+
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["mailboxes"] == [
+        {
+            "account": "sales",
+            "folder": "INBOX",
+            "status": "starting",  # no poller has reached it yet
+            "last_error": None,
+            "failures": 0,
+            "last_ok_at": None,
+        },
+        {
+            "account": "support",
+            "folder": "INBOX",
+            "status": "failing",
+            "last_error": "connection refused (connect)",
+            "failures": 3,
+            "last_ok_at": None,
+        },
+    ]
+    assert "imap-secret-4471" not in response.text
+    assert "imap.example.test" not in response.text
 
 
 async def test_readyz_is_503_with_details_when_redis_is_unreachable(

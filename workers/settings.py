@@ -9,6 +9,7 @@ from arq import Worker, cron, func
 from helpdesk.app import redis_settings
 from helpdesk.channels import jobs as channel_jobs
 from helpdesk.channels.base import senders
+from helpdesk.channels.email.imap import MailPoller
 from helpdesk.config import Settings
 from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
@@ -26,17 +27,27 @@ def build_worker(
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["pool"] = await create_pool(settings.database_url, 1, 5)
-        ctx["senders"] = senders()
+        ctx["senders"] = senders(ctx["pool"], settings)
         ctx["metrics"] = worker_metrics
+        # IMAP mailboxes are polled by every worker; an advisory lock per mailbox makes
+        # sure only one of them reads a given mailbox at a time.
+        ctx["mail_poller"] = MailPoller(ctx["pool"], settings, redis=ctx.get("redis"))
+        await ctx["mail_poller"].start()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        poller = ctx.get("mail_poller")
+        if poller is not None:
+            await poller.stop()
         pool = ctx.get("pool")
         if pool is not None:
             await pool.close()
 
     interval = max(1, min(settings.worker.outbox_relay_interval_seconds, 30))
     return Worker(
-        functions=[func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120)],
+        functions=[
+            func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120),
+            func(channel_jobs.process_inbound_event, name="process_inbound_event", timeout=120),
+        ],
         cron_jobs=[
             cron(
                 channel_jobs.relay_outbox,
@@ -45,7 +56,15 @@ def build_worker(
                 run_at_startup=True,
                 unique=True,
                 timeout=60,
-            )
+            ),
+            cron(
+                channel_jobs.sweep_inbound_events,
+                name="sweep_inbound_events",
+                second={7, 37},
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            ),
         ],
         redis_settings=redis_settings(settings.redis_url),
         ctx={"settings": settings},

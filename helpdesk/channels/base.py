@@ -6,8 +6,18 @@ raises one of the typed errors below so the outbox knows whether to retry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from helpdesk.config import Settings
+
+
+async def _nothing_to_record() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,11 @@ class OutboundDelivery:
     subject: str
     text: str
     customer_id: int
+    # Awaited by a sender immediately before its point of no return (SMTP DATA, a
+    # provider's POST): from then on a worker that dies leaves a 'possibly_sent'
+    # delivery, never a blind resend. Raises DeliveryLeaseLost if another worker has
+    # taken the delivery over meanwhile; the sender must then stop without sending.
+    handoff: Callable[[], Awaitable[None]] = field(default=_nothing_to_record)
 
 
 class RetryableDeliveryError(Exception):
@@ -39,6 +54,15 @@ class PermanentDeliveryError(Exception):
         self.reason = reason
 
 
+class RecipientUnreachableError(PermanentDeliveryError):
+    """The customer cannot be reached on this channel any more (e.g. blocked the bot):
+    the delivery fails and the customer's identity is marked unreachable."""
+
+
+class DeliveryLeaseLost(Exception):
+    """The delivery is no longer this worker's (its lease expired and it was re-queued)."""
+
+
 class Sender(Protocol):
     async def send(self, delivery: OutboundDelivery) -> str | None: ...
 
@@ -50,6 +74,13 @@ class ApiChannelSender:
         return None
 
 
-def senders() -> dict[str, Sender]:
+def senders(pool: asyncpg.Pool, settings: Settings) -> dict[str, Sender]:
     """Senders by channel. A channel without one fails its deliveries visibly."""
-    return {"api": ApiChannelSender()}
+    from helpdesk.channels.chat import ChatSender  # the contract imports no adapter
+    from helpdesk.channels.email.smtp import EmailSender
+    from helpdesk.channels.registry import chat_kinds
+
+    found: dict[str, Sender] = {"api": ApiChannelSender(), "email": EmailSender(pool, settings)}
+    for kind in chat_kinds():
+        found[kind] = ChatSender(pool, settings, kind)
+    return found

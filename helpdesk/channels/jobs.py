@@ -1,12 +1,14 @@
-"""Background jobs of the channels domain: outbound delivery and the outbox relay."""
+"""Background jobs of the channels domain: outbound delivery and the outbox relay,
+processing of stored webhook deliveries and their sweep."""
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
-from helpdesk.channels import outbox
+from helpdesk.channels import outbox, webhooks
 from helpdesk.config import Settings
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,18 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
     Also prunes Idempotency-Keys older than a day.
     """
     pool = ctx["pool"]
+    settings: Settings = ctx["settings"]
     async with pool.acquire() as conn:
-        expired = await outbox.expire_abandoned_leases(conn)
-        if expired:
-            log.warning("deliveries possibly sent by a dead worker", extra={"count": expired})
+        expired = await outbox.expire_abandoned_leases(conn, settings.worker.outbox_max_attempts)
+        if expired.retried:
+            log.warning(
+                "deliveries of a dead worker retried (never handed over)",
+                extra={"count": expired.retried},
+            )
+        if expired.possibly_sent:
+            log.warning(
+                "deliveries possibly sent by a dead worker", extra={"count": expired.possibly_sent}
+            )
         due = await outbox.due_deliveries(conn)
         await conn.execute(
             "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"
@@ -49,3 +59,22 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
             outbox.DELIVER_JOB, row["id"], _job_id=outbox.job_id(row["id"], row["attempts"])
         )
     return len(due)
+
+
+async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> int | None:
+    """Turn one stored webhook delivery into messages. Idempotent."""
+    return await webhooks.process_event(ctx["pool"], ctx["settings"], event_id)
+
+
+async def sweep_inbound_events(ctx: dict[str, Any]) -> int:
+    """Re-enqueue webhook deliveries whose job was lost (Redis restart, killed worker)."""
+    async with ctx["pool"].acquire() as conn:
+        pending = await webhooks.pending_events(conn, older_than_seconds=30)
+    for event_id in pending:
+        # A new job id per sweep: the old one may still be remembered as done by arq.
+        await ctx["redis"].enqueue_job(
+            webhooks.PROCESS_JOB,
+            event_id,
+            _job_id=f"{webhooks.event_job_id(event_id)}:sweep:{int(time.time()) // 30}",
+        )
+    return len(pending)

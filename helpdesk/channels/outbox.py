@@ -1,23 +1,32 @@
 """Transactional outbox: a reply and its delivery row commit together.
 
 States: pending -> sending -> sent | retrying(next_attempt_at, reason) | failed(reason),
-and possibly_sent when a worker died holding the lease (providers take no idempotency
-key, so a blind resend could reach the customer twice).
+and possibly_sent when a worker died holding the lease after handing the message to
+the provider (providers take no idempotency key, so a blind resend could reach the
+customer twice). A worker that died before the hand-off sent nothing: that delivery
+is simply retried.
+
+No database connection is held while a sender talks to its provider (a tarpitting
+SMTP server must not starve the pool). Every write after the claim is fenced by the
+attempt number, so a worker that lost its lease cannot overwrite its successor.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import NamedTuple
 
 import asyncpg
 
 from helpdesk.channels.base import (
+    DeliveryLeaseLost,
     OutboundDelivery,
     PermanentDeliveryError,
     RetryableDeliveryError,
     Sender,
 )
+from helpdesk.channels.email import outbound as email_outbound
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +39,19 @@ def job_id(outbox_id: int, attempts: int) -> str:
 
 
 async def add(conn: asyncpg.Connection, message_id: int, ticket_id: int, channel: str) -> int:
+    """Queue the delivery of `message_id`, in the caller's transaction: the one way to send.
+
+    Email also fixes the message's account, Message-ID and recipients now, so that
+    every attempt sends the same mail.
+    """
     outbox_id: int = await conn.fetchval(
         "INSERT INTO outbox (message_id, ticket_id, channel) VALUES ($1, $2, $3) RETURNING id",
         message_id,
         ticket_id,
         channel,
     )
+    if channel == "email":
+        await email_outbound.prepare(conn, outbox_id, message_id)
     return outbox_id
 
 
@@ -45,24 +61,32 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def _finish(
-    conn: asyncpg.Connection,
-    outbox_id: int,
-    message_id: int,
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
     status: str,
     error: str | None,
     external_id: str | None = None,
     delay: timedelta | None = None,
-) -> None:
-    async with conn.transaction():
-        await conn.execute(
+) -> bool:
+    """Record the outcome of this attempt; False if the row has moved on without us.
+
+    A 'possibly_sent' row still takes the outcome: a worker that outlived its lease
+    knows better than the relay's guess.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        message_id = await conn.fetchval(
             """UPDATE outbox SET status = $2, last_error = $3, locked_until = NULL,
                    next_attempt_at = now() + $4::interval, updated_at = now()
-               WHERE id = $1""",
-            outbox_id,
+               WHERE id = $1 AND attempts = $5 AND status IN ('sending', 'possibly_sent')
+               RETURNING message_id""",
+            row["id"],
             status,
             error,
             delay or timedelta(0),
+            row["attempts"],
         )
+        if message_id is None:
+            return False
         await conn.execute(
             """UPDATE messages SET delivery_status = $2, delivery_error = $3,
                    external_id = coalesce($4, external_id)
@@ -72,6 +96,7 @@ async def _finish(
             error,
             external_id,
         )
+    return True
 
 
 async def deliver(
@@ -85,38 +110,48 @@ async def deliver(
 
     Safe to run twice: only a row still waiting and due can be claimed.
     """
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            row = await conn.fetchrow(
-                """
-                UPDATE outbox o SET status = 'sending', attempts = attempts + 1,
-                       locked_until = now() + $2::interval, updated_at = now()
-                FROM messages m JOIN tickets t ON t.id = m.ticket_id
-                WHERE o.id = $1 AND m.id = o.message_id
-                  AND o.status IN ('pending', 'retrying') AND o.next_attempt_at <= now()
-                RETURNING o.id, o.attempts, o.channel, m.id AS message_id, m.body_text,
-                          t.id AS ticket_id, t.number, t.subject, t.customer_id
-                """,
-                outbox_id,
-                lease,
-            )
-            if row is None:
-                return None
-            await conn.execute(
-                "UPDATE messages SET delivery_status = 'sending' WHERE id = $1",
-                row["message_id"],
-            )
-        return row["channel"], await _send(conn, senders.get(row["channel"]), row, max_attempts)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """
+            UPDATE outbox o SET status = 'sending', attempts = attempts + 1,
+                   locked_until = now() + $2::interval, handed_off_at = NULL,
+                   updated_at = now()
+            FROM messages m JOIN tickets t ON t.id = m.ticket_id
+            WHERE o.id = $1 AND m.id = o.message_id
+              AND o.status IN ('pending', 'retrying') AND o.next_attempt_at <= now()
+            RETURNING o.id, o.attempts, o.channel, m.id AS message_id, m.body_text,
+                      t.id AS ticket_id, t.number, t.subject, t.customer_id
+            """,
+            outbox_id,
+            lease,
+        )
+        if row is None:
+            return None
+        await conn.execute(
+            "UPDATE messages SET delivery_status = 'sending' WHERE id = $1",
+            row["message_id"],
+        )
+    status = await _send(pool, senders.get(row["channel"]), row, max_attempts)
+    return None if status is None else (row["channel"], status)
 
 
-async def _send(
-    conn: asyncpg.Connection, sender: Sender | None, row: asyncpg.Record, max_attempts: int
-) -> str:
-    if sender is None:
-        reason = f"no sender is configured for channel '{row['channel']}'"
-        await _finish(conn, row["id"], row["message_id"], "failed", reason)
-        return "failed"
-    delivery = OutboundDelivery(
+def _delivery(pool: asyncpg.Pool, row: asyncpg.Record) -> OutboundDelivery:
+    """What the sender gets, with a hand-off that only the current attempt can make."""
+
+    async def handoff() -> None:
+        """Mark the point of no return, if the delivery is still this attempt's."""
+        async with pool.acquire() as conn:
+            ours = await conn.fetchval(
+                """UPDATE outbox SET handed_off_at = now(), updated_at = now()
+                   WHERE id = $1 AND attempts = $2 AND status = 'sending'
+                   RETURNING true""",
+                row["id"],
+                row["attempts"],
+            )
+        if not ours:
+            raise DeliveryLeaseLost(f"outbox {row['id']} attempt {row['attempts']}")
+
+    return OutboundDelivery(
         outbox_id=row["id"],
         message_id=row["message_id"],
         ticket_id=row["ticket_id"],
@@ -125,61 +160,106 @@ async def _send(
         subject=row["subject"],
         text=row["body_text"],
         customer_id=row["customer_id"],
+        handoff=handoff,
     )
+
+
+async def _send(
+    pool: asyncpg.Pool, sender: Sender | None, row: asyncpg.Record, max_attempts: int
+) -> str | None:
+    if sender is None:
+        reason = f"no sender is configured for channel '{row['channel']}'"
+        return await _outcome(pool, row, "failed", reason)
     try:
-        external_id = await sender.send(delivery)
+        external_id = await sender.send(_delivery(pool, row))
     except PermanentDeliveryError as exc:
-        await _finish(conn, row["id"], row["message_id"], "failed", exc.reason)
-        return "failed"
+        return await _outcome(pool, row, "failed", exc.reason)
     except RetryableDeliveryError as exc:
-        return await _retry_or_fail(conn, row, exc.reason, exc.retry_after, max_attempts)
+        return await _retry_or_fail(pool, row, exc.reason, exc.retry_after, max_attempts)
+    except DeliveryLeaseLost:
+        log.warning("delivery taken over after its lease expired", extra={"outbox_id": row["id"]})
+        return None
     except Exception as exc:
         log.exception("sender crashed", extra={"outbox_id": row["id"]})
         reason = f"sender error: {type(exc).__name__}"
-        return await _retry_or_fail(conn, row, reason, None, max_attempts)
-    await _finish(conn, row["id"], row["message_id"], "sent", None, external_id)
-    return "sent"
+        return await _retry_or_fail(pool, row, reason, None, max_attempts)
+    return await _outcome(pool, row, "sent", None, external_id)
+
+
+async def _outcome(
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
+    status: str,
+    error: str | None,
+    external_id: str | None = None,
+    delay: timedelta | None = None,
+) -> str | None:
+    if await _finish(pool, row, status, error, external_id, delay):
+        return status
+    log.warning("delivery outcome not recorded: the row moved on", extra={"outbox_id": row["id"]})
+    return None
 
 
 async def _retry_or_fail(
-    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
     row: asyncpg.Record,
     reason: str,
     retry_after: float | None,
     max_attempts: int,
-) -> str:
+) -> str | None:
     if row["attempts"] >= max_attempts:
-        await _finish(
-            conn,
-            row["id"],
-            row["message_id"],
-            "failed",
-            f"gave up after {row['attempts']} attempts: {reason}",
+        return await _outcome(
+            pool, row, "failed", f"gave up after {row['attempts']} attempts: {reason}"
         )
-        return "failed"
     delay = timedelta(seconds=retry_after) if retry_after else backoff(row["attempts"])
-    await _finish(conn, row["id"], row["message_id"], "retrying", reason, delay=delay)
-    return "retrying"
+    return await _outcome(pool, row, "retrying", reason, delay=delay)
 
 
-async def expire_abandoned_leases(conn: asyncpg.Connection) -> int:
-    """Deliveries whose worker died mid-send become visibly 'possibly_sent'."""
-    reason = "the worker stopped during delivery; it may or may not have reached the customer"
+NOT_HANDED_OFF = "the worker stopped before handing the message over; it was not sent"
+POSSIBLY_SENT = "the worker stopped during delivery; it may or may not have reached the customer"
+
+
+class ExpiredLeases(NamedTuple):
+    retried: int  # never handed over: due again now (or failed after max_attempts)
+    possibly_sent: int  # handed over, outcome unknown: shown, never resent
+
+
+async def expire_abandoned_leases(conn: asyncpg.Connection, max_attempts: int) -> ExpiredLeases:
+    """Deliveries whose worker died mid-send: retried if they never reached the provider.
+
+    Only a delivery whose sender had passed its hand-off point becomes the visible
+    'possibly_sent'; the others are due again at once, as if the attempt had failed.
+    """
     async with conn.transaction():
-        rows = await conn.fetch(
+        retried = await conn.fetch(
+            """UPDATE outbox SET
+                   status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'retrying' END,
+                   last_error = CASE WHEN attempts >= $2
+                                     THEN 'gave up after ' || attempts || ' attempts: ' || $1
+                                     ELSE $1 END,
+                   locked_until = NULL, next_attempt_at = now(), updated_at = now()
+               WHERE status = 'sending' AND locked_until < now() AND handed_off_at IS NULL
+               RETURNING message_id, status, last_error""",
+            NOT_HANDED_OFF,
+            max_attempts,
+        )
+        possibly = await conn.fetch(
             """UPDATE outbox SET status = 'possibly_sent', last_error = $1, locked_until = NULL,
                    updated_at = now()
-               WHERE status = 'sending' AND locked_until < now()
-               RETURNING message_id""",
-            reason,
+               WHERE status = 'sending' AND locked_until < now() AND handed_off_at IS NOT NULL
+               RETURNING message_id, status, last_error""",
+            POSSIBLY_SENT,
         )
+        changed = [*retried, *possibly]
         await conn.execute(
-            """UPDATE messages SET delivery_status = 'possibly_sent', delivery_error = $2
-               WHERE id = ANY($1::bigint[])""",
-            [r["message_id"] for r in rows],
-            reason,
+            """UPDATE messages m SET delivery_status = u.status, delivery_error = u.error
+               FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, status, error)
+               WHERE m.id = u.id""",
+            [r["message_id"] for r in changed],
+            [r["status"] for r in changed],
+            [r["last_error"] for r in changed],
         )
-    return len(rows)
+    return ExpiredLeases(len(retried), len(possibly))
 
 
 async def due_deliveries(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.Record]:

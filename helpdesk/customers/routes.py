@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
-from litestar.params import QueryParameter
+from litestar import Controller, Request, Response, get, post
+from litestar.params import JSONBody, QueryParameter
 
 from helpdesk.agents.models import Principal
 from helpdesk.customers import service
-from helpdesk.customers.models import CustomerDetail, CustomerPage
+from helpdesk.customers.models import CustomerDetail, CustomerMerge, CustomerPage
 from helpdesk.errors import InvalidInput
+from helpdesk.web.auth import STAFF
 from helpdesk.web.context import Caller, Db
+from helpdesk.web.idempotency import run_idempotent
 from helpdesk.web.query import PathId, reject_unknown_params
 
 LIST_PARAMS = frozenset({"q", "limit", "cursor"})
@@ -44,3 +46,22 @@ class CustomerController(Controller):
     @get("/{customer_id:int}")
     async def detail(self, principal: Caller, db: Db, customer_id: PathId) -> CustomerDetail:
         return await service.get_customer(db, principal, customer_id)
+
+    @post("/{customer_id:int}/merge", guards=[STAFF], status_code=200)
+    async def merge(
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        customer_id: PathId,
+        data: JSONBody[CustomerMerge],
+    ) -> Response[bytes]:
+        """Merge this customer into another: identities, tickets and history move to it,
+        this customer is deleted. Answers the merged customer's detail."""
+
+        async def action() -> CustomerDetail:
+            return await service.merge_customers(
+                db, principal, customer_id, data.into_customer_id, data.reason
+            )
+
+        return await run_idempotent(db, request, principal, data, 200, action)

@@ -1,16 +1,34 @@
-"""Customer lookup, search and the find-or-create used when a ticket arrives."""
+"""Customer lookup, search, the find-or-create used when a ticket arrives, and merges."""
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
+import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import ticket_scope
-from helpdesk.customers.models import CustomerDetail, CustomerOut, CustomerPage, IdentityOut
+from helpdesk.audit import service as audit
+from helpdesk.customers.models import (
+    CustomerDetail,
+    CustomerOut,
+    CustomerPage,
+    HistoryEntry,
+    IdentityOut,
+)
 from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.tickets.models import CustomerRef
 from helpdesk.tickets.queries import TICKET_COLUMNS, ticket_out
+
+# What a caller's number must look like once the punctuation people type is removed.
+PHONE_RULE = (
+    "A phone number must start with + and a country code and have 6 to 15 digits, "
+    "e.g. +420 601 234 567"
+)
+_PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
+_E164ISH = re.compile(r"\+[0-9]{6,15}")
 
 
 def customer_out(row: asyncpg.Record) -> CustomerOut:
@@ -48,10 +66,14 @@ async def search_customers(
     where = [_visible(principal, params)]
     if q:
         needle = params.add(q)
+        # Phones compare without punctuation: "777 123" finds "+420777123456".
+        digits = params.add(_PHONE_PUNCTUATION.sub("", q))
         where.append(
             f"""(strpos(helpdesk_fold(c.name), helpdesk_fold({needle})) > 0
                  OR strpos(lower(coalesce(c.email, '')), lower({needle})) > 0
-                 OR strpos(coalesce(c.phone, ''), {needle}) > 0
+                 OR ({digits} <> '' AND strpos(
+                        regexp_replace(coalesce(c.phone, ''), '[[:space:]()./-]', '', 'g'),
+                        {digits}) > 0)
                  OR c.external_id = {needle})"""
         )
     if before_id is not None:
@@ -88,6 +110,16 @@ async def get_customer(
             ORDER BY t.created_at DESC, t.id DESC LIMIT 100""",
         *params.values,
     )
+    params = Params()
+    scope = ticket_scope(principal, params)
+    history = await conn.fetch(
+        f"""SELECT m.id AS message_id, m.ticket_id, t.number AS ticket_number, m.channel,
+                   m.direction, m.kind, left(m.body_text, 200) AS excerpt, m.created_at
+            FROM messages m JOIN tickets t ON t.id = m.ticket_id
+            WHERE t.customer_id = {params.add(customer_id)} AND {scope}
+            ORDER BY m.created_at DESC, m.id DESC LIMIT 100""",
+        *params.values,
+    )
     return CustomerDetail(
         customer=customer_out(row),
         identities=[
@@ -101,6 +133,9 @@ async def get_customer(
             for i in identities
         ],
         tickets=[ticket_out(t) for t in tickets],
+        history=[
+            HistoryEntry(**{key: h[key] for key in HistoryEntry.__struct_fields__}) for h in history
+        ],
     )
 
 
@@ -117,10 +152,16 @@ async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: Cu
             raise InvalidInput("Unknown customer", field="customer.id")
         return int(found)
     if ref.email:
-        return await by_identity(conn, "email", ref.email.strip().lower(), ref)
+        # The phone, if any, kept in the matching form (a verified WhatsApp number finds it).
+        phone = ref.phone and (normalize_phone(ref.phone) or ref.phone)
+        return await by_identity(
+            conn, "email", ref.email.strip().lower(), msgspec.structs.replace(ref, phone=phone)
+        )
     if ref.phone:
-        digits = "".join(ch for ch in ref.phone if ch.isdigit() or ch == "+")
-        return await by_identity(conn, "phone", digits, ref)
+        number = normalize_phone(ref.phone)
+        if number is None:
+            raise InvalidInput(PHONE_RULE, field="customer.phone")
+        return await by_phone(conn, number, ref.name)
     if not ref.name:
         raise InvalidInput("Give a customer id, e-mail, phone or at least a name", field="customer")
     new_id: int = await conn.fetchval(
@@ -166,3 +207,187 @@ async def by_identity(
             )
             return winner
         return int(customer_id)
+
+
+def normalize_phone(raw: str) -> str | None:
+    """The one form a phone number is stored and matched in (`+420601234567`), or None.
+
+    Spaces, dashes, dots, slashes and parentheses are dropped; what remains must be `+`
+    and 6 to 15 ASCII digits. Phone identities and `customers.phone` of customers made
+    from calls use this form, so a WhatsApp sender with the same verified number links
+    to the same customer (`helpdesk.channels.ingest._verified_match` compares exactly).
+    """
+    number = _PHONE_PUNCTUATION.sub("", raw)
+    return number if _E164ISH.fullmatch(number) else None
+
+
+class _LostRace(Exception):
+    """Another transaction linked the same number first: undo our savepoint, use theirs."""
+
+
+async def _phone_owner(conn: asyncpg.Connection, number: str) -> int | None:
+    owner = await conn.fetchval(
+        """SELECT customer_id FROM customer_identities
+           WHERE channel = 'phone' AND channel_account = '' AND external_id = $1""",
+        number,
+    )
+    return None if owner is None else int(owner)
+
+
+async def by_phone(
+    conn: asyncpg.Connection, number: str, name: str, *, fallback_customer_id: int | None = None
+) -> int:
+    """The customer behind the normalized phone `number`, linked by a `phone` identity.
+
+    An existing identity wins; else the one customer whose phone is that number; else
+    `fallback_customer_id` (the customer of the ticket a call is logged on); else a new
+    customer named `name`. The identity's uniqueness makes concurrent first calls from
+    one number agree on one customer.
+    """
+    owner = await _phone_owner(conn, number)
+    if owner is not None:
+        return owner
+    try:
+        async with conn.transaction():  # a savepoint inside the caller's transaction
+            matches = await conn.fetch(
+                """SELECT id FROM customers
+                   WHERE regexp_replace(phone, '[[:space:]()./-]', '', 'g') = $1 LIMIT 2""",
+                number,
+            )
+            customer_id = int(matches[0]["id"]) if len(matches) == 1 else fallback_customer_id
+            if customer_id is None:
+                customer_id = await conn.fetchval(
+                    "INSERT INTO customers (name, phone) VALUES ($1, $2) RETURNING id",
+                    name,
+                    number,
+                )
+            else:
+                await conn.execute(
+                    """UPDATE customers SET phone = $2, updated_at = clock_timestamp()
+                       WHERE id = $1 AND coalesce(phone, '') = ''""",
+                    customer_id,
+                    number,
+                )
+            linked = await conn.fetchval(
+                """INSERT INTO customer_identities (customer_id, channel, external_id,
+                                                   display_name)
+                   VALUES ($1, 'phone', $2, $3) ON CONFLICT DO NOTHING RETURNING customer_id""",
+                customer_id,
+                number,
+                name,
+            )
+            if linked is None:
+                raise _LostRace
+            return int(linked)
+    except _LostRace:
+        winner = await _phone_owner(conn, number)
+        assert winner is not None  # the conflicting row is committed and identities stay
+        return winner
+
+
+async def merge_customers(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    source_id: int,
+    target_id: int,
+    reason: str | None,
+) -> CustomerDetail:
+    """Make `source_id` part of `target_id`: one person, one customer.
+
+    Identities, tickets, authored messages and chat conversations move; the target's
+    empty name, e-mail, phone, external id and language are filled from the source; the
+    source row is then deleted (nothing references it any more, and a husk would show
+    up in searches). Each moved ticket gets a `customer_merged` event and the merge an
+    audit row. Both rows are locked in id order, so opposite concurrent merges of one
+    pair serialise: the second finds its source gone (404) instead of deadlocking.
+    Runs in the caller's transaction.
+    """
+    if source_id == target_id:
+        raise InvalidInput("A customer cannot be merged into itself", field="into_customer_id")
+    locked: dict[int, asyncpg.Record] = {}
+    for customer_id in sorted((source_id, target_id)):
+        row = await conn.fetchrow("SELECT * FROM customers WHERE id = $1 FOR UPDATE", customer_id)
+        if row is not None:
+            locked[customer_id] = row
+    if source_id not in locked:
+        raise NotFound(f"Customer {source_id} not found")
+    if target_id not in locked:
+        raise NotFound(f"Customer {target_id} not found")
+    source, target = locked[source_id], locked[target_id]
+    identities = await conn.fetch(
+        "UPDATE customer_identities SET customer_id = $2 WHERE customer_id = $1 RETURNING id",
+        source_id,
+        target_id,
+    )
+    tickets = await conn.fetch(
+        """UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(),
+               version = version + 1
+           WHERE customer_id = $1 RETURNING id""",
+        source_id,
+        target_id,
+    )
+    messages = await conn.fetchval(
+        """WITH m AS (UPDATE messages SET author_customer_id = $2
+                      WHERE author_customer_id = $1 RETURNING 1)
+           SELECT count(*) FROM m""",
+        source_id,
+        target_id,
+    )
+    conversations = await conn.fetchval(
+        """WITH c AS (UPDATE conversations SET customer_id = $2
+                      WHERE customer_id = $1 RETURNING 1)
+           SELECT count(*) FROM c""",
+        source_id,
+        target_id,
+    )
+    filled = [
+        name
+        for name in ("name", "email", "phone", "external_id", "language")
+        if not target[name] and source[name]
+    ]
+    # Deleted before the target takes its external id (unique).
+    await conn.execute("DELETE FROM customers WHERE id = $1", source_id)
+    await conn.execute(
+        """UPDATE customers SET
+               name = CASE WHEN name = '' THEN $2 ELSE name END,
+               email = coalesce(nullif(email, ''), $3),
+               phone = coalesce(nullif(phone, ''), $4),
+               external_id = coalesce(nullif(external_id, ''), $5),
+               language = coalesce(nullif(language, ''), $6),
+               updated_at = clock_timestamp()
+           WHERE id = $1""",
+        target_id,
+        source["name"],
+        source["email"],
+        source["phone"],
+        source["external_id"],
+        source["language"],
+    )
+    ticket_ids = sorted(int(t["id"]) for t in tickets)
+    await conn.execute(
+        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
+           SELECT id, $2, 'customer_merged', $3, $4 FROM unnest($1::bigint[]) AS id""",
+        ticket_ids,
+        principal.agent_id,
+        {"from_customer_id": source_id, "into_customer_id": target_id},
+        reason,
+    )
+    await audit.record(
+        conn,
+        action="customer.merge",
+        outcome="allowed",
+        actor=principal,
+        object_type="customer",
+        object_id=target_id,
+        detail={
+            "from_customer_id": source_id,
+            "into_customer_id": target_id,
+            "ticket_ids": ticket_ids,
+            "identities_moved": len(identities),
+            "messages_moved": messages,
+            "conversations_moved": conversations,
+            "filled": filled,
+            "reason": reason,
+        },
+    )
+    return await get_customer(conn, principal, target_id)

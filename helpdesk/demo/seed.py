@@ -7,11 +7,14 @@ import asyncpg
 from helpdesk.agents import service as agents
 from helpdesk.agents.models import AgentCreate, GroupCreate, Principal, Role
 from helpdesk.agents.passwords import Passwords
+from helpdesk.channels.email.accounts import EmailAccountCreate, create_account
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Category, CustomerRef, TicketCreate
 
 DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - printed on purpose: local demo only
 DEMO_DOMAIN = "demo.helpdesk.test"
+# Secret of the demo email account's raw intake endpoint (local demo only).
+DEMO_INBOUND_SECRET = "helpdesk-demo-inbound-secret"  # noqa: S105 - printed on purpose
 
 _TICKETS: list[tuple[str, str, str, str, Category, str]] = [
     (
@@ -87,6 +90,15 @@ async def seed_demo(
             if role == "admin":
                 admin = Principal(agent.id, "admin", tuple(agent.group_ids), b"")
         assert admin is not None
+        await create_account(
+            conn,
+            EmailAccountCreate(
+                name="support",
+                address=f"support@{DEMO_DOMAIN}",
+                display_name="Demo Support",
+                inbound_secret=DEMO_INBOUND_SECRET,
+            ),
+        )
         for subject, text, email, name, category, group in _TICKETS:
             await tickets.create_ticket(
                 conn,

@@ -15,7 +15,13 @@ Channel = Literal[
 ]
 Sort = Literal["created_at", "-created_at"]
 
-Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=998)]
+# Text that may end up in a mail header (B7): one line, no CR, LF or NUL. `(?!\n)`
+# because a regex `$` also matches before a final newline.
+_ONE_LINE = r"^[^\r\n\x00]*$(?!\n)"
+# An addr-spec with nothing that could end it on an SMTP command line or in a header.
+_ADDRESS = r'^[^@\s<>()\[\],;:"\\\x00-\x1f\x7f]+@[^@\s<>()\[\],;:"\\\x00-\x1f\x7f]+$(?!\n)'
+
+Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=998, pattern=_ONE_LINE)]
 Body = Annotated[str, msgspec.Meta(min_length=1, max_length=200_000)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
 Reason = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -98,16 +104,16 @@ class CustomerRef(msgspec.Struct, forbid_unknown_fields=True):
     """Who the ticket is from: an existing customer id, or contact data to find or create one."""
 
     id: Id | None = None
-    email: Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
-    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    phone: Annotated[str, msgspec.Meta(max_length=50, pattern=r"^\+?[0-9 ()./-]{3,50}$")] | None = (
-        None
-    )
+    email: Annotated[str, msgspec.Meta(max_length=320, pattern=_ADDRESS)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=200, pattern=_ONE_LINE)] = ""
+    phone: (
+        Annotated[str, msgspec.Meta(max_length=50, pattern=r"^\+?[0-9 ()./-]{3,50}$(?!\n)")] | None
+    ) = None
 
 
 class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True):
-    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    content_type: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[\w.+-]+/[\w.+-]+$")]
+    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ONE_LINE)]
+    content_type: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[\w.+-]+/[\w.+-]+$(?!\n)")]
     content: bytes  # base64 in JSON
 
 
@@ -116,6 +122,46 @@ class TicketCreate(msgspec.Struct, forbid_unknown_fields=True):
     text: Body
     customer: CustomerRef
     channel: Literal["api", "phone"] = "api"
+    priority: Priority = "normal"
+    category: Category | None = None
+    group_id: Id | None = None
+    assignee_id: Id | None = None
+    tags: list[Tag] = []
+
+
+CallDirection = Literal["inbound", "outbound"]
+# Free-form as typed ("+420 601 234 567"); the service normalizes it or answers 400.
+PhoneNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+CallStart = Annotated[datetime, msgspec.Meta(tz=True)]
+CallDuration = Annotated[int, msgspec.Meta(ge=0, le=86_400)]
+
+
+class CallCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A phone call an agent logs on a ticket; `summary` becomes the message text.
+
+    `public=False` keeps the summary internal (a note). An outbound public call counts
+    as the ticket's first response; an inbound call is the customer speaking.
+    """
+
+    direction: CallDirection
+    phone: PhoneNumber
+    started_at: CallStart
+    duration_seconds: CallDuration
+    summary: Body
+    public: bool = True
+
+
+class CallTicketCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new ticket opened from a phone call: the call is its first message."""
+
+    subject: Subject
+    direction: CallDirection
+    phone: PhoneNumber
+    started_at: CallStart
+    duration_seconds: CallDuration
+    summary: Body
+    public: bool = True
+    name: Annotated[str, msgspec.Meta(max_length=200, pattern=_ONE_LINE)] = ""
     priority: Priority = "normal"
     category: Category | None = None
     group_id: Id | None = None

@@ -15,6 +15,8 @@ from helpdesk.db.sql import Id
 from helpdesk.errors import InvalidInput, PreconditionRequired
 from helpdesk.tickets import queries, service
 from helpdesk.tickets.models import (
+    CallCreate,
+    CallTicketCreate,
     Category,
     Channel,
     MergeRequest,
@@ -171,6 +173,28 @@ class TicketController(Controller):
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 
+    @post("/calls", status_code=201)
+    async def create_ticket_from_call(
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        data: JSONBody[CallTicketCreate],
+    ) -> Response[bytes]:
+        """Open a `phone` ticket from a call; the caller's number finds or makes the customer."""
+
+        async def action() -> TicketOut:
+            return await service.create_ticket_from_call(
+                db, principal, data, first_response_minutes=ctx.settings.sla.first_response_minutes
+            )
+
+        async def count(_: TicketOut) -> None:
+            kind = "public" if data.public else "note"
+            ctx.metrics.messages_stored.labels("phone", data.direction, kind).inc()
+
+        return await run_idempotent(db, request, principal, data, 201, action, count)
+
     @get("/{ticket_id:int}")
     async def get_ticket(
         self, principal: Caller, db: Db, ticket_id: PathId
@@ -220,6 +244,26 @@ class TicketController(Controller):
     ) -> Response[bytes]:
         """An internal note, visible to agents only."""
         return await _post_agent_message(request, principal, db, ctx, ticket_id, data, public=False)
+
+    @post("/{ticket_id:int}/calls", status_code=201)
+    async def log_call(
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        ctx: Ctx,
+        ticket_id: PathId,
+        data: JSONBody[CallCreate],
+    ) -> Response[bytes]:
+        """Log a phone call on the ticket as a `phone` message; nothing is sent anywhere."""
+
+        async def action() -> MessageOut:
+            return await service.log_call(db, principal, ticket_id, data)
+
+        async def count(message: MessageOut) -> None:
+            ctx.metrics.messages_stored.labels("phone", message.direction, message.kind).inc()
+
+        return await run_idempotent(db, request, principal, data, 201, action, count)
 
     @post("/{ticket_id:int}/merge", status_code=200)
     async def merge(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -26,6 +26,8 @@ from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.models import (
     AttachmentIn,
     AttachmentOut,
+    CallCreate,
+    CallTicketCreate,
     CustomerSummary,
     EventOut,
     MessageOut,
@@ -90,19 +92,16 @@ async def _check_assignment(
             raise Forbidden("You may only assign agents of your own groups")
 
 
-async def create_ticket(
+async def _open_ticket(
     conn: asyncpg.Connection,
     principal: Principal,
-    data: TicketCreate,
-    *,
+    data: TicketCreate | CallTicketCreate,
+    channel: str,
+    customer_id: int,
+    now: datetime,
     first_response_minutes: int,
 ) -> TicketOut:
-    """Open a ticket with the customer's first message; the SLA clock starts now."""
-    if principal.is_partner and data.group_id is None:
-        raise InvalidInput("Partner agents must choose one of their groups", field="group_id")
-    await _check_assignment(conn, principal, data.group_id, data.assignee_id)
-    customer_id = await customers.find_or_create(conn, principal, data.customer)
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    """Insert the ticket row and its `created` event; the SLA clock starts at `now`."""
     row = await conn.fetchrow(
         f"""INSERT INTO tickets AS t (subject, priority, category, channel, customer_id, group_id,
                                      assignee_id, tags, first_response_due_at, created_at,
@@ -113,7 +112,7 @@ async def create_ticket(
         data.subject,
         data.priority,
         data.category,
-        data.channel,
+        channel,
         customer_id,
         data.group_id,
         data.assignee_id,
@@ -122,6 +121,38 @@ async def create_ticket(
         now,
     )
     ticket = ticket_out(row)
+    await _record_event(
+        conn,
+        ticket.id,
+        principal,
+        "created",
+        {"channel": channel, "group_id": data.group_id, "assignee_id": data.assignee_id},
+    )
+    return ticket
+
+
+async def _check_new_ticket(
+    conn: asyncpg.Connection, principal: Principal, data: TicketCreate | CallTicketCreate
+) -> None:
+    if principal.is_partner and data.group_id is None:
+        raise InvalidInput("Partner agents must choose one of their groups", field="group_id")
+    await _check_assignment(conn, principal, data.group_id, data.assignee_id)
+
+
+async def create_ticket(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    data: TicketCreate,
+    *,
+    first_response_minutes: int,
+) -> TicketOut:
+    """Open a ticket with the customer's first message; the SLA clock starts now."""
+    await _check_new_ticket(conn, principal, data)
+    customer_id = await customers.find_or_create(conn, principal, data.customer)
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    ticket = await _open_ticket(
+        conn, principal, data, data.channel, customer_id, now, first_response_minutes
+    )
     await conn.execute(
         """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
                                  body_text, created_at)
@@ -132,13 +163,140 @@ async def create_ticket(
         data.text,
         now,
     )
+    return ticket
+
+
+# A call logged as starting later than this after our clock is a typo, not a call.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+async def _checked_call(conn: asyncpg.Connection, call: CallCreate | CallTicketCreate) -> str:
+    """The call's normalized number; 400 naming the field for a bad number or a future start."""
+    number = customers.normalize_phone(call.phone)
+    if number is None:
+        raise InvalidInput(customers.PHONE_RULE, field="phone")
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    if call.started_at > now + _CLOCK_SKEW:
+        raise InvalidInput("A call cannot start in the future", field="started_at")
+    return number
+
+
+async def _store_call(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    ticket: TicketOut,
+    customer_id: int,
+    number: str,
+    call: CallCreate | CallTicketCreate,
+) -> tuple[MessageOut, TicketOut]:
+    """The call as a `phone` message on `ticket` (locked by the caller), with its effects.
+
+    The message text is the summary; number, start and duration live in the
+    `call_logged` event (no columns of their own). The message time is when the call is
+    logged, not the client's `started_at`, so the SLA never rests on a client's clock.
+    A call needs no delivery: nothing goes to the outbox; an outbound public call is
+    `sent` at once (as an API-channel reply ends up) and counts as the first response.
+    An inbound call is the customer speaking: like a mail, it reopens a solved or
+    pending ticket.
+    """
+    inbound = call.direction == "inbound"
+    responds = not inbound and call.public
+    row = await conn.fetchrow(
+        """INSERT INTO messages (ticket_id, direction, kind, author_agent_id,
+                                 author_customer_id, channel, body_text, delivery_status)
+           VALUES ($1, $2, $3, $4, $5, 'phone', $6, $7)
+           RETURNING *""",
+        ticket.id,
+        call.direction,
+        "public" if call.public else "note",
+        None if inbound else principal.agent_id,
+        customer_id if inbound else None,
+        call.summary,
+        "sent" if responds else None,
+    )
+    if inbound:
+        updated = await conn.fetchrow(
+            f"""UPDATE tickets t SET
+                   status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
+                                 ELSE status END,
+                   solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END,
+                   updated_at = clock_timestamp(), version = version + 1
+                WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
+            ticket.id,
+        )
+    elif responds:  # as a public reply records the first response
+        updated = await conn.fetchrow(
+            f"""UPDATE tickets t SET first_responded_at = coalesce(first_responded_at, $2),
+                   status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
+                   updated_at = clock_timestamp(), version = version + 1
+                WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
+            ticket.id,
+            row["created_at"],
+        )
+    else:  # an internal record of an outbound call, like a note
+        updated = await conn.fetchrow(
+            f"""UPDATE tickets t SET updated_at = clock_timestamp()
+                WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
+            ticket.id,
+        )
     await _record_event(
         conn,
         ticket.id,
         principal,
-        "created",
-        {"channel": data.channel, "group_id": data.group_id, "assignee_id": data.assignee_id},
+        "call_logged",
+        {
+            "message_id": row["id"],
+            "direction": call.direction,
+            "phone": number,
+            "customer_id": customer_id,
+            "started_at": call.started_at.isoformat(),
+            "duration_seconds": call.duration_seconds,
+            "public": call.public,
+            "first_response": responds and ticket.first_responded_at is None,
+        },
     )
+    return _message_out(row, []), ticket_out(updated)
+
+
+async def log_call(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int, call: CallCreate
+) -> MessageOut:
+    """Record a phone call on a ticket in the caller's scope (404 outside it).
+
+    The number becomes (or already is) a `phone` identity: of the customer who already
+    has it, else of the ticket's customer.
+    """
+    number = await _checked_call(conn, call)
+    ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
+    if ticket.status == "closed":
+        raise Conflict("The ticket is closed; open a new ticket from the call")
+    customer_id = await customers.by_phone(
+        conn, number, "", fallback_customer_id=ticket.customer_id
+    )
+    message, _ = await _store_call(conn, principal, ticket, customer_id, number, call)
+    return message
+
+
+async def create_ticket_from_call(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    data: CallTicketCreate,
+    *,
+    first_response_minutes: int,
+) -> TicketOut:
+    """Open a `phone` ticket whose first message is the call.
+
+    The customer is the one the number belongs to (identity, else exactly one customer
+    with that phone), else a new customer with that phone and `name`.
+    """
+    number = await _checked_call(conn, data)
+    await _check_new_ticket(conn, principal, data)
+    customer_id = await customers.by_phone(conn, number, data.name)
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    ticket = await _open_ticket(
+        conn, principal, data, "phone", customer_id, now, first_response_minutes
+    )
+    _, ticket = await _store_call(conn, principal, ticket, customer_id, number, data)
     return ticket
 
 

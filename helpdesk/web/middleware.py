@@ -98,6 +98,11 @@ def sanitize_query_string(query: bytes) -> bytes:
     return _NUL_PERCENT.sub(b"%EF%BF%BD", query) if b"%00" in query or b"\x00" in query else query
 
 
+# Provider webhooks and raw mail are verified and stored byte-exact (a signature covers
+# the exact bytes): their bodies are never rewritten.
+_RAW_BODY_PATH = re.compile(r"^/channels/[^/]+/[^/]+/(?:webhook|inbound)$")
+
+
 def input_sanitizer(max_body_bytes: int) -> Any:
     """Make query strings and JSON bodies storable before any handler parses them.
 
@@ -110,7 +115,11 @@ def input_sanitizer(max_body_bytes: int) -> Any:
             if query:
                 scope["query_string"] = sanitize_query_string(query)
             kind: str = scope["type"]
-            if kind != "http" or scope.get("method") in ("GET", "HEAD", "DELETE"):
+            if (
+                kind != "http"
+                or scope.get("method") in ("GET", "HEAD", "DELETE")
+                or _RAW_BODY_PATH.match(scope.get("path", ""))
+            ):
                 await app(scope, receive, send)
                 return
             content_type = (_header(scope, b"content-type") or "").lower()

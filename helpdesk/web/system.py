@@ -6,10 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
+import asyncpg
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from helpdesk.web.context import Ctx
+from helpdesk.channels.email.imap import MailboxState, mailbox_states
+from helpdesk.db.pool import UNAVAILABLE_ERRORS
+from helpdesk.web.context import AppContext, Ctx
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +31,33 @@ async def _check(name: str, probe: Any) -> tuple[str, str]:
         return name, f"unavailable: {type(exc).__name__}"
 
 
+async def _mailboxes(ctx: AppContext) -> list[MailboxState]:
+    """How each active IMAP mailbox's poller fares; empty when PostgreSQL cannot say."""
+    try:
+        async with asyncio.timeout(2):
+            async with ctx.pool.acquire() as conn:
+                return await mailbox_states(conn)
+    except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
+        return []
+
+
 @get("/readyz", exclude_from_auth=True, tags=["system"])
 async def readyz(ctx: Ctx) -> Response[dict[str, Any]]:
-    """PostgreSQL and Redis are reachable; 503 with details otherwise."""
-    checks = dict(
-        await asyncio.gather(
-            _check("postgres", ctx.pool.fetchval("SELECT 1")),
-            _check("redis", ctx.redis.ping()),
-        )
+    """PostgreSQL and Redis are reachable; 503 with details otherwise.
+
+    `mailboxes` lists the IMAP pollers' states. A failing mailbox does not make the API
+    unready: the API still serves agents and takes mail over HTTP, and restarting or
+    removing replicas cannot fix a remote mail server. Alert on the state instead.
+    """
+    postgres, redis, mailboxes = await asyncio.gather(
+        _check("postgres", ctx.pool.fetchval("SELECT 1")),
+        _check("redis", ctx.redis.ping()),
+        _mailboxes(ctx),
     )
+    checks = dict([postgres, redis])
     ready = all(value == "ok" for value in checks.values())
     return Response(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
+        {"status": "ok" if ready else "unavailable", "checks": checks, "mailboxes": mailboxes},
         status_code=200 if ready else 503,
     )
 

@@ -17,6 +17,7 @@ from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job
 
 from helpdesk.app import redis_settings
+from helpdesk.channels import outbox
 from helpdesk.config import Settings
 from tests.conftest import AgentHandle, Client, Factory
 from workers.settings import build_worker
@@ -191,7 +192,20 @@ async def test_reply_lost_from_redis_is_delivered_by_relay(
     assert relayed is not None and relayed.result == "sent"
 
 
-async def test_delivery_abandoned_mid_send_becomes_possibly_sent_and_is_never_resent(
+async def abandon_delivery(db: asyncpg.Connection, message_id: int, *, handed_off: bool) -> None:
+    """A worker claimed the delivery and died while sending: its lease has run out."""
+    await db.execute(
+        """UPDATE outbox SET status = 'sending', attempts = 1,
+               locked_until = now() - interval '1 minute',
+               handed_off_at = CASE WHEN $2 THEN now() - interval '2 minutes' END
+           WHERE message_id = $1""",
+        message_id,
+        handed_off,
+    )
+    await db.execute("UPDATE messages SET delivery_status = 'sending' WHERE id = $1", message_id)
+
+
+async def test_delivery_abandoned_after_its_handoff_becomes_possibly_sent_and_is_never_resent(
     client: Client,
     factory: Factory,
     db: asyncpg.Connection,
@@ -201,14 +215,8 @@ async def test_delivery_abandoned_mid_send_becomes_possibly_sent_and_is_never_re
     agent = await factory.agent("agent")
     ticket = await factory.ticket(client, agent)
     message = await reply(client, agent, ticket["id"])
-    # A worker claimed the delivery and died while sending: its lease has run out.
-    await db.execute(
-        """UPDATE outbox SET status = 'sending', attempts = 1,
-               locked_until = now() - interval '1 minute'
-           WHERE message_id = $1""",
-        message["id"],
-    )
-    await db.execute("UPDATE messages SET delivery_status = 'sending' WHERE id = $1", message["id"])
+    # The worker had handed the message to the provider when it died: maybe sent.
+    await abandon_delivery(db, message["id"], handed_off=True)
     assert await arq_redis.zcard(QUEUE) == 1  # the original job is still queued, too
 
     worker = await run_worker(settings)
@@ -216,7 +224,7 @@ async def test_delivery_abandoned_mid_send_becomes_possibly_sent_and_is_never_re
     assert deliveries(worker) == 0
     row = await outbox_row(db, message["id"])
     assert row["status"] == "possibly_sent"
-    assert row["last_error"]
+    assert row["last_error"] == outbox.POSSIBLY_SENT
     assert row["attempts"] == 1
     assert row["locked_until"] is None
     shown = await message_view(client, agent, ticket["id"], message["id"])
@@ -232,6 +240,60 @@ async def test_delivery_abandoned_mid_send_becomes_possibly_sent_and_is_never_re
     assert result is not None and result.success and result.result is None
     assert dict(await outbox_row(db, message["id"])) == dict(row)
     assert await message_view(client, agent, ticket["id"], message["id"]) == shown
+
+
+async def test_delivery_abandoned_before_its_handoff_is_retried_and_sent_once(
+    client: Client,
+    factory: Factory,
+    db: asyncpg.Connection,
+    settings: Settings,
+    arq_redis: ArqRedis,
+) -> None:
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent)
+    message = await reply(client, agent, ticket["id"])
+    # The worker died before handing the message over: nothing reached the customer.
+    await abandon_delivery(db, message["id"], handed_off=False)
+
+    worker = await run_worker(settings)
+
+    # The relay made it due again at once; one of the two jobs (the original one and the
+    # relay's) delivered it, the other found nothing to claim.
+    assert deliveries(worker, "sent") == 1
+    assert deliveries(worker) == 1
+    row = await outbox_row(db, message["id"])
+    assert row["status"] == "sent"
+    assert row["attempts"] == 2
+    assert row["last_error"] is None
+    shown = await message_view(client, agent, ticket["id"], message["id"])
+    assert (shown["delivery_status"], shown["delivery_error"]) == ("sent", None)
+
+
+async def test_delivery_abandoned_before_its_handoff_on_the_last_attempt_fails_visibly(
+    client: Client,
+    factory: Factory,
+    db: asyncpg.Connection,
+    settings: Settings,
+    arq_redis: ArqRedis,
+) -> None:
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent)
+    message = await reply(client, agent, ticket["id"])
+    await abandon_delivery(db, message["id"], handed_off=False)
+    attempts = settings.worker.outbox_max_attempts
+    await db.execute(
+        "UPDATE outbox SET attempts = $2 WHERE message_id = $1", message["id"], attempts
+    )
+
+    worker = await run_worker(settings)
+
+    assert deliveries(worker) == 0
+    row = await outbox_row(db, message["id"])
+    assert row["status"] == "failed"
+    assert row["attempts"] == attempts
+    assert row["last_error"] == f"gave up after {attempts} attempts: {outbox.NOT_HANDED_OFF}"
+    shown = await message_view(client, agent, ticket["id"], message["id"])
+    assert (shown["delivery_status"], shown["delivery_error"]) == ("failed", row["last_error"])
 
 
 async def test_internal_note_never_creates_an_outbox_row(

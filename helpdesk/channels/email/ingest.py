@@ -1,9 +1,11 @@
 """Store one inbound mail exactly once, on the right ticket.
 
 Threading: a reply joins the ticket of a message whose Message-ID it cites
-(In-Reply-To, then References); failing that, the ticket number in the subject
-(`[#10042]`) if that ticket belongs to the same customer, so a stranger citing a
-number cannot write into someone else's ticket; otherwise a new ticket opens.
+(In-Reply-To, then References) when the sender takes part in that ticket (its
+customer, or an address that wrote to or was written to on it); failing that, the
+ticket number in the subject (`[#10042]`) if that ticket belongs to the same customer.
+So a stranger citing a number or a Message-ID cannot write into someone else's ticket
+(where the next agent reply would go to them, row A11); a new ticket opens instead.
 A merged ticket forwards to the ticket it was merged into; a closed one gets a
 follow-up ticket.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from email.utils import getaddresses
 
 import asyncpg
 import msgspec
@@ -38,6 +41,31 @@ def external_id_of(parsed: ParsedEmail, raw: bytes) -> str:
     return parsed.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def single_line(value: str) -> str:
+    """Header text as one line: a subject never carries CR/LF into a reply's headers."""
+    return " ".join(value.split())
+
+
+def _addresses(values: list[str]) -> list[str]:
+    """Plain lower-case addresses from parsed address lists (names dropped)."""
+    found: list[str] = []
+    for _, address in getaddresses(values):
+        address = address.strip().lower()
+        if "@" in address and address not in found and len(address) <= 320:
+            found.append(address)
+    return found
+
+
+def with_placeholders(parsed: ParsedEmail) -> str:
+    """The body text, plus one line per attachment not kept, so agents see it existed."""
+    notes = [
+        f"[attachment {a.filename or a.content_type} ({a.size} bytes) not kept: {a.dropped_reason}]"
+        for a in parsed.attachments
+        if a.dropped_reason is not None
+    ]
+    return "\n\n".join([parsed.text, "\n".join(notes)]) if notes else parsed.text
+
+
 def ticket_number_in(subject: str) -> int | None:
     match = _TICKET_NUMBER.search(subject)
     return int(match.group(1)) if match else None
@@ -55,6 +83,24 @@ async def _follow_merges(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Re
     return None
 
 
+async def _takes_part(conn: asyncpg.Connection, ticket_id: int, address: str | None) -> bool:
+    """Whether `address` wrote on the ticket or was a recipient of one of its mails."""
+    if not address:
+        return False
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (
+                   SELECT 1 FROM messages m
+                   WHERE m.ticket_id = $1
+                     AND (lower(m.sender_address) = $2
+                          OR EXISTS (SELECT 1 FROM unnest(m.recipient_addresses) r
+                                     WHERE lower(r) = $2)))""",
+            ticket_id,
+            address.lower(),
+        )
+    )
+
+
 async def _thread(
     conn: asyncpg.Connection, parsed: ParsedEmail, customer_id: int
 ) -> asyncpg.Record | None:
@@ -67,7 +113,12 @@ async def _thread(
             cited,
         )
         if found is not None:
-            return await _follow_merges(conn, found)
+            ticket = await _follow_merges(conn, found)
+            if ticket is not None and (
+                ticket["customer_id"] == customer_id
+                or await _takes_part(conn, ticket["id"], parsed.from_email)
+            ):
+                return ticket
     number = ticket_number_in(parsed.subject)
     if number is not None:
         found = await conn.fetchval(
@@ -120,11 +171,12 @@ async def ingest_email(
         now = await conn.fetchval("SELECT clock_timestamp()")
         if created:
             ticket_id = await conn.fetchval(
-                """INSERT INTO tickets (subject, channel, customer_id, first_response_due_at,
-                                       created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $5) RETURNING id""",
-                (parsed.subject or "(no subject)")[:998],
+                """INSERT INTO tickets (subject, channel, channel_account, customer_id,
+                                       first_response_due_at, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id""",
+                single_line(parsed.subject or "(no subject)")[:998],
                 CHANNEL,
+                account,
                 customer_id,
                 first_response_due(now, first_response_minutes),
                 now,
@@ -144,16 +196,24 @@ async def ingest_email(
         message_id = await conn.fetchval(
             """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
                                      channel_account, external_id, body_text, body_html,
-                                     created_at)
-               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+                                     created_at, sender_address, reply_to_addresses,
+                                     recipient_addresses)
+               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               RETURNING id""",
             ticket_id,
             customer_id,
             CHANNEL,
             account,
             external_id,
-            parsed.text,
+            with_placeholders(parsed),
             parsed.html,
             now,
+            parsed.from_email,
+            _addresses(parsed.reply_to),
+            _addresses([*parsed.to, *parsed.cc]),
+        )
+        await conn.execute(
+            "INSERT INTO message_sources (message_id, raw) VALUES ($1, $2)", message_id, raw
         )
         for attachment in parsed.attachments:
             if attachment.dropped_reason is not None:

@@ -85,6 +85,9 @@ class ParsedEmail(msgspec.Struct, kw_only=True):
     bounce: bool = False
     bounce_recipients: list[str] = msgspec.field(default_factory=list)
     bounce_diagnostic: str | None = None
+    # Message-IDs of the mail a bounce reports on (from the returned message or its
+    # headers): how a bounce finds the delivery it fails.
+    bounce_message_ids: list[str] = msgspec.field(default_factory=list)
     warnings: list[str] = msgspec.field(default_factory=list)
 
     def preview(self) -> dict[str, Any]:
@@ -846,6 +849,25 @@ def _bounce_details(reports: list[str]) -> tuple[list[str], str | None]:
     return recipients, diagnostic
 
 
+_RETURNED_TYPES = {"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"}
+_MESSAGE_ID_LINE = re.compile(r"^message-id:[ \t]*<([^<>\s]{1,900})>", re.I | re.M)
+
+
+def _bounced_message_ids(collected: _Collected, text: str) -> list[str]:
+    """Message-IDs quoted by a bounce: in the returned message, its headers, or the prose."""
+    found: list[str] = []
+    sources = [
+        a.content.decode("utf-8", "replace")
+        for a in collected.attachments
+        if a.content_type.lower() in _RETURNED_TYPES
+    ]
+    for source in [*sources, text]:
+        for message_id in _MESSAGE_ID_LINE.findall(source):
+            if message_id not in found:
+                found.append(message_id)
+    return found
+
+
 # --- the whole mail -----------------------------------------------------------------
 
 
@@ -934,6 +956,9 @@ def _parse(
         bounce=bounce,
         bounce_recipients=recipients if bounce else [],
         bounce_diagnostic=clean_text(diagnostic) if bounce and diagnostic else None,
+        bounce_message_ids=(
+            [clean_text(i) for i in _bounced_message_ids(collected, plain)] if bounce else []
+        ),
         warnings=[clean_text(w) for w in dict.fromkeys(warnings)],
     )
 

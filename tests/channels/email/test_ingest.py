@@ -193,6 +193,17 @@ async def test_mail_ingest_command_stores_each_file_once(servers: Servers, tmp_p
         sample.write_bytes(mail())
         env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
         env["HELPDESK_DATABASE_URL"] = dsn
+        add = [sys.executable, "-m", "helpdesk", "mail", "account", "add", "support"]
+        created = await asyncio.to_thread(
+            subprocess.run,
+            [*add, "--address", "podpora@shop.example"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
         command = [sys.executable, "-m", "helpdesk", "mail", "ingest", str(sample), str(sample)]
         result = await asyncio.to_thread(
             subprocess.run,
@@ -205,7 +216,7 @@ async def test_mail_ingest_command_stores_each_file_once(servers: Servers, tmp_p
         )
         assert result.returncode == 0, result.stderr
         lines = [json.loads(line) for line in result.stdout.splitlines()]
-        assert [line["duplicate"] for line in lines] == [False, True]
+        assert [line["outcome"] for line in lines] == ["stored", "duplicate"]
         assert lines[0]["ticket_id"] == lines[1]["ticket_id"]
     finally:
         await servers.drop_database(dsn)

@@ -1,0 +1,122 @@
+"""The contract every chat and social channel implements.
+
+An adapter is three things, kept apart so the first two stay pure and easy to test:
+
+1. `verify(account, request, now)`: is this HTTP request really from the provider?
+   (signature or secret on the raw bytes). It may also answer a handshake itself
+   (Slack's `url_verification`, Meta's `hub.challenge`).
+2. `normalize(account, payload)`: the stored webhook body as zero or more
+   `InboundMessage`s and `StatusUpdate`s, the one shape every channel produces.
+3. `send(account, outbound)`: deliver one reply through the provider's API, returning
+   the provider's message id or raising `RetryableDeliveryError` (with a delay when the
+   provider gave one) or `PermanentDeliveryError` (with the reason an agent reads).
+
+Webhooks are stored first (`inbound_events`) and answered at once; a worker runs
+`normalize` and the shared ingestion (`helpdesk.channels.ingest`) afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Protocol
+
+import msgspec
+
+from helpdesk.channels.accounts import ChannelAccount
+
+ChannelKind = Literal["telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"]
+
+
+class WebhookRequest(msgspec.Struct, frozen=True):
+    """What verification may look at: the raw request, before anything parses it."""
+
+    method: str
+    headers: dict[str, str]  # lower-case names
+    query: dict[str, str]
+    body: bytes
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """`accept`: store the body. Otherwise answer `status` with `body` (a rejection, or a
+    handshake the adapter answers itself) and store nothing."""
+
+    accept: bool
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+    # The provider's delivery id (Telegram update_id, Slack event_id): redeliveries of
+    # the same id are stored once.
+    dedupe_key: str | None = None
+
+
+REJECT_UNAUTHENTIC = Verdict(accept=False, status=401)
+
+
+class SenderIdentity(msgspec.Struct, frozen=True):
+    """Who wrote, as the provider knows them; becomes a customer identity."""
+
+    external_id: str
+    display_name: str = ""
+    email: str | None = None  # only when the provider verified it
+    phone: str | None = None  # only when the provider verified it (WhatsApp numbers)
+
+
+class InboundAttachment(msgspec.Struct, frozen=True):
+    filename: str
+    content_type: str
+    content: bytes | None = None  # inline content, or fetched later through `fetch_ref`
+    fetch_ref: str | None = None  # e.g. a Telegram file_id, a Meta media URL/id
+    size: int | None = None
+
+
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One customer message from any channel."""
+
+    channel: ChannelKind
+    channel_account: str
+    external_id: str  # unique within the account: exactly-once key
+    conversation_id: str  # chat / thread / user: which ticket it feeds
+    sender: SenderIdentity
+    text: str
+    sent_at: datetime
+    attachments: tuple[InboundAttachment, ...] = ()
+    reply_to_external_id: str | None = None
+    edited: bool = False  # a newer text of an earlier message (same external_id)
+    subject: str | None = None  # a new ticket's subject; derived from the text if None
+
+
+class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """The provider's news about one of our outbound messages (delivered, read, failed)."""
+
+    external_id: str
+    status: Literal["delivered", "read", "failed"]
+    at: datetime
+    reason: str | None = None
+
+
+class OutboundChatMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One agent reply to send on a conversation."""
+
+    outbox_id: int
+    message_id: int
+    conversation_id: str  # the provider's chat / thread / user id
+    text: str
+    reply_to_external_id: str | None = None  # the customer's message it answers
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
+    last_inbound_at: datetime | None = None  # for providers' reply windows
+
+
+class ChannelAdapter(Protocol):
+    kind: ChannelKind
+
+    def verify(self, account: ChannelAccount, request: WebhookRequest, now: float) -> Verdict: ...
+
+    def normalize(
+        self, account: ChannelAccount, payload: bytes
+    ) -> list[InboundMessage | StatusUpdate]: ...
+
+    async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str: ...
+
+    async def fetch_attachment(
+        self, account: ChannelAccount, attachment: InboundAttachment
+    ) -> bytes: ...

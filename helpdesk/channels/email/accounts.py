@@ -1,0 +1,278 @@
+"""Email accounts: the mailboxes we receive on and reply from.
+
+Secrets (IMAP/SMTP passwords, the intake secret) are write-only: responses say only
+whether one is set. The intake secret is kept as its SHA-256 and compared in constant
+time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import msgspec
+
+from helpdesk.agents.models import Principal
+from helpdesk.audit import service as audit
+from helpdesk.errors import Conflict, NotFound
+
+AccountName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
+Address = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+$(?!\n)",
+    ),
+]
+Host = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$(?!\n)")
+]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Secret = Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
+Password = Annotated[str, msgspec.Meta(max_length=1024)]
+Folder = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\r\n\x00\"]+$(?!\n)")
+]
+DisplayName = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\r\n\x00]*$(?!\n)")]
+Security = Literal["none", "starttls", "tls"]
+Processed = Literal["seen", "move", "keep"]
+
+
+class EmailAccount(msgspec.Struct, kw_only=True):
+    """Everything the service needs to receive and send; never sent to a client."""
+
+    id: int
+    name: str
+    address: str
+    display_name: str
+    reply_to: str | None
+    inbound_secret_sha256: bytes | None
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: Security
+    smtp_username: str | None
+    smtp_password: str | None
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: Security
+    imap_username: str | None
+    imap_password: str | None
+    imap_folder: str
+    imap_processed: Processed
+    imap_move_to: str | None
+    auto_acknowledge: bool
+    active: bool
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+class EmailAccountOut(msgspec.Struct):
+    id: int
+    name: str
+    address: str
+    display_name: str
+    reply_to: str | None
+    inbound_secret_set: bool
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str
+    smtp_username: str | None
+    smtp_password_set: bool
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: str
+    imap_username: str | None
+    imap_password_set: bool
+    imap_folder: str
+    imap_processed: str
+    imap_move_to: str | None
+    auto_acknowledge: bool
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class EmailAccountCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: AccountName
+    address: Address
+    display_name: DisplayName = ""
+    reply_to: Address | None = None
+    inbound_secret: Secret | None = None
+    smtp_host: Host | None = None
+    smtp_port: Port | None = None
+    smtp_security: Security = "starttls"
+    smtp_username: Password | None = None
+    smtp_password: Password | None = None
+    imap_host: Host | None = None
+    imap_port: Port | None = None
+    imap_security: Security = "tls"
+    imap_username: Password | None = None
+    imap_password: Password | None = None
+    imap_folder: Folder = "INBOX"
+    imap_processed: Processed = "seen"
+    imap_move_to: Folder | None = None
+    auto_acknowledge: bool = True
+    active: bool = True
+
+
+class EmailAccountUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Partial change; a field left out keeps its value, `null` clears an optional one."""
+
+    address: Address | msgspec.UnsetType = msgspec.UNSET
+    display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
+    reply_to: Address | msgspec.UnsetType | None = msgspec.UNSET
+    inbound_secret: Secret | msgspec.UnsetType | None = msgspec.UNSET
+    smtp_host: Host | msgspec.UnsetType | None = msgspec.UNSET
+    smtp_port: Port | msgspec.UnsetType | None = msgspec.UNSET
+    smtp_security: Security | msgspec.UnsetType = msgspec.UNSET
+    smtp_username: Password | msgspec.UnsetType | None = msgspec.UNSET
+    smtp_password: Password | msgspec.UnsetType | None = msgspec.UNSET
+    imap_host: Host | msgspec.UnsetType | None = msgspec.UNSET
+    imap_port: Port | msgspec.UnsetType | None = msgspec.UNSET
+    imap_security: Security | msgspec.UnsetType = msgspec.UNSET
+    imap_username: Password | msgspec.UnsetType | None = msgspec.UNSET
+    imap_password: Password | msgspec.UnsetType | None = msgspec.UNSET
+    imap_folder: Folder | msgspec.UnsetType = msgspec.UNSET
+    imap_processed: Processed | msgspec.UnsetType = msgspec.UNSET
+    imap_move_to: Folder | msgspec.UnsetType | None = msgspec.UNSET
+    auto_acknowledge: bool | msgspec.UnsetType = msgspec.UNSET
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+def secret_digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def secret_matches(account: EmailAccount, presented: str) -> bool:
+    """Constant-time check of an intake secret; an account without one accepts nothing."""
+    if account.inbound_secret_sha256 is None or not presented:
+        return False
+    return hmac.compare_digest(account.inbound_secret_sha256, secret_digest(presented))
+
+
+_FIELDS = [f for f in EmailAccount.__struct_fields__ if f != "id"]
+
+
+def _account(row: asyncpg.Record) -> EmailAccount:
+    return EmailAccount(**{k: row[k] for k in EmailAccount.__struct_fields__})
+
+
+def _out(row: asyncpg.Record) -> EmailAccountOut:
+    return EmailAccountOut(
+        inbound_secret_set=row["inbound_secret_sha256"] is not None,
+        smtp_password_set=row["smtp_password"] is not None,
+        imap_password_set=row["imap_password"] is not None,
+        **{
+            k: row[k]
+            for k in EmailAccountOut.__struct_fields__
+            if k not in ("inbound_secret_set", "smtp_password_set", "imap_password_set")
+        },
+    )
+
+
+def _columns(values: dict[str, Any]) -> dict[str, Any]:
+    """API field names to column values (the secret is stored as its digest)."""
+    if "inbound_secret" in values:
+        secret = values.pop("inbound_secret")
+        values["inbound_secret_sha256"] = None if secret is None else secret_digest(secret)
+    return values
+
+
+async def get_account(conn: asyncpg.Connection, name: str) -> EmailAccount | None:
+    row = await conn.fetchrow("SELECT * FROM email_accounts WHERE name = $1", name)
+    return None if row is None else _account(row)
+
+
+async def active_imap_accounts(conn: asyncpg.Connection) -> list[EmailAccount]:
+    rows = await conn.fetch(
+        "SELECT * FROM email_accounts WHERE active AND imap_host IS NOT NULL ORDER BY id"
+    )
+    return [_account(r) for r in rows]
+
+
+async def own_addresses(conn: asyncpg.Connection) -> set[str]:
+    """Every address we send from: mail from one of them is our own and never answered."""
+    rows = await conn.fetch("SELECT address, reply_to FROM email_accounts")
+    found = {r["address"].lower() for r in rows}
+    found.update(r["reply_to"].lower() for r in rows if r["reply_to"])
+    return found
+
+
+async def list_accounts(conn: asyncpg.Connection) -> list[EmailAccountOut]:
+    return [_out(r) for r in await conn.fetch("SELECT * FROM email_accounts ORDER BY id")]
+
+
+async def read_account(conn: asyncpg.Connection, name: str) -> EmailAccountOut:
+    row = await conn.fetchrow("SELECT * FROM email_accounts WHERE name = $1", name)
+    if row is None:
+        raise NotFound("No such email account")
+    return _out(row)
+
+
+async def create_account(
+    conn: asyncpg.Connection, data: EmailAccountCreate, actor: Principal | None = None
+) -> EmailAccountOut:
+    values = _columns(msgspec.structs.asdict(data))
+    names = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    try:
+        row = await conn.fetchrow(
+            f"INSERT INTO email_accounts ({', '.join(names)}) VALUES ({placeholders}) RETURNING *",
+            *values.values(),
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("An email account with this name already exists") from None
+    except asyncpg.CheckViolationError:
+        raise Conflict("imap_processed 'move' needs imap_move_to") from None
+    await audit.record(
+        conn,
+        action="email_account.create",
+        outcome="allowed",
+        actor=actor,
+        object_type="email_account",
+        object_id=row["id"],
+        detail={"fields": sorted(k for k in values if k in _FIELDS)},
+    )
+    return _out(row)
+
+
+async def update_account(
+    conn: asyncpg.Connection, name: str, data: EmailAccountUpdate, actor: Principal | None = None
+) -> EmailAccountOut:
+    values = _columns(
+        {
+            k: getattr(data, k)
+            for k in data.__struct_fields__
+            if getattr(data, k) is not msgspec.UNSET
+        }
+    )
+    if not values:
+        return await read_account(conn, name)
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
+    try:
+        row = await conn.fetchrow(
+            f"UPDATE email_accounts SET {assignments}, updated_at = now()"
+            " WHERE name = $1 RETURNING *",
+            name,
+            *values.values(),
+        )
+    except asyncpg.CheckViolationError:
+        raise Conflict("imap_processed 'move' needs imap_move_to") from None
+    if row is None:
+        raise NotFound("No such email account")
+    await audit.record(
+        conn,
+        action="email_account.update",
+        outcome="allowed",
+        actor=actor,
+        object_type="email_account",
+        object_id=row["id"],
+        detail={"fields": sorted(values)},  # names only: values may be secrets
+    )
+    return _out(row)

@@ -1,0 +1,283 @@
+"""Shared ingestion of chat and social messages: one path for every adapter.
+
+Identity lookup, conversation-to-ticket matching and exactly-once storage keyed by
+(channel, account, external message id), serialised per message id by an advisory
+lock, so three concurrent deliveries of one update store one message. An edit that
+arrives before its original is stored as the message (with `edited_at`); the original
+arriving later is then a duplicate and does not overwrite the newer text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from helpdesk.channels.adapter import InboundMessage, SenderIdentity, StatusUpdate
+from helpdesk.sla.targets import first_response_due
+from helpdesk.tickets.service import store_attachment
+
+_STATUS_RANK = {None: 0, "delivered": 1, "read": 2}
+
+
+class StoredMessage(msgspec.Struct, kw_only=True):
+    ticket_id: int
+    message_id: int
+    created_ticket: bool
+    duplicate: bool
+    edited: bool = False
+
+
+def subject_from(message: InboundMessage) -> str:
+    """A new ticket's subject: the given one, else the first line of the text."""
+    if message.subject:
+        return " ".join(message.subject.split())[:200]
+    for line in message.text.splitlines():
+        if line.strip():
+            words = " ".join(line.split())
+            return words if len(words) <= 80 else words[:77].rstrip() + "..."
+    if message.attachments:
+        return f"{message.attachments[0].filename} ({message.channel})"
+    return f"New {message.channel} conversation"
+
+
+async def customer_for(
+    conn: asyncpg.Connection, channel: str, account: str, sender: SenderIdentity
+) -> int:
+    """The customer behind `sender`, created if new.
+
+    A new identity joins an existing customer only through an identifier the provider
+    verified (email, phone) that matches exactly one customer; never through a name.
+    """
+    existing = await conn.fetchval(
+        """SELECT customer_id FROM customer_identities
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+        channel,
+        account,
+        sender.external_id,
+    )
+    if existing is not None:
+        return int(existing)
+    customer_id = await _verified_match(conn, sender)
+    async with conn.transaction():  # a savepoint: a lost race rolls back only this
+        if customer_id is None:
+            customer_id = await conn.fetchval(
+                "INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+                sender.display_name[:200],
+                sender.email,
+                sender.phone,
+            )
+        linked = await conn.fetchval(
+            """INSERT INTO customer_identities (customer_id, channel, channel_account,
+                                               external_id, display_name)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING customer_id""",
+            customer_id,
+            channel,
+            account,
+            sender.external_id,
+            sender.display_name[:200],
+        )
+    if linked is not None:
+        return int(linked)
+    winner: int = await conn.fetchval(
+        """SELECT customer_id FROM customer_identities
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+        channel,
+        account,
+        sender.external_id,
+    )
+    return winner
+
+
+async def _verified_match(conn: asyncpg.Connection, sender: SenderIdentity) -> int | None:
+    candidates: list[asyncpg.Record] = []
+    if sender.email:
+        candidates = await conn.fetch(
+            """SELECT DISTINCT customer_id AS id FROM customer_identities
+               WHERE channel = 'email' AND lower(external_id) = lower($1)
+               UNION SELECT id FROM customers WHERE lower(email) = lower($1) LIMIT 2""",
+            sender.email,
+        )
+    if not candidates and sender.phone:
+        candidates = await conn.fetch(
+            "SELECT id FROM customers WHERE phone = $1 LIMIT 2", sender.phone
+        )
+    return int(candidates[0]["id"]) if len(candidates) == 1 else None
+
+
+async def _follow_merges(conn: asyncpg.Connection, ticket_id: int | None) -> asyncpg.Record | None:
+    for _ in range(20):  # merge chains are short; the bound guards against a cycle
+        if ticket_id is None:
+            return None
+        row = await conn.fetchrow(
+            "SELECT id, status, merged_into_id FROM tickets WHERE id = $1", ticket_id
+        )
+        if row is None or row["merged_into_id"] is None:
+            return row
+        ticket_id = row["merged_into_id"]
+    return None
+
+
+async def store_inbound(
+    conn: asyncpg.Connection,
+    message: InboundMessage,
+    *,
+    attachments: list[tuple[str, str, bytes]],
+    raw: bytes,
+    first_response_minutes: int,
+) -> StoredMessage:
+    """Store `message` once, on its conversation's ticket (a new one when there is none,
+    or when that ticket is closed). Safe to call again with the same message."""
+    channel, account = message.channel, message.channel_account
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"{channel}:{account}:{message.external_id}",
+        )
+        existing = await conn.fetchrow(
+            """SELECT id, ticket_id, edited_at, created_at FROM messages
+               WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+            channel,
+            account,
+            message.external_id,
+        )
+        if existing is not None:
+            return await _redelivered(conn, existing, message)
+        customer_id = await customer_for(conn, channel, account, message.sender)
+        conversation = await conn.fetchrow(
+            """INSERT INTO conversations (channel, channel_account, external_id, customer_id)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (channel, channel_account, external_id)
+               DO UPDATE SET external_id = EXCLUDED.external_id
+               RETURNING id, ticket_id""",
+            channel,
+            account,
+            message.conversation_id,
+            customer_id,
+        )
+        await conn.execute(
+            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conversation["id"]
+        )
+        ticket = await _follow_merges(conn, conversation["ticket_id"])
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        created = ticket is None or ticket["status"] == "closed"
+        if created:
+            ticket_id = await conn.fetchval(
+                """INSERT INTO tickets (subject, channel, channel_account, customer_id,
+                                       conversation_id, first_response_due_at, created_at,
+                                       updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id""",
+                subject_from(message),
+                channel,
+                account,
+                customer_id,
+                conversation["id"],
+                first_response_due(now, first_response_minutes),
+                now,
+            )
+        else:
+            assert ticket is not None
+            ticket_id = ticket["id"]
+            await conn.execute(
+                """UPDATE tickets SET updated_at = $2, version = version + 1,
+                       status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
+                                     ELSE status END,
+                       solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END
+                   WHERE id = $1""",
+                ticket_id,
+                now,
+            )
+        await conn.execute(
+            """UPDATE conversations SET ticket_id = $2,
+                   last_inbound_at = greatest(last_inbound_at, $3)
+               WHERE id = $1""",
+            conversation["id"],
+            ticket_id,
+            message.sent_at,
+        )
+        message_id = await conn.fetchval(
+            """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
+                                     channel_account, external_id, body_text, created_at,
+                                     edited_at)
+               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+            ticket_id,
+            customer_id,
+            channel,
+            account,
+            message.external_id,
+            message.text,
+            now,
+            message.sent_at if message.edited else None,
+        )
+        await conn.execute(
+            "INSERT INTO message_sources (message_id, raw) VALUES ($1, $2)", message_id, raw
+        )
+        for filename, content_type, content in attachments:
+            await store_attachment(conn, message_id, filename[:255], content_type[:255], content)
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            ticket_id,
+            "created" if created else "customer_replied",
+            {"message_id": message_id, "channel": channel, "account": account},
+        )
+    return StoredMessage(
+        ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False
+    )
+
+
+async def _redelivered(
+    conn: asyncpg.Connection, existing: asyncpg.Record, message: InboundMessage
+) -> StoredMessage:
+    """A message we have: an edit newer than what we hold replaces the text."""
+    result = StoredMessage(
+        ticket_id=existing["ticket_id"],
+        message_id=existing["id"],
+        created_ticket=False,
+        duplicate=True,
+    )
+    held: datetime | None = existing["edited_at"]
+    if message.edited and (held is None or message.sent_at > held):
+        await conn.execute(
+            "UPDATE messages SET body_text = $2, edited_at = $3 WHERE id = $1",
+            existing["id"],
+            message.text,
+            message.sent_at,
+        )
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            existing["ticket_id"],
+            "message_edited",
+            {"message_id": existing["id"]},
+        )
+        result.edited = True
+    return result
+
+
+async def apply_status(conn: asyncpg.Connection, account: str, update: StatusUpdate) -> bool:
+    """Move one outbound message's provider status forward (never back: statuses arrive
+    out of order). A failure report fails the delivery with the provider's reason."""
+    row = await conn.fetchrow(
+        """SELECT id, provider_status, delivery_status FROM messages
+           WHERE channel_account = $1 AND external_id = $2 AND direction = 'outbound'
+           FOR UPDATE""",
+        account,
+        update.external_id,
+    )
+    if row is None:
+        return False
+    if update.status == "failed":
+        reason = update.reason or "the provider reported the message as not delivered"
+        await conn.execute(
+            """UPDATE messages SET delivery_status = 'failed', delivery_error = $2
+               WHERE id = $1""",
+            row["id"],
+            reason,
+        )
+        return True
+    if _STATUS_RANK[update.status] <= _STATUS_RANK.get(row["provider_status"], 0):
+        return False
+    await conn.execute(
+        "UPDATE messages SET provider_status = $2 WHERE id = $1", row["id"], update.status
+    )
+    return True

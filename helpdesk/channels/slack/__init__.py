@@ -1,0 +1,1 @@
+"""Slack workspaces: Events API verification, message normalizing, replies via the Web API."""

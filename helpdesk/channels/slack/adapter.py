@@ -1,0 +1,227 @@
+"""Slack through the Events API (inbound) and the Web API via slack-sdk (replies).
+
+Every Events API request is signed with the app's signing secret (v0 HMAC over the
+timestamp and the raw body, five-minute window), the `url_verification` handshake too;
+the event_id is the delivery id, so Slack's retries (`X-Slack-Retry-Num`, even an
+`http_timeout` retry overlapping the first delivery) are stored once. The Web API's base
+URL is the account setting `base_url` (a fake server in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import httpx
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from helpdesk.channels.accounts import ChannelAccount
+from helpdesk.channels.adapter import (
+    REJECT_UNAUTHENTIC,
+    ChannelKind,
+    InboundAttachment,
+    InboundMessage,
+    OutboundChatMessage,
+    StatusUpdate,
+    Verdict,
+    WebhookRequest,
+)
+from helpdesk.channels.base import PermanentDeliveryError, RetryableDeliveryError
+from helpdesk.channels.signatures import verify_slack
+from helpdesk.channels.slack import parse
+from helpdesk.config import Settings
+
+DEFAULT_BASE_URL = "https://slack.com/api/"
+SIGNATURE_HEADER = "x-slack-signature"
+TIMESTAMP_HEADER = "x-slack-request-timestamp"
+# Slack answers these with HTTP 200 and ok=false, yet they pass: worth another try.
+_TRANSIENT = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+# What an agent should do about Slack's permanent refusals.
+_HINTS = {
+    "channel_not_found": "the channel does not exist or the app cannot see it",
+    "not_in_channel": "the app is not a member of the channel; invite it",
+    "is_archived": "the channel is archived",
+    "msg_too_long": "the reply is too long for Slack",
+    "missing_scope": "the app lacks a permission scope (chat:write, files:write)",
+    "invalid_auth": "the bot token was rejected; check bot_token",
+    "not_authed": "the bot token was rejected; check bot_token",
+    "token_revoked": "the bot token was rejected; check bot_token",
+    "account_inactive": "the bot token was rejected; check bot_token",
+}
+
+
+def _settings_of(account: ChannelAccount) -> parse.Settings:
+    return parse.Settings(
+        support_channels=parse.channel_ids(account.setting("support_channels")),
+        bot_user_id=account.setting("bot_user_id") or None,
+        team_id=account.setting("team_id") or None,
+    )
+
+
+def base_url(account: ChannelAccount) -> str:
+    url = str(account.setting("base_url") or DEFAULT_BASE_URL)
+    return url if url.endswith("/") else url + "/"
+
+
+def web_client(account: ChannelAccount) -> AsyncWebClient:
+    """slack-sdk's client for one account (it retries a dropped connection once itself)."""
+    token = account.secret("bot_token")
+    if not token:
+        raise PermanentDeliveryError(f"the slack account '{account.name}' has no bot_token")
+    return AsyncWebClient(token=token, base_url=base_url(account), timeout=30)
+
+
+def download_url(account: ChannelAccount, url: str) -> str:
+    """Where to fetch a file with the bot token: only ever a Slack host (the token must
+    not go elsewhere), moved to the configured base URL's host when there is one."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not (host == "slack.com" or host.endswith(".slack.com")):
+        raise ValueError("not a Slack file URL; the bot token is not sent there")
+    configured = account.setting("base_url")
+    if not configured:
+        return url
+    base = urlsplit(str(configured))
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) and value else value
+            try:
+                seconds = float(str(raw))
+            except ValueError:
+                return None
+            return seconds if seconds > 0 else None
+    return None
+
+
+def delivery_error(error: Exception) -> Exception:
+    """The outbox's view of a Web API failure, with Slack's error code in the reason."""
+    if isinstance(error, SlackApiError):
+        response = error.response
+        status = int(getattr(response, "status_code", 0) or 0)
+        data = getattr(response, "data", None)
+        code = data.get("error") if isinstance(data, dict) else None
+        if status == 429 or code == "ratelimited":
+            seconds = _retry_after(getattr(response, "headers", None))
+            wait = f"; retry after {seconds:g} s" if seconds else ""
+            return RetryableDeliveryError(f"Slack rate limit (ratelimited){wait}", seconds)
+        if status >= 500 or code in _TRANSIENT:
+            return RetryableDeliveryError(f"Slack unavailable: {code or f'HTTP {status}'}")
+        if code:
+            hint = _HINTS.get(code)
+            reason = f"Slack refused the message: {code}" + (f" ({hint})" if hint else "")
+            return PermanentDeliveryError(reason)
+        return PermanentDeliveryError(f"Slack refused the message: HTTP {status}")
+    if isinstance(error, aiohttp.ClientError | TimeoutError):
+        return RetryableDeliveryError(f"Slack unreachable: {type(error).__name__}")
+    return PermanentDeliveryError(f"Slack error: {error}")
+
+
+class SlackAdapter:
+    kind: ChannelKind = "slack"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def verify(self, account: ChannelAccount, request: WebhookRequest, now: float) -> Verdict:
+        """Signed with our signing secret within five minutes, or 401 (which check failed
+        is never said). A signed `url_verification` is answered here with its challenge."""
+        if request.method != "POST":
+            return Verdict(accept=False, status=405)  # the Events API has no GET handshake
+        if not verify_slack(
+            account.secret("signing_secret"),
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            request.body,
+            now,
+        ):
+            return REJECT_UNAUTHENTIC
+        kind, event_id, challenge = parse.head(request.body)
+        if kind == "url_verification":
+            if not challenge:
+                return Verdict(accept=False, status=400)
+            return Verdict(accept=False, status=200, body=challenge.encode())
+        # Authentic but without an event_id (app_rate_limited, unparseable): stored as is.
+        return Verdict(accept=True, dedupe_key=event_id if kind == "event_callback" else None)
+
+    def normalize(
+        self, account: ChannelAccount, payload: bytes
+    ) -> list[InboundMessage | StatusUpdate]:
+        return list(parse.normalize_body(account.name, payload, _settings_of(account)))
+
+    async def fetch_attachment(
+        self, account: ChannelAccount, attachment: InboundAttachment
+    ) -> bytes:
+        """`url_private_download` with the bot token as Bearer; stops reading past the
+        attachment limit (the caller then keeps a note instead of the file)."""
+        if attachment.fetch_ref is None:
+            raise ValueError(f"attachment {attachment.filename} has no Slack file URL")
+        url = download_url(account, attachment.fetch_ref)
+        token = account.secret("bot_token")
+        if not token:
+            raise RuntimeError(f"the slack account '{account.name}' has no bot_token")
+        limit = self._settings.attachment_max_bytes + 1
+        chunks: list[bytes] = []
+        size = 0
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response,
+        ):
+            if response.status_code != 200:
+                raise RuntimeError(f"Slack file download failed: HTTP {response.status_code}")
+            html = response.headers.get("content-type", "").startswith("text/html")
+            if html and not attachment.content_type.startswith("text/html"):
+                # Slack's answer to a token without files:read is its sign-in page.
+                raise RuntimeError("Slack answered with a sign-in page: the app needs files:read")
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    break
+        return b"".join(chunks)[:limit]
+
+    async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str:
+        """The text with chat.postMessage in the customer's thread, then the files into the
+        same thread (files_upload_v2). Files failing after the text went out fail the
+        delivery saying so: Slack takes no idempotency key, and a retry would repeat it."""
+        channel, thread_ts = parse.conversation_of(outbound.conversation_id)
+        client = web_client(account)
+        first: str | None = None
+        try:
+            if outbound.text.strip():
+                posted = await client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=parse.escape(outbound.text)
+                )
+                first = parse.message_external_id(
+                    str(posted.get("channel") or channel), str(posted["ts"])
+                )
+            if outbound.attachments:
+                uploaded = await client.files_upload_v2(
+                    file_uploads=[
+                        {"content": content, "filename": name, "title": name}
+                        for name, _content_type, content in outbound.attachments
+                    ],
+                    channel=channel,
+                    thread_ts=thread_ts,
+                )
+                if first is None:
+                    files = uploaded.get("files") or [{}]
+                    first = f"{channel}:file:{files[0].get('id', '')}"
+        except (TimeoutError, SlackClientError, aiohttp.ClientError) as error:
+            mapped = delivery_error(error)
+            if first is None:
+                raise mapped from None
+            raise PermanentDeliveryError(
+                f"only partly sent (the text reached Slack, the files did not; not resent to "
+                f"avoid duplicates): {mapped}"
+            ) from None
+        if first is None:
+            raise PermanentDeliveryError("the reply has neither text nor files")
+        return first

@@ -1,0 +1,262 @@
+"""Slack Events API bodies as the normalized channel shapes: pure functions, no I/O.
+
+Only the fields we use are declared; Slack adds fields often and unknown ones are
+ignored. What we cannot use (other event types, bots, our own messages, channels we do
+not support, a malformed body) normalizes to nothing: the body stays stored in
+`inbound_events` for audit and Slack got its 200, so it does not retry.
+
+Ids: a Slack message is `ts`, unique within its channel, so ours is `channel:ts`; a
+thread (its root's ts) is a conversation, so a ticket is `channel:thread_ts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+
+from helpdesk.channels.adapter import InboundAttachment, InboundMessage, SenderIdentity
+
+# Subtypes that are a person writing (a file with its text, a thread reply also sent to
+# the channel, /me). Everything else (joins, topic changes, bot posts, deletions) is not.
+_PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+_NOT_DOWNLOADABLE = frozenset({"tombstone", "hidden_by_limit", "external"})
+
+
+class UserProfile(msgspec.Struct):
+    display_name: str = ""
+    real_name: str = ""
+    name: str = ""
+
+
+class SlackFile(msgspec.Struct):
+    id: str = ""
+    name: str | None = None
+    title: str | None = None
+    mimetype: str | None = None
+    size: int | None = None
+    mode: str | None = None
+    url_private: str | None = None
+    url_private_download: str | None = None
+
+
+class Edited(msgspec.Struct):
+    ts: str | None = None
+
+
+class PreviousMessage(msgspec.Struct):
+    text: str = ""
+
+
+class Message(msgspec.Struct):
+    """A `message` event, or the `message` inside a `message_changed` one."""
+
+    type: str = "message"
+    subtype: str | None = None
+    channel: str | None = None
+    channel_type: str | None = None
+    user: str | None = None
+    bot_id: str | None = None
+    text: str = ""
+    ts: str | None = None
+    thread_ts: str | None = None
+    files: list[SlackFile] | None = None
+    user_profile: UserProfile | None = None
+    edited: Edited | None = None
+    message: Message | None = None
+    previous_message: PreviousMessage | None = None
+
+
+class Envelope(msgspec.Struct):
+    """The envelope with its event undecoded: other event types' fields have other shapes
+    (`user` is an object in `user_change`), which must not fail the message path."""
+
+    type: str = ""
+    team_id: str | None = None
+    event: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+
+
+class _EventType(msgspec.Struct):
+    type: str = ""
+
+
+class _Head(msgspec.Struct):
+    """What verification reads: no event body (its shape varies by event type)."""
+
+    type: str = ""
+    event_id: str | None = None
+    challenge: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """The account settings normalizing depends on."""
+
+    support_channels: frozenset[str] = frozenset()
+    bot_user_id: str | None = None
+    team_id: str | None = None
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+_decode_message = msgspec.json.Decoder(Message).decode
+_decode_event_type = msgspec.json.Decoder(_EventType).decode
+
+
+def head(body: bytes) -> tuple[str, str | None, str | None]:
+    """(envelope type, event_id, challenge); ('', None, None) when not an envelope."""
+    try:
+        found = _decode_head(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "", None, None
+    return found.type, found.event_id or None, found.challenge
+
+
+def channel_ids(value: object) -> frozenset[str]:
+    """The `support_channels` setting: a list of ids, or one string of them."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(item.strip() for item in value if isinstance(item, str) and item.strip())
+
+
+def timestamp(ts: str) -> datetime:
+    """A Slack `ts` ("1355517523.000005": seconds.micro-ish) as an aware datetime."""
+    seconds = Decimal(ts)
+    whole = int(seconds)
+    micro = int((seconds - whole) * 1_000_000)
+    return datetime.fromtimestamp(whole, UTC).replace(microsecond=micro)
+
+
+def unescape(text: str) -> str:
+    """Slack escapes only these three in message text (its mrkdwn control characters)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def escape(text: str) -> str:
+    """Plain text for `chat.postMessage`: the three characters Slack asks us to escape."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def message_external_id(channel: str, ts: str) -> str:
+    return f"{channel}:{ts}"
+
+
+def conversation_of(conversation_id: str) -> tuple[str, str | None]:
+    """(channel, thread ts) of our conversation id; a bare channel id has no thread."""
+    channel, _, thread_ts = conversation_id.partition(":")
+    return channel, thread_ts or None
+
+
+def display_name(user: str, profile: UserProfile | None) -> str:
+    if profile is not None:
+        for name in (profile.display_name, profile.real_name, profile.name):
+            if name.strip():
+                return name.strip()
+    return user
+
+
+def _attachments(files: Iterable[SlackFile]) -> tuple[list[InboundAttachment], list[str]]:
+    """Files to download with the bot token, and notes about those Slack will not hand out."""
+    found: list[InboundAttachment] = []
+    notes: list[str] = []
+    for item in files:
+        name = item.name or item.title or item.id or "file"
+        url = item.url_private_download or item.url_private
+        if item.mode in _NOT_DOWNLOADABLE or not url:
+            notes.append(f"[attachment {name} not available from Slack]")
+            continue
+        found.append(
+            InboundAttachment(
+                filename=name,
+                content_type=item.mimetype or "application/octet-stream",
+                fetch_ref=url,
+                size=item.size,
+            )
+        )
+    return found, notes
+
+
+def _is_person(message: Message, settings: Settings) -> bool:
+    if message.subtype not in _PERSON_SUBTYPES or message.bot_id or not message.user:
+        return False
+    return message.user != settings.bot_user_id
+
+
+def normalize_message(account: str, event: Message, settings: Settings) -> InboundMessage | None:
+    """One customer message, or None for what is not one (see the module docstring)."""
+    channel = event.channel
+    if event.type != "message" or not channel or not event.ts:
+        return None
+    if channel not in settings.support_channels and event.channel_type != "im":
+        return None
+    if event.subtype == "message_changed":
+        return _edit(account, channel, event, settings)
+    if not _is_person(event, settings):
+        return None
+    assert event.user is not None
+    attachments, notes = _attachments(event.files or ())
+    text = "\n".join([unescape(event.text), *notes]).strip()
+    if not text and not attachments:
+        return None
+    thread = event.thread_ts or event.ts
+    return InboundMessage(
+        channel="slack",
+        channel_account=account,
+        external_id=message_external_id(channel, event.ts),
+        conversation_id=f"{channel}:{thread}",
+        sender=SenderIdentity(event.user, display_name(event.user, event.user_profile)),
+        text=text,
+        sent_at=timestamp(event.ts),
+        attachments=tuple(attachments),
+        reply_to_external_id=(None if thread == event.ts else message_external_id(channel, thread)),
+    )
+
+
+def _edit(account: str, channel: str, event: Message, settings: Settings) -> InboundMessage | None:
+    """`message_changed`: the original message's newer text, dated by the edit."""
+    original = event.message
+    if original is None or not original.ts or not _is_person(original, settings):
+        return None
+    previous = event.previous_message
+    if previous is not None and previous.text == original.text:
+        return None  # an unfurl or a reaction summary changed, not the words
+    assert original.user is not None
+    edited_ts = (original.edited.ts if original.edited else None) or event.ts
+    assert edited_ts is not None
+    thread = original.thread_ts or original.ts
+    return InboundMessage(
+        channel="slack",
+        channel_account=account,
+        external_id=message_external_id(channel, original.ts),
+        conversation_id=f"{channel}:{thread}",
+        sender=SenderIdentity(original.user, display_name(original.user, original.user_profile)),
+        text=unescape(original.text),
+        sent_at=timestamp(edited_ts),
+        reply_to_external_id=(
+            None if thread == original.ts else message_external_id(channel, thread)
+        ),
+        edited=True,
+    )
+
+
+def normalize_body(account: str, body: bytes, settings: Settings) -> list[InboundMessage]:
+    """The customer messages in one Events API body (zero or one)."""
+    try:
+        envelope = _decode_envelope(body)
+        if envelope.type != "event_callback" or not len(envelope.event):
+            return []
+        if settings.team_id and envelope.team_id and envelope.team_id != settings.team_id:
+            return []  # the app is installed in another workspace too: not this account's
+        if _decode_event_type(envelope.event).type != "message":
+            return []  # reactions, app_mention (the message event carries the text), others
+        event = _decode_message(envelope.event)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
+    try:
+        found = normalize_message(account, event, settings)
+    except (InvalidOperation, ValueError, OverflowError):
+        return []  # a ts that is not a number
+    return [] if found is None else [found]

@@ -1,0 +1,1 @@
+"""Telegram bots: webhook verification, update normalizing, replies via the Bot API."""

@@ -1,0 +1,234 @@
+"""Inbound webhooks of chat and social channels: verify, store, answer; work comes later.
+
+`POST /channels/{kind}/{account}/webhook` checks the provider's signature or secret on
+the raw bytes (capped before hashing), stores the body in `inbound_events` (once per
+provider delivery id) and answers 200 at once: within Slack's 3 seconds, and only after
+a durable insert (503 while PostgreSQL is down, so the provider retries). A worker job
+then normalizes the body and stores the messages (`process_event`); a periodic sweep
+re-runs events whose job was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import PathParameter
+
+from helpdesk.channels import accounts
+from helpdesk.channels.adapter import ChannelAdapter, InboundMessage, StatusUpdate, WebhookRequest
+from helpdesk.channels.ingest import apply_status, store_inbound
+from helpdesk.channels.registry import adapter_for
+from helpdesk.config import Settings
+from helpdesk.errors import Forbidden, NotFound, PayloadTooLarge, Unauthenticated
+from helpdesk.web.context import Ctx, Db
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "process_inbound_event"
+MAX_WEBHOOK_BYTES = 1024 * 1024  # providers' payloads are small; media is fetched apart
+MAX_EVENT_ATTEMPTS = 5
+
+Kind = Annotated[str, PathParameter(pattern=r"^[a-z]{1,20}$(?!\n)")]
+AccountName = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
+
+
+def event_job_id(event_id: int) -> str:
+    return f"inbound:{event_id}"
+
+
+async def _read(request: Request[Any, Any, Any]) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise PayloadTooLarge(f"A webhook body may have at most {MAX_WEBHOOK_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _account_and_adapter(
+    db: asyncpg.Connection, settings: Settings, kind: str, name: str
+) -> tuple[accounts.ChannelAccount, ChannelAdapter]:
+    """The account and its adapter; an unknown or inactive one looks like a bad secret
+    (an unconfigured channel is never open, and we do not say which accounts exist)."""
+    adapter = adapter_for(kind, settings)
+    if adapter is None:
+        raise NotFound(f"No channel kind '{kind}'")
+    account = await accounts.get_account(db, kind, name)
+    if account is None or not account.active:
+        raise Unauthenticated("The request could not be authenticated")
+    return account, adapter
+
+
+async def store_event(
+    db: asyncpg.Connection, account: accounts.ChannelAccount, dedupe_key: str | None, body: bytes
+) -> int | None:
+    """Keep an authentic delivery; None when this delivery id is stored already."""
+    event_id: int | None = await db.fetchval(
+        """INSERT INTO inbound_events (account_id, dedupe_key, payload) VALUES ($1, $2, $3)
+           ON CONFLICT (account_id, dedupe_key) DO NOTHING RETURNING id""",
+        account.id,
+        dedupe_key,
+        body,
+    )
+    return event_id
+
+
+class WebhookController(Controller):
+    path = "/channels"
+    tags = ["channels"]
+
+    @post(
+        "/{kind:str}/{account:str}/webhook",
+        exclude_from_auth=True,
+        status_code=200,
+        request_max_body_size=None,  # capped by _read before hashing
+    )
+    async def receive(
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: Kind, account: AccountName
+    ) -> Response[bytes]:
+        found, adapter = await _account_and_adapter(db, ctx.settings, kind, account)
+        body = await _read(request)
+        verdict = adapter.verify(found, _webhook_request(request, body), time.time())
+        if not verdict.accept:
+            return _refusal(verdict.status, verdict.body, verdict.content_type)
+        event_id = await store_event(db, found, verdict.dedupe_key, body)
+        if event_id is not None:
+            await ctx.enqueue(PROCESS_JOB, event_id, job_id=event_job_id(event_id))
+        return Response(verdict.body or b"ok", status_code=200, media_type=verdict.content_type)
+
+    @get("/{kind:str}/{account:str}/webhook", exclude_from_auth=True)
+    async def handshake(
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: Kind, account: AccountName
+    ) -> Response[bytes]:
+        """Subscription handshakes (Meta's `hub.challenge`); the adapter decides."""
+        found, adapter = await _account_and_adapter(db, ctx.settings, kind, account)
+        verdict = adapter.verify(found, _webhook_request(request, b""), time.time())
+        if verdict.accept or verdict.status != 200:
+            return _refusal(verdict.status if not verdict.accept else 405, b"", "text/plain")
+        return Response(verdict.body, status_code=200, media_type=verdict.content_type)
+
+
+def _webhook_request(request: Request[Any, Any, Any], body: bytes) -> WebhookRequest:
+    return WebhookRequest(
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query={k: v for k, v in request.query_params.items()},
+        body=body,
+    )
+
+
+def _refusal(status: int, body: bytes, content_type: str) -> Response[bytes]:
+    """A rejection as problem+json (never saying which check failed), or the adapter's
+    own non-2xx answer."""
+    if status == 401:
+        raise Unauthenticated("The request could not be authenticated")
+    if status == 403:
+        raise Forbidden("The request could not be authenticated")
+    return Response(body, status_code=status, media_type=content_type)
+
+
+async def process_event(pool: asyncpg.Pool, settings: Settings, event_id: int) -> int | None:
+    """Normalize one stored delivery and store its messages; returns how many were new.
+
+    Idempotent: a processed event is skipped, and messages are stored once anyway.
+    A failure is recorded on the event and retried by the sweep, up to a limit, after
+    which the event stays visibly `failed` with the reason.
+    """
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT * FROM inbound_events WHERE id = $1 AND status = 'pending'", event_id
+        )
+        if row is None:
+            return None
+        account = await accounts.get_account_by_id(conn, row["account_id"])
+    if account is None:
+        return None
+    adapter = adapter_for(account.kind, settings)
+    if adapter is None:
+        return None
+    payload = bytes(row["payload"])
+    try:
+        items = adapter.normalize(account, payload)
+        new = 0
+        for item in items:
+            if isinstance(item, InboundMessage):
+                new += await _store_message(pool, settings, adapter, account, item, payload)
+            elif isinstance(item, StatusUpdate):
+                async with pool.acquire() as conn, conn.transaction():
+                    await apply_status(conn, account.name, item)
+    except Exception as error:  # recorded on the event, retried by the sweep
+        log.exception("inbound event failed", extra={"event_id": event_id})
+        reason = f"{type(error).__name__}: {error}"[:500]
+        async with pool.acquire() as conn:
+            await conn.execute(
+                """UPDATE inbound_events SET attempts = attempts + 1, last_error = $2,
+                       status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END
+                   WHERE id = $1""",
+                event_id,
+                reason,
+                MAX_EVENT_ATTEMPTS,
+            )
+        raise
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """UPDATE inbound_events SET status = 'processed', processed_at = now(),
+                   attempts = attempts + 1, last_error = NULL
+               WHERE id = $1""",
+            event_id,
+        )
+    return new
+
+
+async def _store_message(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    adapter: ChannelAdapter,
+    account: accounts.ChannelAccount,
+    message: InboundMessage,
+    payload: bytes,
+) -> int:
+    files: list[tuple[str, str, bytes]] = []
+    dropped: list[str] = []
+    for attachment in message.attachments:
+        if attachment.size is not None and attachment.size > settings.attachment_max_bytes:
+            content = None
+        else:
+            content = attachment.content
+            if content is None:
+                content = await adapter.fetch_attachment(account, attachment)
+        if content is None or len(content) > settings.attachment_max_bytes:
+            dropped.append(attachment.filename)
+            continue
+        files.append((attachment.filename, attachment.content_type, content))
+    if dropped:  # the message is kept; the agent sees what did not come with it
+        note = "\n".join(
+            f"[attachment {name} not kept: larger than {settings.attachment_max_bytes} bytes]"
+            for name in dropped
+        )
+        message = msgspec.structs.replace(message, text=f"{message.text}\n{note}".strip())
+    async with pool.acquire() as conn:
+        stored = await store_inbound(
+            conn,
+            message,
+            attachments=files,
+            raw=payload,
+            first_response_minutes=settings.sla.first_response_minutes,
+        )
+    return 0 if stored.duplicate else 1
+
+
+async def pending_events(conn: asyncpg.Connection, older_than_seconds: float) -> list[int]:
+    rows = await conn.fetch(
+        """SELECT id FROM inbound_events
+           WHERE status = 'pending' AND received_at < now() - make_interval(secs => $1)
+           ORDER BY received_at LIMIT 500""",
+        older_than_seconds,
+    )
+    return [r["id"] for r in rows]

@@ -1,0 +1,57 @@
+"""A fake Slack Web API on loopback and a slack account pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from helpdesk.channels.accounts import ChannelAccountCreate, create_account
+from tests.channels.slack import payloads
+from tests.channels.slack.fake_slack_api import FakeSlackApi
+
+TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ACCOUNT = "workspace"
+
+
+@pytest.fixture
+async def slack_api() -> AsyncIterator[FakeSlackApi]:
+    server = FakeSlackApi(TOKEN)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def add_account(
+    db: asyncpg.Connection, base_url: str, secrets: dict[str, str] | None = None
+) -> None:
+    settings: dict[str, Any] = {
+        "base_url": base_url,
+        "team_id": payloads.TEAM_ID,
+        "bot_user_id": payloads.BOT_USER_ID,
+        "support_channels": [payloads.SUPPORT_CHANNEL],
+    }
+    await create_account(
+        db,
+        ChannelAccountCreate(
+            kind="slack",
+            name=ACCOUNT,
+            settings=settings,
+            secrets=(
+                {"bot_token": TOKEN, "signing_secret": SIGNING_SECRET}
+                if secrets is None
+                else secrets
+            ),
+        ),
+    )
+
+
+@pytest.fixture
+async def slack_account(db: asyncpg.Connection, slack_api: FakeSlackApi) -> str:
+    await add_account(db, slack_api.base_url)
+    return ACCOUNT

@@ -1,0 +1,146 @@
+"""The pure half of the Telegram adapter: webhook verification and update normalizing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from helpdesk.channels.accounts import ChannelAccount
+from helpdesk.channels.adapter import InboundMessage, WebhookRequest
+from helpdesk.channels.telegram.adapter import TelegramAdapter
+from helpdesk.channels.telegram.parse import (
+    BOT_API_DOWNLOAD_LIMIT,
+    chat_id_param,
+    normalize_update,
+    reply_to_message_id,
+    update_id,
+    webhook_url,
+)
+from helpdesk.config import load_settings
+from tests.channels.telegram import payloads
+
+SECRET = "s3cret_Token-1"
+
+
+def account(**secrets: str) -> ChannelAccount:
+    return ChannelAccount(
+        id=1, kind="telegram", name="shopbot", active=True, settings={}, secrets=secrets
+    )
+
+
+def request(body: bytes, secret: str | None = SECRET, method: str = "POST") -> WebhookRequest:
+    headers = {"content-type": "application/json"}
+    if secret is not None:
+        headers["x-telegram-bot-api-secret-token"] = secret
+    return WebhookRequest(method=method, headers=headers, query={}, body=body)
+
+
+def only(body: bytes) -> InboundMessage:
+    found = normalize_update("shopbot", body)
+    assert len(found) == 1
+    return found[0]
+
+
+def test_verify_accepts_only_the_accounts_secret_and_dedupes_on_update_id() -> None:
+    adapter = TelegramAdapter(load_settings({}))
+    body = payloads.encode(payloads.message(update_id=10000))
+    ok = adapter.verify(account(webhook_secret=SECRET), request(body), 0)
+    assert ok.accept and ok.dedupe_key == "10000"
+    for presented in (None, "", "wrong", SECRET + "x", SECRET.upper()):
+        verdict = adapter.verify(account(webhook_secret=SECRET), request(body, presented), 0)
+        assert not verdict.accept and verdict.status == 403
+    # An account without a secret is never open, whatever is presented.
+    for presented in (None, "", "anything"):
+        verdict = adapter.verify(account(bot_token="1:x"), request(body, presented), 0)
+        assert not verdict.accept and verdict.status == 403
+    assert (
+        adapter.verify(account(webhook_secret=SECRET), request(b"", method="GET"), 0).status == 405
+    )
+
+
+def test_authentic_but_unparseable_bodies_are_accepted_without_a_delivery_id() -> None:
+    adapter = TelegramAdapter(load_settings({}))
+    for body in (b"not json", b"[]", b'{"update_id": "1"}', b'{"update_id": true}', b""):
+        verdict = adapter.verify(account(webhook_secret=SECRET), request(body), 0)
+        assert verdict.accept and verdict.dedupe_key is None
+        assert normalize_update("shopbot", body) == []
+    assert update_id(b'{"update_id": 5, "message": {"oops": 1}}') == "5"
+    assert normalize_update("shopbot", b'{"update_id": 5, "message": {"oops": 1}}') == []
+
+
+def test_text_message_becomes_a_message_of_the_user_in_the_chat() -> None:
+    found = only(payloads.encode(payloads.message(10001, 1366, "Dobrý den, kde je zásilka?")))
+    assert found.channel == "telegram" and found.channel_account == "shopbot"
+    assert found.external_id == f"{payloads.CHAT_ID}:1366"
+    assert found.conversation_id == str(payloads.CHAT_ID)
+    assert found.sender.external_id == str(payloads.USER["id"])
+    assert found.sender.display_name == "Test Lastname"
+    assert found.text == "Dobrý den, kde je zásilka?"
+    assert found.sent_at == datetime.fromtimestamp(payloads.DATE, UTC)
+    assert not found.edited and found.subject is None and found.attachments == ()
+
+
+def test_start_is_kept_and_names_the_new_conversation() -> None:
+    found = only(payloads.encode(payloads.message(text="/start")))
+    assert found.text == "/start"
+    assert found.subject == "New Telegram conversation with Test Lastname"
+
+
+def test_edited_message_carries_the_edit_date_and_the_same_id() -> None:
+    found = only(payloads.encode(payloads.edited(10002, 1365, "Opraveno", edit_date=1441646000)))
+    assert found.edited and found.text == "Opraveno"
+    assert found.external_id == f"{payloads.CHAT_ID}:1365"
+    assert found.sent_at == datetime.fromtimestamp(1441646000, UTC)
+
+
+def test_photo_takes_the_largest_size_and_the_caption_as_text() -> None:
+    found = only(payloads.encode(payloads.photo(10003, 1367, "Rozbité balení")))
+    assert found.text == "Rozbité balení"
+    (photo,) = found.attachments
+    assert photo.fetch_ref == "AgACAgQAAx0large" and photo.size == 40960
+    assert photo.filename == "photo_AQADlarge.jpg" and photo.content_type == "image/jpeg"
+
+
+def test_document_keeps_its_name_and_type_and_too_big_files_leave_a_note() -> None:
+    found = only(payloads.encode(payloads.document(10004, 1368)))
+    (doc,) = found.attachments
+    assert (doc.filename, doc.content_type, doc.size) == (
+        "Testfile.pdf",
+        "application/pdf",
+        536392,
+    )
+    assert doc.fetch_ref == "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX"
+    huge = only(payloads.encode(payloads.document(10005, 1369, size=BOT_API_DOWNLOAD_LIMIT + 1)))
+    assert huge.attachments == ()
+    assert "Testfile.pdf not kept" in huge.text
+
+
+def test_reply_to_a_message_references_it_in_the_same_chat() -> None:
+    body = payloads.message(10006, 1370, "Ještě tohle", reply_to_message={"message_id": 1365})
+    found = only(payloads.encode(body))
+    assert found.reply_to_external_id == f"{payloads.CHAT_ID}:1365"
+
+
+def test_bots_service_messages_and_other_update_types_give_nothing() -> None:
+    bot = {"id": 42, "is_bot": True, "first_name": "Other bot"}
+    ignored = [
+        payloads.message(1, 1, "hi", sender=bot),
+        payloads.message(2, 2, None, new_chat_members=[bot]),
+        payloads.callback_query(3),
+        payloads.my_chat_member(4),
+        {"update_id": 5, "some_future_update": {"x": 1}},
+        {"update_id": 6, "channel_post": {"message_id": 1, "chat": {"id": -100}, "date": 1}},
+    ]
+    for update in ignored:
+        assert normalize_update("shopbot", payloads.encode(update)) == []
+
+
+def test_reply_target_and_chat_id_helpers() -> None:
+    assert reply_to_message_id("1111111", "1111111:1365") == 1365
+    assert reply_to_message_id("1111111", "2222222:1365") is None  # another chat
+    assert reply_to_message_id("-100123", "-100123:7") == 7
+    assert reply_to_message_id("1111111", None) is None
+    assert chat_id_param("-100123") == -100123 and chat_id_param("@shop") == "@shop"
+    assert (
+        webhook_url("https://help.example.com/", "shopbot")
+        == "https://help.example.com/channels/telegram/shopbot/webhook"
+    )

@@ -1,0 +1,138 @@
+"""Shared ingestion of chat messages: exactly once, edits in any order, conversations
+to tickets, identities (rows F6, F7), and the webhook store-first path."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from helpdesk.channels.adapter import InboundMessage, SenderIdentity, StatusUpdate
+from helpdesk.channels.ingest import StoredMessage, apply_status, store_inbound, subject_from
+from helpdesk.db.pool import connect
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def message(
+    external_id: str = "100",
+    *,
+    text: str = "Dobrý den, kde je moje objednávka?",
+    conversation: str = "chat-1",
+    sender: str = "user-1",
+    edited: bool = False,
+    at: datetime = T0,
+    email: str | None = None,
+) -> InboundMessage:
+    return InboundMessage(
+        channel="telegram",
+        channel_account="bot",
+        external_id=external_id,
+        conversation_id=conversation,
+        sender=SenderIdentity(external_id=sender, display_name="Jana", email=email),
+        text=text,
+        sent_at=at,
+        edited=edited,
+    )
+
+
+async def store(conn: asyncpg.Connection, item: InboundMessage) -> StoredMessage:
+    return await store_inbound(
+        conn, item, attachments=[], raw=b'{"update_id": 1}', first_response_minutes=60
+    )
+
+
+async def test_same_message_three_times_concurrently_is_stored_once(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    async def deliver() -> StoredMessage:
+        conn = await connect(database_url)
+        try:
+            return await store(conn, message())
+        finally:
+            await conn.close()
+
+    results = await asyncio.gather(deliver(), deliver(), deliver())
+    assert sorted(r.duplicate for r in results) == [False, True, True]
+    assert len({r.message_id for r in results}) == 1
+    assert await db.fetchval("SELECT count(*) FROM messages") == 1
+    assert await db.fetchval("SELECT count(*) FROM tickets") == 1
+    assert await db.fetchval("SELECT count(*) FROM customer_identities") == 1
+
+
+async def test_a_conversation_feeds_one_ticket_until_it_is_closed(
+    db: asyncpg.Connection,
+) -> None:
+    first = await store(db, message("1"))
+    second = await store(db, message("2", text="Ještě dotaz."))
+    assert first.created_ticket and not second.created_ticket
+    assert first.ticket_id == second.ticket_id
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", first.ticket_id)
+    assert ticket["subject"] == "Dobrý den, kde je moje objednávka?"
+    assert (ticket["channel"], ticket["channel_account"]) == ("telegram", "bot")
+    await db.execute("UPDATE tickets SET status = 'solved' WHERE id = $1", first.ticket_id)
+    reopened = await store(db, message("3"))
+    assert reopened.ticket_id == first.ticket_id
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", first.ticket_id) == "open"
+    await db.execute("UPDATE tickets SET status = 'closed' WHERE id = $1", first.ticket_id)
+    after_close = await store(db, message("4"))
+    assert after_close.created_ticket and after_close.ticket_id != first.ticket_id
+    other_chat = await store(db, message("5", conversation="chat-2"))
+    assert other_chat.created_ticket
+
+
+async def test_an_edit_before_its_original_keeps_the_newest_text(db: asyncpg.Connection) -> None:
+    """F7: the edit arrives first; the original arriving later must not undo it."""
+    edit = await store(db, message("7", text="opraveno", edited=True, at=T0 + timedelta(minutes=2)))
+    original = await store(db, message("7", text="puvodni", at=T0))
+    assert not edit.duplicate and original.duplicate
+    assert await db.fetchval("SELECT body_text FROM messages") == "opraveno"
+    newer = await store(db, message("7", text="znovu", edited=True, at=T0 + timedelta(minutes=5)))
+    older = await store(db, message("7", text="stare", edited=True, at=T0 + timedelta(minutes=1)))
+    assert newer.edited and not older.edited
+    assert await db.fetchval("SELECT body_text FROM messages") == "znovu"
+
+
+async def test_verified_email_links_a_new_identity_to_the_known_customer(
+    db: asyncpg.Connection,
+) -> None:
+    known = await db.fetchval(
+        "INSERT INTO customers (name, email) VALUES ('Jana', 'jana@example.cz') RETURNING id"
+    )
+    stored = await store(db, message("1", sender="U1", email="Jana@Example.cz"))
+    customer = await db.fetchval("SELECT customer_id FROM tickets WHERE id = $1", stored.ticket_id)
+    assert customer == known
+    stranger = await store(db, message("2", sender="U2", conversation="c2"))
+    assert (
+        await db.fetchval("SELECT customer_id FROM tickets WHERE id = $1", stranger.ticket_id)
+        != known
+    )
+
+
+async def test_statuses_only_move_forward(db: asyncpg.Connection) -> None:
+    stored = await store(db, message("1"))
+    await db.execute(
+        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
+                                 external_id, body_text, delivery_status)
+           VALUES ($1, 'outbound', 'public', 'telegram', 'bot', 'out-1', 'hi', 'sent')""",
+        stored.ticket_id,
+    )
+    read = StatusUpdate(external_id="out-1", status="read", at=T0)
+    delivered = StatusUpdate(external_id="out-1", status="delivered", at=T0)
+    assert await apply_status(db, "bot", read)
+    assert not await apply_status(db, "bot", delivered)  # "read" before "delivered"
+    assert (
+        await db.fetchval("SELECT provider_status FROM messages WHERE external_id = 'out-1'")
+        == "read"
+    )
+    failed = StatusUpdate(external_id="out-1", status="failed", at=T0, reason="user blocked")
+    assert await apply_status(db, "bot", failed)
+    row = await db.fetchrow("SELECT * FROM messages WHERE external_id = 'out-1'")
+    assert (row["delivery_status"], row["delivery_error"]) == ("failed", "user blocked")
+
+
+def test_subjects_come_from_the_first_line() -> None:
+    assert subject_from(message(text="\n\n  Reklamace   bot \nvíc textu")) == "Reklamace bot"
+    assert len(subject_from(message(text="x" * 300))) == 80
+    assert subject_from(message(text="")) == "New telegram conversation"
