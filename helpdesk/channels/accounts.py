@@ -27,8 +27,8 @@ SettingValue = Value | list[Value] | bool | int
 SETTINGS: dict[str, frozenset[str]] = {
     "telegram": frozenset({"base_url", "bot_username"}),
     "slack": frozenset({"base_url", "team_id", "bot_user_id", "support_channels"}),
-    "messenger": frozenset({"base_url", "page_id"}),
-    "instagram": frozenset({"base_url", "page_id", "instagram_account_id"}),
+    "messenger": frozenset({"base_url", "page_id", "human_agent_tag"}),
+    "instagram": frozenset({"base_url", "page_id", "instagram_account_id", "human_agent_tag"}),
     "whatsapp": frozenset({"base_url", "phone_number_id", "business_account_id"}),
     "webchat": frozenset({"allowed_origins", "welcome_text"}),
 }
@@ -38,7 +38,7 @@ SECRETS: dict[str, frozenset[str]] = {
     "messenger": frozenset({"page_access_token", "app_secret", "verify_token"}),
     "instagram": frozenset({"page_access_token", "app_secret", "verify_token"}),
     "whatsapp": frozenset({"access_token", "app_secret", "verify_token"}),
-    "webchat": frozenset(),
+    "webchat": frozenset({"visitor_token_key"}),  # created on first use; set to rotate
 }
 
 

@@ -94,6 +94,15 @@ class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
 
 
+class StatusWatermark(msgspec.Struct, frozen=True, kw_only=True):
+    """Every outbound message of a conversation sent up to `up_to` reached `status`
+    (Messenger reports reads and deliveries as a watermark, not per message)."""
+
+    conversation_id: str
+    status: Literal["delivered", "read"]
+    up_to: datetime
+
+
 class OutboundChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     """One agent reply to send on a conversation."""
 
@@ -106,14 +115,15 @@ class OutboundChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     last_inbound_at: datetime | None = None  # for providers' reply windows
 
 
+Normalized = InboundMessage | StatusUpdate | StatusWatermark
+
+
 class ChannelAdapter(Protocol):
     kind: ChannelKind
 
     def verify(self, account: ChannelAccount, request: WebhookRequest, now: float) -> Verdict: ...
 
-    def normalize(
-        self, account: ChannelAccount, payload: bytes
-    ) -> list[InboundMessage | StatusUpdate]: ...
+    def normalize(self, account: ChannelAccount, payload: bytes) -> list[Normalized]: ...
 
     async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str: ...
 

@@ -14,7 +14,12 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from helpdesk.channels.adapter import InboundMessage, SenderIdentity, StatusUpdate
+from helpdesk.channels.adapter import (
+    InboundMessage,
+    SenderIdentity,
+    StatusUpdate,
+    StatusWatermark,
+)
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.service import store_attachment
 
@@ -254,13 +259,17 @@ async def _redelivered(
     return result
 
 
-async def apply_status(conn: asyncpg.Connection, account: str, update: StatusUpdate) -> bool:
+async def apply_status(
+    conn: asyncpg.Connection, channel: str, account: str, update: StatusUpdate
+) -> bool:
     """Move one outbound message's provider status forward (never back: statuses arrive
     out of order). A failure report fails the delivery with the provider's reason."""
     row = await conn.fetchrow(
         """SELECT id, provider_status, delivery_status FROM messages
-           WHERE channel_account = $1 AND external_id = $2 AND direction = 'outbound'
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3
+             AND direction = 'outbound'
            FOR UPDATE""",
+        channel,
         account,
         update.external_id,
     )
@@ -281,3 +290,26 @@ async def apply_status(conn: asyncpg.Connection, account: str, update: StatusUpd
         "UPDATE messages SET provider_status = $2 WHERE id = $1", row["id"], update.status
     )
     return True
+
+
+async def apply_watermark(
+    conn: asyncpg.Connection, channel: str, account: str, watermark: StatusWatermark
+) -> int:
+    """Move every sent outbound message of the conversation up to the watermark forward;
+    returns how many moved. Never moves a status back."""
+    lower = [s for s, rank in _STATUS_RANK.items() if rank < _STATUS_RANK[watermark.status]]
+    result: str = await conn.execute(
+        """UPDATE messages m SET provider_status = $4
+           FROM conversations c JOIN tickets t ON t.conversation_id = c.id
+           WHERE c.channel = $1 AND c.channel_account = $2 AND c.external_id = $3
+             AND m.ticket_id = t.id AND m.direction = 'outbound' AND m.kind = 'public'
+             AND m.delivery_status = 'sent' AND m.created_at <= $5
+             AND (m.provider_status IS NULL OR m.provider_status = ANY($6::text[]))""",
+        channel,
+        account,
+        watermark.conversation_id,
+        watermark.status,
+        watermark.up_to,
+        [s for s in lower if s is not None],
+    )
+    return int(result.rsplit(" ", 1)[-1])

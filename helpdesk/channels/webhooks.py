@@ -20,8 +20,14 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import PathParameter
 
 from helpdesk.channels import accounts
-from helpdesk.channels.adapter import ChannelAdapter, InboundMessage, StatusUpdate, WebhookRequest
-from helpdesk.channels.ingest import apply_status, store_inbound
+from helpdesk.channels.adapter import (
+    ChannelAdapter,
+    InboundMessage,
+    StatusUpdate,
+    StatusWatermark,
+    WebhookRequest,
+)
+from helpdesk.channels.ingest import apply_status, apply_watermark, store_inbound
 from helpdesk.channels.registry import adapter_for
 from helpdesk.config import Settings
 from helpdesk.errors import Forbidden, NotFound, PayloadTooLarge, Unauthenticated
@@ -162,7 +168,10 @@ async def process_event(pool: asyncpg.Pool, settings: Settings, event_id: int) -
                 new += await _store_message(pool, settings, adapter, account, item, payload)
             elif isinstance(item, StatusUpdate):
                 async with pool.acquire() as conn, conn.transaction():
-                    await apply_status(conn, account.name, item)
+                    await apply_status(conn, account.kind, account.name, item)
+            elif isinstance(item, StatusWatermark):
+                async with pool.acquire() as conn:
+                    await apply_watermark(conn, account.kind, account.name, item)
     except Exception as error:  # recorded on the event, retried by the sweep
         log.exception("inbound event failed", extra={"event_id": event_id})
         reason = f"{type(error).__name__}: {error}"[:500]

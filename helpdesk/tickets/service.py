@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -11,7 +11,7 @@ import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import may_use_group, ticket_scope
-from helpdesk.channels import outbox
+from helpdesk.channels import outbox, windows
 from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
@@ -339,6 +339,37 @@ async def _store_attachments(
     return stored
 
 
+async def _check_reply_possible(conn: asyncpg.Connection, ticket: TicketOut) -> str:
+    """Refuse, before anything is queued, a reply its channel cannot carry now (a phone
+    ticket; Meta's 24-hour window). Returns the channel account a chat reply goes out
+    on, so the provider's delivery reports find the message ('' for email and the API:
+    an email's own Message-ID must stay free for a copy that comes back)."""
+    if ticket.channel == "phone":
+        raise Conflict(
+            "A phone ticket has no written channel to reply on; log the call "
+            "(POST /tickets/{id}/calls) or write to the customer on another channel"
+        )
+    row = await conn.fetchrow(
+        """SELECT t.channel_account, c.last_inbound_at,
+                  coalesce((SELECT (a.settings->>'human_agent_tag')::boolean
+                            FROM channel_accounts a
+                            WHERE a.kind = t.channel AND a.name = t.channel_account), false)
+                      AS human_agent_tag
+           FROM tickets t LEFT JOIN conversations c ON c.id = t.conversation_id
+           WHERE t.id = $1""",
+        ticket.id,
+    )
+    refusal = windows.reply_refusal(
+        ticket.channel,
+        row["last_inbound_at"],
+        datetime.now(UTC),
+        human_agent_tag=row["human_agent_tag"],
+    )
+    if refusal is not None:
+        raise Conflict(refusal)
+    return "" if ticket.channel in {"email", "api"} else str(row["channel_account"])
+
+
 async def add_agent_message(
     conn: asyncpg.Connection,
     principal: Principal,
@@ -357,10 +388,11 @@ async def add_agent_message(
     if ticket.status == "closed":
         raise Conflict("The ticket is closed")
     kind = "public" if public else "note"
+    account = await _check_reply_possible(conn, ticket) if public else ""
     row = await conn.fetchrow(
         """INSERT INTO messages (ticket_id, direction, kind, author_agent_id, channel, body_text,
-                                 delivery_status)
-           VALUES ($1, 'outbound', $2, $3, $4, $5, $6)
+                                 delivery_status, channel_account)
+           VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7)
            RETURNING *""",
         ticket.id,
         kind,
@@ -368,6 +400,7 @@ async def add_agent_message(
         ticket.channel,
         text,
         "pending" if public else None,
+        account,
     )
     stored = await _store_attachments(conn, row["id"], attachments, max_attachment_bytes)
     outbox_id = None

@@ -22,9 +22,8 @@ from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
     ChannelKind,
     InboundAttachment,
-    InboundMessage,
+    Normalized,
     OutboundChatMessage,
-    StatusUpdate,
     Verdict,
     WebhookRequest,
 )
@@ -151,9 +150,7 @@ class SlackAdapter:
         # Authentic but without an event_id (app_rate_limited, unparseable): stored as is.
         return Verdict(accept=True, dedupe_key=event_id if kind == "event_callback" else None)
 
-    def normalize(
-        self, account: ChannelAccount, payload: bytes
-    ) -> list[InboundMessage | StatusUpdate]:
+    def normalize(self, account: ChannelAccount, payload: bytes) -> list[Normalized]:
         return list(parse.normalize_body(account.name, payload, _settings_of(account)))
 
     async def fetch_attachment(

@@ -32,9 +32,8 @@ from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     ChannelKind,
     InboundAttachment,
-    InboundMessage,
+    Normalized,
     OutboundChatMessage,
-    StatusUpdate,
     Verdict,
     WebhookRequest,
 )
@@ -149,9 +148,7 @@ class TelegramAdapter:
         # Authentic but unparseable: stored without a delivery id, answered 200.
         return Verdict(accept=True, dedupe_key=update_id(request.body))
 
-    def normalize(
-        self, account: ChannelAccount, payload: bytes
-    ) -> list[InboundMessage | StatusUpdate]:
+    def normalize(self, account: ChannelAccount, payload: bytes) -> list[Normalized]:
         return list(normalize_update(account.name, payload))
 
     async def fetch_attachment(

@@ -12,9 +12,8 @@ from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     ChannelKind,
     InboundAttachment,
-    InboundMessage,
+    Normalized,
     OutboundChatMessage,
-    StatusUpdate,
     Verdict,
     WebhookRequest,
 )
@@ -34,9 +33,7 @@ class WebChatAdapter:
     def verify(self, account: ChannelAccount, request: WebhookRequest, now: float) -> Verdict:
         return NO_WEBHOOK
 
-    def normalize(
-        self, account: ChannelAccount, payload: bytes
-    ) -> list[InboundMessage | StatusUpdate]:
+    def normalize(self, account: ChannelAccount, payload: bytes) -> list[Normalized]:
         return []
 
     async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str:

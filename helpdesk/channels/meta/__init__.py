@@ -1,0 +1,1 @@
+"""Messenger, Instagram and WhatsApp Cloud API (Meta)."""

@@ -1,0 +1,463 @@
+"""Messenger, Instagram and WhatsApp through Meta's webhooks and the Graph API.
+
+Inbound: the subscription handshake (`hub.mode=subscribe`, our verify token, the
+challenge echoed) and `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app
+secret) on every POST. Outbound: the Graph API send endpoints over httpx (no Meta SDK
+is maintained for Python), at the account setting `base_url` (a fake server in tests).
+A reply outside the 24-hour customer-service window is refused before the request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import msgspec
+
+from helpdesk.channels.accounts import ChannelAccount
+from helpdesk.channels.adapter import (
+    REJECT_UNAUTHENTIC,
+    ChannelKind,
+    InboundAttachment,
+    Normalized,
+    OutboundChatMessage,
+    Verdict,
+    WebhookRequest,
+)
+from helpdesk.channels.base import (
+    PermanentDeliveryError,
+    RecipientUnreachableError,
+    RetryableDeliveryError,
+)
+from helpdesk.channels.meta import parse
+from helpdesk.channels.signatures import verify_meta, verify_meta_handshake
+from helpdesk.channels.windows import needs_human_agent_tag, reply_refusal
+from helpdesk.config import Settings
+
+DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0/"
+SIGNATURE_HEADER = "x-hub-signature-256"
+# Hosts Meta serves attachment files from; nothing else is fetched (a signed payload is
+# still input, and the WhatsApp token must never leave Meta).
+_CDN_SUFFIXES = (".fbcdn.net", ".fbsbx.com", ".facebook.com", ".cdninstagram.com", ".whatsapp.net")
+# Graph API error codes worth another try (throttling, temporary unavailability).
+_TRANSIENT_CODES = frozenset(
+    {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131048, 131056, 133004}
+)
+# The person cannot be reached on this channel any more.
+_UNREACHABLE_CODES = frozenset({551, 131026})
+_UNREACHABLE_SUBCODES = frozenset({1545041, 2018001})
+_TEXT_LIMITS = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
+
+
+class GraphError(msgspec.Struct):
+    message: str = ""
+    code: int = 0
+    error_subcode: int | None = None
+
+
+class GraphErrorBody(msgspec.Struct):
+    error: GraphError | None = None
+
+
+def base_url(account: ChannelAccount) -> str:
+    url = str(account.setting("base_url") or DEFAULT_BASE_URL)
+    return url if url.endswith("/") else url + "/"
+
+
+def cdn_url(account: ChannelAccount, url: str) -> str:
+    """Where to fetch an attachment: only a Meta CDN host over https, moved to the
+    configured base URL's host when there is one (a fake server in tests)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not host.endswith(_CDN_SUFFIXES):
+        raise ValueError("not a Meta CDN URL; not fetched")
+    configured = account.setting("base_url")
+    if not configured:
+        return url
+    base = urlsplit(str(configured))
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """The reply in pieces the provider accepts, cut at paragraph or line breaks where
+    possible (Messenger takes 2,000 characters, Instagram 1,000, WhatsApp 4,096)."""
+    text = text.strip()
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
+        if cut < limit // 2:
+            cut = text.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def delivery_error(kind: str, response: httpx.Response) -> Exception:
+    """The outbox's view of a Graph API refusal, with Meta's own message in the reason."""
+    try:
+        error = msgspec.json.decode(response.content, type=GraphErrorBody).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        error = None
+    status = response.status_code
+    name = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}[kind]
+    if error is None:
+        if status == 429 or status >= 500:
+            return RetryableDeliveryError(f"{name} unavailable: HTTP {status}")
+        return PermanentDeliveryError(f"{name} refused the message: HTTP {status}")
+    detail = f"{error.message or 'no message'} (code {error.code})"
+    if error.code in _UNREACHABLE_CODES or error.error_subcode in _UNREACHABLE_SUBCODES:
+        return RecipientUnreachableError(f"{name} cannot reach this person: {detail}")
+    if status == 429 or status >= 500 or error.code in _TRANSIENT_CODES:
+        return RetryableDeliveryError(f"{name} rate limit or outage: {detail}")
+    if error.code == 131047 or error.error_subcode == 2018278:
+        return PermanentDeliveryError(
+            f"{name} refused a reply outside the 24-hour window: {detail}"
+        )
+    if error.code == 190:
+        return PermanentDeliveryError(f"{name} rejected the access token; renew it: {detail}")
+    return PermanentDeliveryError(f"{name} refused the message: {detail}")
+
+
+class _MetaAdapter:
+    kind: ChannelKind
+    credential = "page_access_token"  # the name of the secret, not its value
+    recipient_setting = "page_id"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    # --- inbound -------------------------------------------------------------------------
+
+    def verify(self, account: ChannelAccount, request: WebhookRequest, now: float) -> Verdict:
+        """GET: the subscription handshake (403 unless our verify token). POST: signed with
+        our app secret, or 401 (which check failed is never said)."""
+        if request.method == "GET":
+            if not verify_meta_handshake(
+                account.secret("verify_token"),
+                request.query.get("hub.mode"),
+                request.query.get("hub.verify_token"),
+            ):
+                return Verdict(accept=False, status=403)
+            challenge = request.query.get("hub.challenge", "")
+            return Verdict(accept=False, status=200, body=challenge.encode())
+        if not verify_meta(
+            account.secret("app_secret"), request.headers.get(SIGNATURE_HEADER), request.body
+        ):
+            return REJECT_UNAUTHENTIC
+        return Verdict(accept=True, dedupe_key=parse.delivery_key(request.body))
+
+    def normalize(self, account: ChannelAccount, payload: bytes) -> list[Normalized]:
+        recipient = account.setting(self.recipient_setting) or None
+        return list(
+            parse.normalize_body(self.kind, account.name, payload, recipient_id=recipient)  # type: ignore[arg-type]
+        )
+
+    async def fetch_attachment(
+        self, account: ChannelAccount, attachment: InboundAttachment
+    ) -> bytes:
+        if attachment.fetch_ref is None:
+            raise ValueError(f"attachment {attachment.filename} has no Meta URL")
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await self._download(http, cdn_url(account, attachment.fetch_ref), None)
+
+    async def _download(self, http: httpx.AsyncClient, url: str, token: str | None) -> bytes:
+        """At most the attachment limit + 1 bytes (the caller keeps a note instead)."""
+        limit = self._settings.attachment_max_bytes + 1
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        chunks: list[bytes] = []
+        size = 0
+        async with http.stream("GET", url, headers=headers) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"Meta file download failed: HTTP {response.status_code}")
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    break
+        return b"".join(chunks)[:limit]
+
+    # --- outbound ------------------------------------------------------------------------
+
+    def _token(self, account: ChannelAccount) -> str:
+        token = account.secret(self.credential)
+        if not token:
+            raise PermanentDeliveryError(
+                f"the {self.kind} account '{account.name}' has no {self.credential}"
+            )
+        return token
+
+    def _check_window(self, account: ChannelAccount, outbound: OutboundChatMessage) -> bool:
+        """Raises when the reply may not go out; True when it needs the HUMAN_AGENT tag."""
+        human_agent = bool(account.setting("human_agent_tag", False))
+        now = datetime.now(UTC)
+        refusal = reply_refusal(
+            self.kind, outbound.last_inbound_at, now, human_agent_tag=human_agent
+        )
+        if refusal is not None:
+            raise PermanentDeliveryError(refusal)
+        assert outbound.last_inbound_at is not None  # reply_refusal said so
+        return human_agent and needs_human_agent_tag(outbound.last_inbound_at, now)
+
+    async def _post(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        token: str,
+        *,
+        json: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            response = await http.post(
+                url, json=json, data=data, files=files, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as error:
+            raise RetryableDeliveryError(
+                f"{self.kind} unreachable: {type(error).__name__}"
+            ) from None
+        if response.status_code != 200:
+            raise delivery_error(self.kind, response)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise RetryableDeliveryError(f"{self.kind} answered with a non-JSON body") from None
+        return answer if isinstance(answer, dict) else {}
+
+    async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str:
+        """The text (in pieces if long), then each file. Meta takes no idempotency key: a
+        failure after the first piece went out fails the delivery saying so, not resent."""
+        token = self._token(account)
+        tagged = self._check_window(account, outbound)
+        requests = [("text", piece) for piece in split_text(outbound.text, _TEXT_LIMITS[self.kind])]
+        requests += [("file", str(i)) for i in range(len(outbound.attachments))]
+        if not requests:
+            raise PermanentDeliveryError("the reply has neither text nor files")
+        first: str | None = None
+        async with httpx.AsyncClient(base_url=base_url(account), timeout=30) as http:
+            for what, value in requests:
+                try:
+                    if what == "text":
+                        sent = await self._send_text(http, token, account, outbound, value, tagged)
+                    else:
+                        attachment = outbound.attachments[int(value)]
+                        sent = await self._send_file(
+                            http, token, account, outbound, attachment, tagged
+                        )
+                except (RetryableDeliveryError, PermanentDeliveryError) as error:
+                    if first is None:
+                        raise
+                    raise PermanentDeliveryError(
+                        f"only partly sent (the first part reached {self.kind}, the rest did not; "
+                        f"not resent to avoid duplicates): {error.reason}"
+                    ) from None
+                first = first or sent
+        assert first is not None
+        return first
+
+    async def _send_text(
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        account: ChannelAccount,
+        outbound: OutboundChatMessage,
+        text: str,
+        tagged: bool,
+    ) -> str:
+        raise NotImplementedError
+
+    async def _send_file(
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        account: ChannelAccount,
+        outbound: OutboundChatMessage,
+        attachment: tuple[str, str, bytes],
+        tagged: bool,
+    ) -> str:
+        raise NotImplementedError
+
+
+def _messaging_type(tagged: bool) -> dict[str, str]:
+    if tagged:
+        return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    return {"messaging_type": "RESPONSE"}
+
+
+def _attachment_type(content_type: str) -> str:
+    major = content_type.split("/", 1)[0]
+    return major if major in {"image", "video", "audio"} else "file"
+
+
+class MessengerAdapter(_MetaAdapter):
+    """Messenger: the Send API (`POST me/messages`) with the page access token."""
+
+    kind: ChannelKind = "messenger"
+
+    async def _send_text(
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        account: ChannelAccount,
+        outbound: OutboundChatMessage,
+        text: str,
+        tagged: bool,
+    ) -> str:
+        body = {
+            "recipient": {"id": outbound.conversation_id},
+            **_messaging_type(tagged),
+            "message": {"text": text},
+        }
+        answer = await self._post(http, "me/messages", token, json=body)
+        return _message_id(answer, self.kind)
+
+    async def _send_file(
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        account: ChannelAccount,
+        outbound: OutboundChatMessage,
+        attachment: tuple[str, str, bytes],
+        tagged: bool,
+    ) -> str:
+        """An upload in the same call (multipart `filedata`), as the Send API documents."""
+        filename, content_type, content = attachment
+        message = {
+            "attachment": {
+                "type": _attachment_type(content_type),
+                "payload": {"is_reusable": False},
+            }
+        }
+        data = {
+            "recipient": msgspec.json.encode({"id": outbound.conversation_id}).decode(),
+            "message": msgspec.json.encode(message).decode(),
+            **_messaging_type(tagged),
+        }
+        answer = await self._post(
+            http,
+            "me/messages",
+            token,
+            data=data,
+            files={"filedata": (filename, content, content_type)},
+        )
+        return _message_id(answer, self.kind)
+
+
+class InstagramAdapter(MessengerAdapter):
+    """Instagram messaging: the same Send API, through the page linked to the account."""
+
+    kind: ChannelKind = "instagram"
+    recipient_setting = "instagram_account_id"
+
+
+class WhatsAppAdapter(_MetaAdapter):
+    """WhatsApp Cloud API: `POST {phone_number_id}/messages`; files uploaded first to
+    `{phone_number_id}/media` and sent by media id."""
+
+    kind: ChannelKind = "whatsapp"
+    credential = "access_token"  # the name of the secret, not its value
+    recipient_setting = "phone_number_id"
+
+    def _number(self, account: ChannelAccount) -> str:
+        number = str(account.setting("phone_number_id") or "")
+        if not number.isdigit():
+            raise PermanentDeliveryError(
+                f"the whatsapp account '{account.name}' has no phone_number_id"
+            )
+        return number
+
+    async def fetch_attachment(
+        self, account: ChannelAccount, attachment: InboundAttachment
+    ) -> bytes:
+        """Media id -> a short-lived URL (`GET {media_id}`), then the bytes, both with the
+        access token (which is why the URL's host is checked first)."""
+        media_id = attachment.fetch_ref or ""
+        if not media_id.isdigit():
+            raise ValueError(f"attachment {attachment.filename} has no WhatsApp media id")
+        token = account.secret("access_token")
+        if not token:
+            raise RuntimeError(f"the whatsapp account '{account.name}' has no access_token")
+        async with httpx.AsyncClient(base_url=base_url(account), timeout=30) as http:
+            response = await http.get(media_id, headers={"Authorization": f"Bearer {token}"})
+            if response.status_code != 200:
+                raise RuntimeError(f"WhatsApp media lookup failed: HTTP {response.status_code}")
+            url = str(response.json().get("url") or "")
+            return await self._download(http, cdn_url(account, url), token)
+
+    def _reply_context(self, outbound: OutboundChatMessage) -> dict[str, Any]:
+        quoted = outbound.reply_to_external_id
+        return {"context": {"message_id": quoted}} if quoted else {}
+
+    async def _send_text(
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        account: ChannelAccount,
+        outbound: OutboundChatMessage,
+        text: str,
+        tagged: bool,
+    ) -> str:
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": outbound.conversation_id,
+            "type": "text",
+            "text": {"body": text, "preview_url": False},
+            **self._reply_context(outbound),
+        }
+        answer = await self._post(http, f"{self._number(account)}/messages", token, json=body)
+        return _message_id(answer, self.kind)
+
+    async def _send_file(
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        account: ChannelAccount,
+        outbound: OutboundChatMessage,
+        attachment: tuple[str, str, bytes],
+        tagged: bool,
+    ) -> str:
+        filename, content_type, content = attachment
+        number = self._number(account)
+        uploaded = await self._post(
+            http,
+            f"{number}/media",
+            token,
+            data={"messaging_product": "whatsapp", "type": content_type},
+            files={"file": (filename, content, content_type)},
+        )
+        media_id = str(uploaded.get("id") or "")
+        if not media_id:
+            raise PermanentDeliveryError("WhatsApp accepted the upload but returned no media id")
+        kind = _attachment_type(content_type)
+        kind = "document" if kind == "file" else kind
+        media: dict[str, Any] = {"id": media_id}
+        if kind == "document":
+            media["filename"] = filename
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": outbound.conversation_id,
+            "type": kind,
+            kind: media,
+        }
+        answer = await self._post(http, f"{number}/messages", token, json=body)
+        return _message_id(answer, self.kind)
+
+
+def _message_id(answer: dict[str, Any], kind: str) -> str:
+    """`message_id` (Messenger/Instagram) or `messages[0].id` (WhatsApp)."""
+    found = answer.get("message_id")
+    if not found:
+        messages = answer.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+            found = messages[0].get("id")
+    if not found:
+        raise PermanentDeliveryError(f"{kind} accepted the message but returned no id")
+    return str(found)

@@ -1,0 +1,640 @@
+"""Messenger, Instagram and WhatsApp end to end: real app, real worker, httpx against a
+fake Graph API on loopback (rows W2, F5, F6, F7).
+
+Webhooks are POSTed signed as Meta signs them (`X-Hub-Signature-256` over the raw bytes),
+processed by one burst of the real arq worker; agent replies go out through the outbox to
+the fake Graph API, which records what Meta would have received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from helpdesk.config import Settings
+from tests.channels.meta import payloads
+from tests.channels.meta.conftest import APP_SECRET, TOKEN, VERIFY_TOKEN
+from tests.channels.meta.fake_graph_api import FakeGraphApi
+from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
+from tests.conftest import Client, Factory
+
+ACCOUNT = "shop"
+
+
+def webhook(kind: str) -> str:
+    return f"/channels/{kind}/{ACCOUNT}/webhook"
+
+
+async def deliver(
+    client: Client, kind: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    raw = body if isinstance(body, bytes) else payloads.encode(body)
+    sent = payloads.signed_headers(APP_SECRET, raw) if headers is None else headers
+    return await client.post(webhook(kind), content=raw, headers=sent)
+
+
+async def nothing_stored(db: asyncpg.Connection) -> None:
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
+    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def ticket_from(
+    client: Client, db: asyncpg.Connection, settings: Settings, kind: str, body: dict[str, Any]
+) -> int:
+    response = await deliver(client, kind, body)
+    assert response.status_code == 200, response.text
+    await run_worker(settings)
+    ticket_id: int = await db.fetchval("SELECT id FROM tickets WHERE channel = $1", kind)
+    return ticket_id
+
+
+# --- W2: handshake and signatures -----------------------------------------------------------
+
+
+async def test_handshake_echoes_the_challenge_only_for_our_verify_token(
+    client: Client, db: asyncpg.Connection, meta_accounts: str
+) -> None:
+    for kind in ("messenger", "instagram", "whatsapp"):
+        good = {
+            "hub.mode": "subscribe",
+            "hub.verify_token": VERIFY_TOKEN,
+            "hub.challenge": "1158201444",
+        }
+        response = await client.get(webhook(kind), params=good)
+        assert response.status_code == 200
+        assert response.text == "1158201444"
+
+        wrong = {**good, "hub.verify_token": "guess"}
+        response = await client.get(webhook(kind), params=wrong)
+        assert response.status_code == 403
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "1158201444" not in response.text
+        response = await client.get(webhook(kind), params={**good, "hub.mode": "unsubscribe"})
+        assert response.status_code == 403
+    await nothing_stored(db)
+
+
+async def test_signature_over_reserialised_json_or_another_secret_is_rejected(
+    client: Client, db: asyncpg.Connection, meta_accounts: str
+) -> None:
+    body = payloads.encode(payloads.messenger_text("m_1", "Dobrý den"))
+    reserialised = json.dumps(json.loads(body)).encode()  # \u-escaped: other bytes, same JSON
+    assert reserialised != body
+    cases = [
+        (reserialised, payloads.signed_headers(APP_SECRET, body)),
+        (body, payloads.signed_headers("another-app-secret", body)),
+        (body, {"Content-Type": "application/json"}),
+        (body, {"X-Hub-Signature-256": "sha1=" + "0" * 40}),
+        (
+            body,
+            {
+                "X-Hub-Signature-256": payloads.signed_headers(APP_SECRET, body)[
+                    "X-Hub-Signature-256"
+                ][:-2]
+            },
+        ),
+    ]
+    for raw, headers in cases:
+        response = await deliver(client, "messenger", raw, headers)
+        assert response.status_code == 401, headers
+        assert response.headers["content-type"].startswith("application/problem+json")
+    await nothing_stored(db)
+
+
+async def test_a_kind_without_an_account_is_never_open(
+    client: Client, db: asyncpg.Connection
+) -> None:
+    body = payloads.encode(payloads.whatsapp_text("wamid.X", "hi"))
+    response = await deliver(client, "whatsapp", body)
+    assert response.status_code == 401
+    await nothing_stored(db)
+
+
+# --- Messenger ----------------------------------------------------------------------------
+
+
+async def test_messenger_message_opens_a_ticket_and_the_reply_goes_to_the_send_api(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client,
+        db,
+        settings,
+        "messenger",
+        payloads.messenger_text("m_AAA1", "Kde je moje objednávka?"),
+    )
+    message = await db.fetchrow("SELECT * FROM messages WHERE ticket_id = $1", ticket_id)
+    assert (message["channel"], message["external_id"]) == ("messenger", "m_AAA1")
+    assert message["body_text"] == "Kde je moje objednávka?"
+    identity = await db.fetchrow("SELECT * FROM customer_identities")
+    assert (identity["channel"], identity["external_id"]) == ("messenger", payloads.PSID)
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    assert ticket["subject"] == "Kde je moje objednávka?"
+
+    agent = await factory.agent("agent")
+    sent = await reply(client, agent, ticket_id, "Dobrý den, zásilka dorazí zítra.")
+    await run_worker(settings)
+
+    (call,) = graph_api.calls_to("me/messages")
+    assert call.authorization == f"Bearer {TOKEN}"
+    assert call.body == {
+        "recipient": {"id": payloads.PSID},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "Dobrý den, zásilka dorazí zítra."},
+    }
+    view = await message_view(client, agent, ticket_id, sent["id"])
+    assert view["delivery_status"] == "sent"
+    stored = await db.fetchrow("SELECT * FROM messages WHERE id = $1", sent["id"])
+    assert stored["external_id"] == "m_out1"
+
+    # Our own message comes back as an echo: not a customer message.
+    assert (
+        await deliver(client, "messenger", payloads.messenger_echo("m_out1", "x"))
+    ).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE direction = 'inbound'") == 1
+
+
+async def test_messenger_read_before_delivered_ends_read(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
+    )
+    agent = await factory.agent("agent")
+    sent = await reply(client, agent, ticket_id)
+    await run_worker(settings)
+    later = payloads.now_ms() + 60_000
+    assert (await deliver(client, "messenger", payloads.messenger_read(later))).status_code == 200
+    await run_worker(settings)
+    assert (
+        await deliver(client, "messenger", payloads.messenger_delivery(["m_out1"], later))
+    ).status_code == 200
+    await run_worker(settings)
+
+    status = await db.fetchval("SELECT provider_status FROM messages WHERE id = $1", sent["id"])
+    assert status == "read"
+
+
+async def test_messenger_image_is_fetched_from_the_cdn_byte_exact(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    picture = bytes(range(256)) * 64
+    path = "/v/t1.15752-9/431547_photo.jpg"
+    graph_api.add_cdn_file(path, picture, "image/jpeg")
+    url = f"https://scontent.xx.fbcdn.net{path}?_nc_cat=1&oh=abc"
+    await ticket_from(client, db, settings, "messenger", payloads.messenger_image("m_IMG", url))
+
+    row = await db.fetchrow("SELECT filename, content_type, content FROM attachments")
+    assert (row["filename"], row["content_type"]) == ("431547_photo.jpg", "image/jpeg")
+    assert bytes(row["content"]) == picture
+    assert graph_api.downloads == [(path, None)]  # no token goes to the CDN
+
+
+async def test_messenger_edit_before_its_original_keeps_the_newer_text(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
+) -> None:
+    edit = await deliver(client, "messenger", payloads.messenger_edit("m_E1", "Opraveno: 3 kusy"))
+    assert edit.status_code == 200
+    await run_worker(settings)
+    original = await deliver(client, "messenger", payloads.messenger_text("m_E1", "2 kusy"))
+    assert original.status_code == 200
+    await run_worker(settings)
+
+    (row,) = await db.fetch("SELECT body_text, edited_at FROM messages")
+    assert row["body_text"] == "Opraveno: 3 kusy"
+    assert row["edited_at"] is not None
+
+
+async def test_person_not_available_fails_the_reply_and_marks_them_unreachable(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
+    )
+    agent = await factory.agent("agent")
+    sent = await reply(client, agent, ticket_id)
+    graph_api.fail(
+        "me/messages", 400, 551, "This person isn't available right now.", subcode=1545041
+    )
+    await run_worker(settings)
+
+    view = await message_view(client, agent, ticket_id, sent["id"])
+    assert view["delivery_status"] == "failed"
+    assert "isn't available right now" in view["delivery_error"]
+    reason = await db.fetchval("SELECT unreachable_reason FROM customer_identities")
+    assert reason is not None and "551" in reason
+    await run_worker(settings)
+    assert len(graph_api.calls_to("me/messages")) == 1
+
+
+async def test_rate_limit_and_outage_are_retried_token_errors_are_not(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
+    )
+    agent = await factory.agent("agent")
+    first = await reply(client, agent, ticket_id, "první")
+    graph_api.fail("me/messages", 400, 613, "Calls to this api have exceeded the rate limit.")
+    await run_worker(settings)
+    row = await outbox_row(db, first["id"])
+    assert row["status"] == "retrying"
+    assert "rate limit" in row["last_error"] and "613" in row["last_error"]
+    assert TOKEN not in row["last_error"]
+
+    await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = $1", row["id"])
+    graph_api.fail("me/messages", 502, None)
+    await run_worker(settings)
+    row = await outbox_row(db, first["id"])
+    assert (row["status"], row["last_error"]) == (
+        "retrying",
+        "messenger unavailable: HTTP 502".replace("messenger", "Messenger"),
+    )
+
+    await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = $1", row["id"])
+    await run_worker(settings)
+    assert (await outbox_row(db, first["id"]))["status"] == "sent"
+
+    second = await reply(client, agent, ticket_id, "druhá")
+    graph_api.fail("me/messages", 400, 190, "Error validating access token: Session has expired")
+    await run_worker(settings)
+    row = await outbox_row(db, second["id"])
+    assert row["status"] == "failed"
+    assert "access token" in row["last_error"] and "190" in row["last_error"]
+
+
+async def test_a_long_reply_is_sent_in_pieces_messenger_accepts(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
+    )
+    agent = await factory.agent("agent")
+    paragraphs = [" ".join([f"Odstavec {i}."] * 40) for i in range(6)]  # about 3,300 characters
+    await reply(client, agent, ticket_id, "\n\n".join(paragraphs))
+    await run_worker(settings)
+
+    texts = [c.body["message"]["text"] for c in graph_api.calls_to("me/messages")]
+    assert len(texts) == 2
+    assert all(len(t) <= 2000 for t in texts)
+    assert "\n\n".join(texts) == "\n\n".join(paragraphs)  # cut between paragraphs
+
+
+async def test_a_file_goes_up_with_the_send_api_as_filedata(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Pošlete fakturu")
+    )
+    agent = await factory.agent("agent")
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) + b"\n%%EOF\n"
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies",
+        json={
+            "text": "Faktura v příloze.",
+            "attachments": [
+                {
+                    "filename": "faktura.pdf",
+                    "content_type": "application/pdf",
+                    "content": base64.b64encode(pdf).decode(),
+                }
+            ],
+        },
+        headers=agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    await run_worker(settings)
+
+    text_call, file_call = graph_api.calls_to("me/messages")
+    assert text_call.body["message"] == {"text": "Faktura v příloze."}
+    assert file_call.body["recipient"] == {"id": payloads.PSID}
+    assert file_call.body["message"]["attachment"]["type"] == "file"
+    assert file_call.files["filedata"] == ("faktura.pdf", pdf, "application/pdf")
+
+
+# --- the 24-hour window ---------------------------------------------------------------------
+
+
+async def test_reply_outside_the_24_hour_window_is_refused_before_sending(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Dobrý den")
+    )
+    await db.execute("UPDATE conversations SET last_inbound_at = now() - interval '25 hours'")
+    agent = await factory.agent("agent")
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies", json={"text": "Omlouváme se"}, headers=agent.headers
+    )
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "24 hours" in response.json()["detail"] and "template" in response.json()["detail"]
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    # An internal note is not a reply to the customer: still possible.
+    note = await client.post(
+        f"/tickets/{ticket_id}/notes", json={"text": "zavolat"}, headers=agent.headers
+    )
+    assert note.status_code == 201, note.text
+
+
+async def test_a_reply_that_waited_past_the_window_fails_with_the_reason_unsent(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
+    )
+    agent = await factory.agent("agent")
+    sent = await reply(client, agent, ticket_id)
+    await db.execute("UPDATE conversations SET last_inbound_at = now() - interval '25 hours'")
+    await run_worker(settings)
+
+    view = await message_view(client, agent, ticket_id, sent["id"])
+    assert view["delivery_status"] == "failed"
+    assert "within 24 hours" in view["delivery_error"]
+    assert graph_api.calls_to("me/messages") == []
+
+
+async def test_human_agent_tag_extends_messenger_replies_to_seven_days(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
+    )
+    admin = await factory.agent("admin")
+    response = await client.patch(
+        f"/channels/accounts/messenger/{ACCOUNT}",
+        json={"settings": {"human_agent_tag": True}},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200, response.text
+    await db.execute("UPDATE conversations SET last_inbound_at = now() - interval '3 days'")
+    agent = await factory.agent("agent")
+    await reply(client, agent, ticket_id)
+    await run_worker(settings)
+
+    (call,) = graph_api.calls_to("me/messages")
+    assert (call.body["messaging_type"], call.body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+
+# --- Instagram ------------------------------------------------------------------------------
+
+
+async def test_instagram_message_and_reply(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "instagram", payloads.instagram_text("aWdfZA1", "Máte velikost M?")
+    )
+    identity = await db.fetchrow("SELECT channel, external_id FROM customer_identities")
+    assert tuple(identity) == ("instagram", payloads.IGSID)
+    agent = await factory.agent("agent")
+    await reply(client, agent, ticket_id, "Ano, máme.")
+    await run_worker(settings)
+
+    (call,) = graph_api.calls_to("me/messages")
+    assert call.body["recipient"] == {"id": payloads.IGSID}
+    assert call.body["message"] == {"text": "Ano, máme."}
+
+
+# --- WhatsApp -------------------------------------------------------------------------------
+
+
+async def test_whatsapp_message_links_the_phone_and_the_reply_quotes_it(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    known = await db.fetchval(
+        "INSERT INTO customers (name, phone) VALUES ('Jana N.', '+420601234567') RETURNING id"
+    )
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Reklamace bot")
+    )
+    assert await db.fetchval("SELECT customer_id FROM tickets WHERE id = $1", ticket_id) == known
+    agent = await factory.agent("agent")
+    sent = await reply(client, agent, ticket_id, "Pošlete prosím fotku.")
+    await run_worker(settings)
+
+    (call,) = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
+    assert call.authorization == f"Bearer {TOKEN}"
+    assert call.body == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": payloads.CUSTOMER_WA_ID,
+        "type": "text",
+        "text": {"body": "Pošlete prosím fotku.", "preview_url": False},
+        "context": {"message_id": "wamid.IN1"},
+    }
+    assert (
+        await db.fetchval("SELECT external_id FROM messages WHERE id = $1", sent["id"])
+        == "wamid.OUT1"
+    )
+
+
+async def test_whatsapp_statuses_out_of_order_move_only_forward_and_failed_tells_why(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Dobrý den")
+    )
+    agent = await factory.agent("agent")
+    first = await reply(client, agent, ticket_id, "jedna")
+    await run_worker(settings)
+    for status in ("read", "delivered", "sent"):
+        response = await deliver(client, "whatsapp", payloads.whatsapp_status("wamid.OUT1", status))
+        assert response.status_code == 200
+        await run_worker(settings)
+    assert (
+        await db.fetchval("SELECT provider_status FROM messages WHERE id = $1", first["id"])
+        == "read"
+    )
+
+    second = await reply(client, agent, ticket_id, "dvě")
+    await run_worker(settings)
+    error = {"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message"}
+    response = await deliver(
+        client, "whatsapp", payloads.whatsapp_status("wamid.OUT2", "failed", errors=[error])
+    )
+    assert response.status_code == 200
+    await run_worker(settings)
+    view = await message_view(client, agent, ticket_id, second["id"])
+    assert view["delivery_status"] == "failed"
+    assert "131047" in view["delivery_error"] and "template" in view["delivery_error"]
+
+
+async def test_the_same_wamid_delivered_concurrently_is_stored_once(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
+) -> None:
+    same = payloads.whatsapp_text("wamid.DUP", "Dobrý den")
+    # The same message in three deliveries with different bytes (Meta batches differ).
+    bodies = [same, {**same, "entry": same["entry"] + [{"id": "x", "changes": []}]}, same]
+    responses = await asyncio.gather(*(deliver(client, "whatsapp", b) for b in bodies))
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    await run_worker(settings)
+
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE external_id = 'wamid.DUP'") == 1
+    assert await db.fetchval("SELECT count(*) FROM tickets") == 1
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 2  # identical bytes once
+
+
+async def test_whatsapp_image_is_fetched_by_media_id_with_the_token(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    photo = bytes(range(256)) * 32
+    graph_api.add_media("1037543291543636", photo, "image/jpeg")
+    await ticket_from(
+        client,
+        db,
+        settings,
+        "whatsapp",
+        payloads.whatsapp_image("wamid.IMG", "1037543291543636", "Rozbitý hrnek"),
+    )
+
+    message = await db.fetchrow("SELECT id, body_text FROM messages")
+    assert message["body_text"] == "Rozbitý hrnek"
+    row = await db.fetchrow("SELECT filename, content_type, content FROM attachments")
+    assert row["content_type"] == "image/jpeg" and row["filename"].startswith("image_")
+    assert bytes(row["content"]) == photo
+    assert [auth for _, auth in graph_api.downloads] == [f"Bearer {TOKEN}"] * 2
+
+
+async def test_whatsapp_file_reply_is_uploaded_then_sent_by_media_id(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Faktura?")
+    )
+    agent = await factory.agent("agent")
+    pdf = b"%PDF-1.4\nfaktura\n%%EOF\n"
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies",
+        json={
+            "text": "Faktura v příloze.",
+            "attachments": [
+                {
+                    "filename": "faktura.pdf",
+                    "content_type": "application/pdf",
+                    "content": base64.b64encode(pdf).decode(),
+                }
+            ],
+        },
+        headers=agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    await run_worker(settings)
+
+    (upload,) = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/media")
+    assert upload.files["file"] == ("faktura.pdf", pdf, "application/pdf")
+    assert upload.body["messaging_product"] == "whatsapp"
+    text, message = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
+    assert text.body["text"]["body"] == "Faktura v příloze."
+    media_id = message.body["document"]["id"]
+    assert message.body["type"] == "document"
+    assert message.body["document"] == {"id": media_id, "filename": "faktura.pdf"}
+
+
+async def test_phone_ticket_cannot_take_a_written_reply(
+    client: Client, db: asyncpg.Connection, factory: Factory
+) -> None:
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent)
+    await db.execute("UPDATE tickets SET channel = 'phone' WHERE id = $1", ticket["id"])
+    response = await client.post(
+        f"/tickets/{ticket['id']}/replies", json={"text": "Dobrý den"}, headers=agent.headers
+    )
+    assert response.status_code == 409
+    assert "log the call" in response.json()["detail"]
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+def test_window_arithmetic() -> None:
+    from datetime import UTC, datetime
+
+    from helpdesk.channels.windows import reply_refusal
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert reply_refusal("whatsapp", now - timedelta(hours=23, minutes=59), now) is None
+    assert reply_refusal("whatsapp", now - timedelta(hours=24, seconds=1), now) is not None
+    assert reply_refusal("messenger", now - timedelta(days=6), now, human_agent_tag=True) is None
+    assert reply_refusal("messenger", now - timedelta(days=8), now, human_agent_tag=True)
+    assert reply_refusal("whatsapp", now - timedelta(days=2), now, human_agent_tag=True)
+    assert reply_refusal("whatsapp", None, now) is not None
+    assert reply_refusal("telegram", None, now) is None
