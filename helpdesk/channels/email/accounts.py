@@ -1,8 +1,10 @@
 """Email accounts: the mailboxes we receive on and reply from.
 
-Secrets (IMAP/SMTP passwords, the intake secret) are write-only: responses say only
-whether one is set. The intake secret is kept as its SHA-256 and compared in constant
-time.
+Secrets (IMAP/SMTP passwords, the intake secret, the mail providers' webhook keys)
+are write-only: responses say only whether one is set. The intake secret and Postmark's
+webhook credentials are kept as their SHA-256 and compared in constant time; the Mailgun
+signing key is kept as given (it keys an HMAC). Each provider's webhook is closed while
+its secret is unset.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
-from helpdesk.errors import Conflict, NotFound
+from helpdesk.channels.email.providers import credentials_digest, sendgrid_public_key
+from helpdesk.errors import Conflict, InvalidInput, NotFound
 
 AccountName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
 Address = Annotated[
@@ -34,6 +37,13 @@ Host = Annotated[
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Secret = Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
 Password = Annotated[str, msgspec.Meta(max_length=1024)]
+# Base64 DER (as SendGrid shows it) or PEM; parsed as a P-256 key when set.
+PublicKey = Annotated[str, msgspec.Meta(min_length=64, max_length=4096)]
+# `user:password` of Postmark's webhook URL. URL-safe characters only, so what the admin
+# types in the URL is byte for byte what Postmark sends as Basic auth.
+BasicCredentials = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9._~-]{1,128}:[A-Za-z0-9._~-]{16,256}$(?!\n)")
+]
 Folder = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\r\n\x00\"]+$(?!\n)")
 ]
@@ -66,6 +76,9 @@ class EmailAccount(msgspec.Struct, kw_only=True):
     imap_move_to: str | None
     auto_acknowledge: bool
     active: bool
+    mailgun_signing_key: str | None = None
+    sendgrid_public_key: str | None = None
+    postmark_credentials_sha256: bytes | None = None
 
     @property
     def domain(self) -> str:
@@ -79,6 +92,9 @@ class EmailAccountOut(msgspec.Struct):
     display_name: str
     reply_to: str | None
     inbound_secret_set: bool
+    mailgun_signing_key_set: bool
+    sendgrid_public_key_set: bool
+    postmark_credentials_set: bool
     smtp_host: str | None
     smtp_port: int | None
     smtp_security: str
@@ -104,6 +120,9 @@ class EmailAccountCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     display_name: DisplayName = ""
     reply_to: Address | None = None
     inbound_secret: Secret | None = None
+    mailgun_signing_key: Secret | None = None
+    sendgrid_public_key: PublicKey | None = None
+    postmark_credentials: BasicCredentials | None = None
     smtp_host: Host | None = None
     smtp_port: Port | None = None
     smtp_security: Security = "starttls"
@@ -128,6 +147,9 @@ class EmailAccountUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
     reply_to: Address | msgspec.UnsetType | None = msgspec.UNSET
     inbound_secret: Secret | msgspec.UnsetType | None = msgspec.UNSET
+    mailgun_signing_key: Secret | msgspec.UnsetType | None = msgspec.UNSET
+    sendgrid_public_key: PublicKey | msgspec.UnsetType | None = msgspec.UNSET
+    postmark_credentials: BasicCredentials | msgspec.UnsetType | None = msgspec.UNSET
     smtp_host: Host | msgspec.UnsetType | None = msgspec.UNSET
     smtp_port: Port | msgspec.UnsetType | None = msgspec.UNSET
     smtp_security: Security | msgspec.UnsetType = msgspec.UNSET
@@ -163,24 +185,44 @@ def _account(row: asyncpg.Record) -> EmailAccount:
     return EmailAccount(**{k: row[k] for k in EmailAccount.__struct_fields__})
 
 
+# What a response says of each secret: only whether its column is set.
+_SET_FLAGS = {
+    "inbound_secret_set": "inbound_secret_sha256",
+    "mailgun_signing_key_set": "mailgun_signing_key",
+    "sendgrid_public_key_set": "sendgrid_public_key",
+    "postmark_credentials_set": "postmark_credentials_sha256",
+    "smtp_password_set": "smtp_password",
+    "imap_password_set": "imap_password",
+}
+
+
 def _out(row: asyncpg.Record) -> EmailAccountOut:
-    return EmailAccountOut(
-        inbound_secret_set=row["inbound_secret_sha256"] is not None,
-        smtp_password_set=row["smtp_password"] is not None,
-        imap_password_set=row["imap_password"] is not None,
-        **{
-            k: row[k]
-            for k in EmailAccountOut.__struct_fields__
-            if k not in ("inbound_secret_set", "smtp_password_set", "imap_password_set")
-        },
-    )
+    values: dict[str, Any] = {
+        k: row[_SET_FLAGS[k]] is not None if k in _SET_FLAGS else row[k]
+        for k in EmailAccountOut.__struct_fields__
+    }
+    return EmailAccountOut(**values)
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
-    """API field names to column values (the secret is stored as its digest)."""
+    """API field names to column values (hashed secrets are stored as their digest)."""
     if "inbound_secret" in values:
         secret = values.pop("inbound_secret")
         values["inbound_secret_sha256"] = None if secret is None else secret_digest(secret)
+    if "postmark_credentials" in values:
+        credentials = values.pop("postmark_credentials")
+        values["postmark_credentials_sha256"] = (
+            None if credentials is None else credentials_digest(credentials)
+        )
+    if values.get("sendgrid_public_key") is not None:
+        try:
+            sendgrid_public_key(values["sendgrid_public_key"])
+        except ValueError:
+            raise InvalidInput(
+                "Not an ECDSA P-256 public key (base64 DER as SendGrid shows it, or PEM)",
+                field="sendgrid_public_key",
+            ) from None
+        values["sendgrid_public_key"] = values["sendgrid_public_key"].strip()
     return values
 
 

@@ -1,17 +1,23 @@
-"""HTTP endpoints of the email channel: raw intake, accounts and quarantine (admins)."""
+"""HTTP endpoints of the email channel: raw intake (ours and the mail providers'
+webhooks), accounts and quarantine (admins)."""
 
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
+import asyncpg
+import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from helpdesk.agents.scope import ticket_scope
-from helpdesk.channels.email import accounts, quarantine
+from helpdesk.channels.email import accounts, providers, quarantine
 from helpdesk.channels.email.accounts import (
+    EmailAccount,
     EmailAccountCreate,
     EmailAccountOut,
     EmailAccountUpdate,
@@ -20,12 +26,16 @@ from helpdesk.channels.email.quarantine import QuarantinedMail, QuarantinePage, 
 from helpdesk.channels.email.receive import Receipt, receive
 from helpdesk.channels.outbox import DELIVER_JOB, job_id
 from helpdesk.db.sql import Params
-from helpdesk.errors import NotFound, PayloadTooLarge, Unauthenticated
+from helpdesk.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
 from helpdesk.web.auth import ADMIN
 from helpdesk.web.context import AppContext, Caller, Ctx, Db
 from helpdesk.web.query import MAX_ID, PathId
 
 AccountPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
+# One answer for every failed provider check: it never says which one failed.
+REFUSED = "The request could not be authenticated"
+SENDGRID_SIGNATURE = "x-twilio-email-event-webhook-signature"
+SENDGRID_TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
 
 
 def presented_secret(request: Request[Any, Any, Any]) -> str:
@@ -60,6 +70,34 @@ async def enqueue_deliveries(ctx: AppContext, outbox_ids: list[int]) -> None:
         await ctx.enqueue(DELIVER_JOB, outbox_id, job_id=job_id(outbox_id, 0))
 
 
+async def provider_account(
+    db: asyncpg.Connection, name: str, secret: Callable[[EmailAccount], object]
+) -> EmailAccount:
+    """The account behind a provider's webhook; unknown, inactive or without that
+    provider's secret looks like a bad signature (an unconfigured endpoint is closed)."""
+    found = await accounts.get_account(db, name)
+    if found is None or not found.active or secret(found) is None:
+        raise Unauthenticated(REFUSED)
+    return found
+
+
+async def read_envelope(request: Request[Any, Any, Any], ctx: AppContext) -> bytes:
+    """A provider's body, capped (before any hashing or parsing) for the largest mail."""
+    return await read_capped(
+        request, providers.envelope_limit(ctx.settings.email.max_message_bytes)
+    )
+
+
+async def store_mail(
+    db: asyncpg.Connection, ctx: AppContext, account: EmailAccount, raw: bytes
+) -> Receipt:
+    """Through the one door; whatever it did (stored, duplicate, bounce, quarantined)
+    is a 200, so the provider stops retrying only once the mail is durable."""
+    receipt = await receive(db, ctx.settings, account, raw, source="http")
+    await enqueue_deliveries(ctx, receipt.outbox_ids)
+    return receipt
+
+
 class EmailIntakeController(Controller):
     path = "/channels/email"
     tags = ["email"]
@@ -90,6 +128,110 @@ class EmailIntakeController(Controller):
         receipt = await receive(db, ctx.settings, found, raw, source="http")
         await enqueue_deliveries(ctx, receipt.outbox_ids)
         return receipt
+
+    @post(
+        ["/{account:str}/inbound/mailgun/mime", "/{account:str}/inbound/mailgun"],
+        exclude_from_auth=True,
+        status_code=200,
+        request_max_body_size=None,  # capped by read_envelope before parsing
+    )
+    async def mailgun(
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, account: AccountPath
+    ) -> Receipt:
+        """A Mailgun route's `forward()`. Mailgun posts the raw mail only to a URL ending
+        in `mime`; the other URL answers 400 saying so (Mailgun retries meanwhile).
+
+        401 for a wrong or stale (over 15 minutes) signature or a token used before.
+        """
+        found = await provider_account(db, account, lambda a: a.mailgun_signing_key)
+        fields = providers.form_fields(
+            request.headers.get("content-type"), await read_envelope(request, ctx)
+        )
+        timestamp = providers.text_field(fields, "timestamp")
+        token = providers.text_field(fields, "token")
+        signature = providers.text_field(fields, "signature")
+        if (
+            timestamp is None
+            or token is None
+            or not providers.verify_mailgun(
+                found.mailgun_signing_key, timestamp, token, signature, time.time()
+            )
+        ):
+            raise Unauthenticated(REFUSED)
+        raw = providers.mailgun_mime(fields)
+        if raw is None:
+            raise InvalidInput(
+                "Mailgun sent no body-mime: forward the route to the URL ending in"
+                f" /channels/email/{account}/inbound/mailgun/mime. Nothing was stored.",
+                field="body-mime",
+            )
+        async with db.transaction():  # the token is used exactly when the mail is stored
+            if not await providers.claim_mailgun_token(db, found.id, token, timestamp):
+                raise Unauthenticated(REFUSED)
+            receipt = await receive(db, ctx.settings, found, raw, source="http")
+        await enqueue_deliveries(ctx, receipt.outbox_ids)
+        return receipt
+
+    @post(
+        "/{account:str}/inbound/sendgrid",
+        exclude_from_auth=True,
+        status_code=200,
+        request_max_body_size=None,  # capped by read_envelope before hashing
+    )
+    async def sendgrid(
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, account: AccountPath
+    ) -> Receipt:
+        """SendGrid Inbound Parse ("send raw", signature security policy).
+
+        401 for a missing, wrong or stale (over 15 minutes) ECDSA signature.
+        """
+        found = await provider_account(db, account, lambda a: a.sendgrid_public_key)
+        body = await read_envelope(request, ctx)
+        if not providers.verify_sendgrid(
+            found.sendgrid_public_key,
+            request.headers.get(SENDGRID_TIMESTAMP),
+            request.headers.get(SENDGRID_SIGNATURE),
+            body,
+            time.time(),
+        ):
+            raise Unauthenticated(REFUSED)
+        raw = providers.sendgrid_mime(
+            providers.form_fields(request.headers.get("content-type"), body)
+        )
+        if raw is None:
+            raise InvalidInput(
+                "SendGrid sent no raw mail: turn on 'POST the raw, full MIME message' in"
+                " the Inbound Parse settings. Nothing was stored.",
+                field="email",
+            )
+        return await store_mail(db, ctx, found, raw)
+
+    @post(
+        "/{account:str}/inbound/postmark",
+        exclude_from_auth=True,
+        status_code=200,
+        request_max_body_size=None,  # capped by read_envelope before parsing
+    )
+    async def postmark(
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, account: AccountPath
+    ) -> Receipt:
+        """Postmark's inbound webhook, with the URL's Basic auth credentials."""
+        found = await provider_account(db, account, lambda a: a.postmark_credentials_sha256)
+        if not providers.verify_postmark(
+            found.postmark_credentials_sha256, request.headers.get("authorization")
+        ):
+            raise Unauthenticated(REFUSED)
+        try:
+            raw = providers.postmark_mime(await read_envelope(request, ctx))
+        except msgspec.DecodeError:
+            raise InvalidInput("The body is not Postmark's inbound JSON") from None
+        if raw is None:
+            raise InvalidInput(
+                "Postmark sent no RawEmail: turn on 'Include raw email content in JSON"
+                " payload' for this inbound stream. Nothing was stored.",
+                field="RawEmail",
+            )
+        return await store_mail(db, ctx, found, raw)
 
 
 class EmailSourceController(Controller):
