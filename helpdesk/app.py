@@ -33,6 +33,7 @@ from helpdesk.config import Settings
 from helpdesk.customers.routes import CustomerController
 from helpdesk.db.pool import create_pool as create_db_pool
 from helpdesk.observability import Metrics
+from helpdesk.sla.routes import SlaAdminController, SlaBoardController, TicketSlaController
 from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
@@ -107,6 +108,9 @@ def create_app(
             AgentController,
             GroupController,
             TicketController,
+            TicketSlaController,
+            SlaAdminController,
+            SlaBoardController,
             AttachmentController,
             CustomerController,
             AuditController,

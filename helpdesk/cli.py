@@ -76,9 +76,18 @@ def _require_urls(settings: Settings, command: str) -> None:
 
 
 async def _migrate(settings: Settings) -> list[str]:
+    """Apply migrations, then store the SLA calendars and policies of `config/` on a
+    database that has none yet."""
     from helpdesk.db.migrate import migrate_dsn
+    from helpdesk.sla.admin import seed_defaults
 
-    return await migrate_dsn(settings.database_url)
+    applied = await migrate_dsn(settings.database_url)
+    conn = await connect(settings.database_url)
+    try:
+        await seed_defaults(conn, settings.sla)
+    finally:
+        await conn.close()
+    return applied
 
 
 async def _seed(settings: Settings) -> bool:
@@ -87,7 +96,7 @@ async def _seed(settings: Settings) -> bool:
 
     conn = await connect(settings.database_url)
     try:
-        return await seed_demo(conn, Passwords(settings.auth), settings.sla.first_response_minutes)
+        return await seed_demo(conn, Passwords(settings.auth), settings.sla)
     finally:
         await conn.close()
 
@@ -428,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the raw intake endpoint's secret (16+ characters) from standard input",
     )
+    sla = sub.add_parser("sla", help="SLA tools")
+    sla_sub = sla.add_subparsers(dest="sla_command", required=True)
+    sla_sub.add_parser(
+        "compute", help="what-if: clocks of one JSON scenario on stdin, as JSON; no database"
+    )
     telegram = sub.add_parser("telegram", help="Telegram bots")
     telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
     hook = telegram_sub.add_parser(
@@ -447,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sla":  # pure: needs no settings, exit 2 on an invalid scenario
+        from helpdesk.sla.whatif import main as sla_compute
+
+        return sla_compute(sys.stdin, sys.stdout, sys.stderr)
     try:
         settings = load_settings()
         configure_logging(settings.log_level)

@@ -30,8 +30,36 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     argon2_parallelism: int = 4
 
 
+class SlaCalendarSeed(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    spec: dict[str, Any]
+
+
+class SlaPolicySeed(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A policy stored on first start (admins edit them through the API afterwards)."""
+
+    name: str
+    conditions: dict[str, Any] = {}
+    calendar: str | None = None
+    first_response_minutes: int = 0
+    next_response_minutes: int = 0
+    resolution_minutes: int = 0
+    business_time: list[str] = []
+    pause_statuses: list[str] = msgspec.field(default_factory=lambda: ["pending"])
+    pausable: list[str] = msgspec.field(default_factory=lambda: ["resolution"])
+    warn_at_percent: int = 75
+    escalations: list[dict[str, Any]] = []
+
+
 class SlaSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # The promise, and the built-in policy used when the database holds no policy at all.
     first_response_minutes: int = 60
+    # Calendar-time targets count 24x7 in this zone; reports print instants in it.
+    timezone: str = "Europe/Prague"
+    # How often the safety-net sweep runs, and how far ahead it schedules precise jobs.
+    sweep_interval_seconds: int = 30
+    calendars: list[SlaCalendarSeed] = []
+    policies: list[SlaPolicySeed] = []
 
 
 class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

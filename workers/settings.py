@@ -13,6 +13,7 @@ from helpdesk.channels.email.imap import MailPoller
 from helpdesk.config import Settings
 from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
+from helpdesk.sla import jobs as sla_jobs
 
 
 def build_worker(
@@ -43,10 +44,12 @@ def build_worker(
             await pool.close()
 
     interval = max(1, min(settings.worker.outbox_relay_interval_seconds, 30))
+    sla_every = max(1, min(settings.sla.sweep_interval_seconds, 30))
     return Worker(
         functions=[
             func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120),
             func(channel_jobs.process_inbound_event, name="process_inbound_event", timeout=120),
+            func(sla_jobs.check_ticket, name=sla_jobs.CHECK_JOB, timeout=60),
         ],
         cron_jobs=[
             cron(
@@ -61,6 +64,14 @@ def build_worker(
                 channel_jobs.sweep_inbound_events,
                 name="sweep_inbound_events",
                 second={7, 37},
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            ),
+            cron(
+                sla_jobs.sweep,
+                name="sla_sweep",
+                second=set(range(3, 60, sla_every)),
                 run_at_startup=True,
                 unique=True,
                 timeout=60,

@@ -20,6 +20,8 @@ from helpdesk.channels.adapter import (
     StatusUpdate,
     StatusWatermark,
 )
+from helpdesk.config import SlaSettings
+from helpdesk.sla import service as sla_service
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.service import store_attachment
 
@@ -130,7 +132,7 @@ async def store_inbound(
     *,
     attachments: list[tuple[str, str, bytes]],
     raw: bytes,
-    first_response_minutes: int,
+    sla: SlaSettings,
 ) -> StoredMessage:
     """Store `message` once, on its conversation's ticket (a new one when there is none,
     or when that ticket is closed). Safe to call again with the same message."""
@@ -178,7 +180,7 @@ async def store_inbound(
                 account,
                 customer_id,
                 conversation["id"],
-                first_response_due(now, first_response_minutes),
+                first_response_due(now, sla.first_response_minutes),
                 now,
             )
         else:
@@ -226,6 +228,13 @@ async def store_inbound(
             "created" if created else "customer_replied",
             {"message_id": message_id, "channel": channel, "account": account},
         )
+        if created:
+            await sla_service.record(conn, ticket_id, "created", now)
+        else:
+            await sla_service.record(
+                conn, ticket_id, "customer_message", now, message_id=message_id
+            )
+        await sla_service.refresh(conn, ticket_id, sla, now=now)
     return StoredMessage(
         ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False
     )
@@ -282,6 +291,11 @@ async def apply_status(
                WHERE id = $1""",
             row["id"],
             reason,
+        )
+        await conn.execute(  # no response after all: the SLA check recomputes at once
+            """UPDATE tickets SET next_sla_check_at = now()
+               WHERE id = (SELECT ticket_id FROM messages WHERE id = $1)""",
+            row["id"],
         )
         return True
     if _STATUS_RANK[update.status] <= _STATUS_RANK.get(row["provider_status"], 0):

@@ -96,6 +96,14 @@ async def _finish(
             error,
             external_id,
         )
+        if status == "failed":
+            # A reply that never reached the customer is no response: the SLA check
+            # (due at once) recomputes the ticket's clocks without it.
+            await conn.execute(
+                """UPDATE tickets SET next_sla_check_at = now()
+                   WHERE id = (SELECT ticket_id FROM messages WHERE id = $1)""",
+                message_id,
+            )
     return True
 
 

@@ -228,7 +228,7 @@ async def _store_message(
             message,
             attachments=files,
             raw=payload,
-            first_response_minutes=settings.sla.first_response_minutes,
+            sla=settings.sla,
         )
     return 0 if stored.duplicate else 1
 

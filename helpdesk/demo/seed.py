@@ -8,6 +8,7 @@ from helpdesk.agents import service as agents
 from helpdesk.agents.models import AgentCreate, GroupCreate, Principal, Role
 from helpdesk.agents.passwords import Passwords
 from helpdesk.channels.email.accounts import EmailAccountCreate, create_account
+from helpdesk.config import SlaSettings
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Category, CustomerRef, TicketCreate
 
@@ -52,9 +53,7 @@ _TICKETS: list[tuple[str, str, str, str, Category, str]] = [
 ]
 
 
-async def seed_demo(
-    conn: asyncpg.Connection, passwords: Passwords, first_response_minutes: int
-) -> bool:
+async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, sla: SlaSettings) -> bool:
     """Seed once: does nothing (returns False) when any agent exists."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE agents IN EXCLUSIVE MODE")
@@ -110,6 +109,6 @@ async def seed_demo(
                     category=category,
                     group_id=groups[group],
                 ),
-                first_response_minutes=first_response_minutes,
+                sla=sla,
             )
     return True

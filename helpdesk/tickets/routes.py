@@ -83,6 +83,7 @@ async def _post_agent_message(
             data.attachments,
             public=public,
             max_attachment_bytes=ctx.settings.attachment_max_bytes,
+            sla=ctx.settings.sla,
         )
         if outbox_id is not None:
             outbox_ids.append(outbox_id)
@@ -164,9 +165,7 @@ class TicketController(Controller):
         """Open a ticket for a customer (API channel, phone calls, internal use)."""
 
         async def action() -> TicketOut:
-            return await service.create_ticket(
-                db, principal, data, first_response_minutes=ctx.settings.sla.first_response_minutes
-            )
+            return await service.create_ticket(db, principal, data, sla=ctx.settings.sla)
 
         async def count(_: TicketOut) -> None:
             ctx.metrics.messages_stored.labels(data.channel, "inbound", "public").inc()
@@ -185,9 +184,7 @@ class TicketController(Controller):
         """Open a `phone` ticket from a call; the caller's number finds or makes the customer."""
 
         async def action() -> TicketOut:
-            return await service.create_ticket_from_call(
-                db, principal, data, first_response_minutes=ctx.settings.sla.first_response_minutes
-            )
+            return await service.create_ticket_from_call(db, principal, data, sla=ctx.settings.sla)
 
         async def count(_: TicketOut) -> None:
             kind = "public" if data.public else "note"
@@ -208,6 +205,7 @@ class TicketController(Controller):
         request: Request[Principal, Any, Any],
         principal: Caller,
         db: Db,
+        ctx: Ctx,
         ticket_id: PathId,
         data: JSONBody[TicketUpdate],
     ) -> Response[TicketOut]:
@@ -216,7 +214,9 @@ class TicketController(Controller):
         if version is None:
             raise PreconditionRequired("Send If-Match with the ticket's ETag")
         async with db.transaction():
-            ticket = await service.update_ticket(db, principal, ticket_id, data, version)
+            ticket = await service.update_ticket(
+                db, principal, ticket_id, data, version, sla=ctx.settings.sla
+            )
         return Response(ticket, headers=_etag(ticket))
 
     @post("/{ticket_id:int}/replies", status_code=201)
@@ -258,7 +258,7 @@ class TicketController(Controller):
         """Log a phone call on the ticket as a `phone` message; nothing is sent anywhere."""
 
         async def action() -> MessageOut:
-            return await service.log_call(db, principal, ticket_id, data)
+            return await service.log_call(db, principal, ticket_id, data, sla=ctx.settings.sla)
 
         async def count(message: MessageOut) -> None:
             ctx.metrics.messages_stored.labels("phone", message.direction, message.kind).inc()
@@ -271,6 +271,7 @@ class TicketController(Controller):
         request: Request[Principal, Any, Any],
         principal: Caller,
         db: Db,
+        ctx: Ctx,
         ticket_id: PathId,
         data: JSONBody[MergeRequest],
     ) -> Response[bytes]:
@@ -278,7 +279,7 @@ class TicketController(Controller):
 
         async def action() -> TicketOut:
             return await service.merge_tickets(
-                db, principal, ticket_id, data.into_ticket_id, data.reason
+                db, principal, ticket_id, data.into_ticket_id, data.reason, sla=ctx.settings.sla
             )
 
         return await run_idempotent(db, request, principal, data, 200, action)

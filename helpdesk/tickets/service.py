@@ -12,6 +12,7 @@ import msgspec
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import may_use_group, ticket_scope
 from helpdesk.channels import outbox, windows
+from helpdesk.config import SlaSettings
 from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
@@ -22,6 +23,7 @@ from helpdesk.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from helpdesk.sla import service as sla_service
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.models import (
     AttachmentIn,
@@ -99,7 +101,8 @@ async def _open_ticket(
     channel: str,
     customer_id: int,
     now: datetime,
-    first_response_minutes: int,
+    sla: SlaSettings,
+    origin: str = "customer",
 ) -> TicketOut:
     """Insert the ticket row and its `created` event; the SLA clock starts at `now`."""
     row = await conn.fetchrow(
@@ -117,10 +120,11 @@ async def _open_ticket(
         data.group_id,
         data.assignee_id,
         sorted(set(data.tags)),
-        first_response_due(now, first_response_minutes),
+        first_response_due(now, sla.first_response_minutes),
         now,
     )
     ticket = ticket_out(row)
+    await sla_service.record(conn, ticket.id, "created", now, status=ticket.status, origin=origin)
     await _record_event(
         conn,
         ticket.id,
@@ -144,15 +148,13 @@ async def create_ticket(
     principal: Principal,
     data: TicketCreate,
     *,
-    first_response_minutes: int,
+    sla: SlaSettings,
 ) -> TicketOut:
     """Open a ticket with the customer's first message; the SLA clock starts now."""
     await _check_new_ticket(conn, principal, data)
     customer_id = await customers.find_or_create(conn, principal, data.customer)
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    ticket = await _open_ticket(
-        conn, principal, data, data.channel, customer_id, now, first_response_minutes
-    )
+    ticket = await _open_ticket(conn, principal, data, data.channel, customer_id, now, sla)
     await conn.execute(
         """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
                                  body_text, created_at)
@@ -163,6 +165,7 @@ async def create_ticket(
         data.text,
         now,
     )
+    await sla_service.refresh(conn, ticket.id, sla, now=now)
     return ticket
 
 
@@ -239,6 +242,14 @@ async def _store_call(
                 WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
             ticket.id,
         )
+    if inbound and call.public:
+        await sla_service.record(
+            conn, ticket.id, "customer_message", row["created_at"], message_id=row["id"]
+        )
+    elif responds:
+        await sla_service.record(
+            conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
+        )
     await _record_event(
         conn,
         ticket.id,
@@ -259,7 +270,12 @@ async def _store_call(
 
 
 async def log_call(
-    conn: asyncpg.Connection, principal: Principal, ticket_id: int, call: CallCreate
+    conn: asyncpg.Connection,
+    principal: Principal,
+    ticket_id: int,
+    call: CallCreate,
+    *,
+    sla: SlaSettings,
 ) -> MessageOut:
     """Record a phone call on a ticket in the caller's scope (404 outside it).
 
@@ -274,6 +290,7 @@ async def log_call(
         conn, number, "", fallback_customer_id=ticket.customer_id
     )
     message, _ = await _store_call(conn, principal, ticket, customer_id, number, call)
+    await sla_service.refresh(conn, ticket.id, sla)
     return message
 
 
@@ -282,7 +299,7 @@ async def create_ticket_from_call(
     principal: Principal,
     data: CallTicketCreate,
     *,
-    first_response_minutes: int,
+    sla: SlaSettings,
 ) -> TicketOut:
     """Open a `phone` ticket whose first message is the call.
 
@@ -293,11 +310,11 @@ async def create_ticket_from_call(
     await _check_new_ticket(conn, principal, data)
     customer_id = await customers.by_phone(conn, number, data.name)
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    ticket = await _open_ticket(
-        conn, principal, data, "phone", customer_id, now, first_response_minutes
-    )
+    origin = "customer" if data.direction == "inbound" else "agent"
+    ticket = await _open_ticket(conn, principal, data, "phone", customer_id, now, sla, origin)
     _, ticket = await _store_call(conn, principal, ticket, customer_id, number, data)
-    return ticket
+    await sla_service.refresh(conn, ticket.id, sla)
+    return await get_in_scope(conn, principal, ticket.id)
 
 
 async def store_attachment(
@@ -379,6 +396,7 @@ async def add_agent_message(
     *,
     public: bool,
     max_attachment_bytes: int,
+    sla: SlaSettings,
 ) -> tuple[MessageOut, int | None]:
     """A public reply (queued in the outbox, first response recorded) or an internal note.
 
@@ -421,6 +439,11 @@ async def add_agent_message(
     await _record_event(
         conn, ticket.id, principal, "replied" if public else "noted", {"message_id": row["id"]}
     )
+    if public:
+        await sla_service.record(
+            conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
+        )
+        await sla_service.refresh(conn, ticket.id, sla)
     return _message_out(row, stored), outbox_id
 
 
@@ -500,6 +523,8 @@ async def update_ticket(
     ticket_id: int,
     data: TicketUpdate,
     expected_version: int,
+    *,
+    sla: SlaSettings,
 ) -> TicketOut:
     """Change fields if the caller saw the current version (optimistic concurrency)."""
     ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
@@ -551,6 +576,16 @@ async def update_ticket(
         new.get("tags", ticket.tags),
     )
     await _record_event(conn, ticket.id, principal, "updated", changes, data.reason)
+    now = await conn.fetchval("SELECT clock_timestamp()")
+    if "status" in changes:
+        await sla_service.record_status_change(conn, ticket.id, ticket.status, status, now)
+    # Policy conditions read these: a change re-chooses the policy (design page 1.7).
+    reselect = bool(changes.keys() & {"priority", "category", "group_id"})
+    if "status" in changes or reselect:
+        await sla_service.refresh(conn, ticket.id, sla, now=now, reselect=reselect)
+        row = await conn.fetchrow(
+            f"SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = $1", ticket.id
+        )
     return ticket_out(row)
 
 
@@ -560,8 +595,12 @@ async def merge_tickets(
     source_id: int,
     target_id: int,
     reason: str | None,
+    *,
+    sla: SlaSettings,
 ) -> TicketOut:
-    """Move every message of `source_id` into `target_id` and close the source with a link."""
+    """Move every message of `source_id` into `target_id` and close the source with a link.
+
+    The source's SLA clocks freeze (closed, no breach); the target keeps its own clocks."""
     if source_id == target_id:
         raise InvalidInput("A ticket cannot be merged into itself", field="into_ticket_id")
     # Lock both rows in id order so two opposite merges cannot deadlock.
@@ -624,6 +663,9 @@ async def merge_tickets(
         {"from_ticket_id": source.id, "messages_moved": moved},
         reason,
     )
+    now = await conn.fetchval("SELECT clock_timestamp()")
+    await sla_service.record(conn, source.id, "status", now, status="closed")
+    await sla_service.refresh(conn, source.id, sla, now=now)
     return ticket_out(row)
 
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from helpdesk.channels.adapter import InboundMessage, SenderIdentity, StatusUpdate
 from helpdesk.channels.ingest import StoredMessage, apply_status, store_inbound, subject_from
+from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -39,7 +40,7 @@ def message(
 
 async def store(conn: asyncpg.Connection, item: InboundMessage) -> StoredMessage:
     return await store_inbound(
-        conn, item, attachments=[], raw=b'{"update_id": 1}', first_response_minutes=60
+        conn, item, attachments=[], raw=b'{"update_id": 1}', sla=SlaSettings()
     )
 
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from helpdesk.channels.adapter import InboundMessage, SenderIdentity
 from helpdesk.channels.ingest import StoredMessage, store_inbound
+from helpdesk.config import SlaSettings
 from tests.conftest import AgentHandle, Client, Factory
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -38,7 +39,7 @@ async def chat_message(
         ),
         attachments=[],
         raw=b"{}",
-        first_response_minutes=60,
+        sla=SlaSettings(),
     )
 
 

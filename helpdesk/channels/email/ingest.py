@@ -20,7 +20,9 @@ import asyncpg
 import msgspec
 
 from helpdesk.channels.email.parse import ParsedEmail
+from helpdesk.config import SlaSettings
 from helpdesk.customers import service as customers
+from helpdesk.sla import service as sla_service
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.models import CustomerRef
 from helpdesk.tickets.service import store_attachment
@@ -135,7 +137,7 @@ async def ingest_email(
     raw: bytes,
     *,
     account: str,
-    first_response_minutes: int,
+    sla: SlaSettings,
 ) -> IngestResult:
     """Store `parsed` once per (account, Message-ID); safe to call again for the same mail."""
     external_id = external_id_of(parsed, raw)
@@ -178,20 +180,23 @@ async def ingest_email(
                 CHANNEL,
                 account,
                 customer_id,
-                first_response_due(now, first_response_minutes),
+                first_response_due(now, sla.first_response_minutes),
                 now,
             )
         else:
             assert ticket is not None
             ticket_id = ticket["id"]
+            # An auto-reply (out-of-office, bulk mail) does not reopen the ticket.
             await conn.execute(
                 """UPDATE tickets SET updated_at = $2, version = version + 1,
-                       status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
-                                     ELSE status END,
-                       solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END
+                       status = CASE WHEN status IN ('solved', 'pending') AND NOT $3
+                                     THEN 'open' ELSE status END,
+                       solved_at = CASE WHEN status = 'solved' AND NOT $3 THEN NULL
+                                        ELSE solved_at END
                    WHERE id = $1""",
                 ticket_id,
                 now,
+                parsed.auto_submitted,
             )
         message_id = await conn.fetchval(
             """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
@@ -243,4 +248,10 @@ async def ingest_email(
                 "auto_submitted": parsed.auto_submitted,
             },
         )
+        if created:
+            await sla_service.record(conn, ticket_id, "created", now)
+        else:
+            kind = "customer_auto_reply" if parsed.auto_submitted else "customer_message"
+            await sla_service.record(conn, ticket_id, kind, now, message_id=message_id)
+        await sla_service.refresh(conn, ticket_id, sla, now=now)
     return IngestResult(ticket_id, message_id, created, False)

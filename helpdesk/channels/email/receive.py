@@ -110,7 +110,7 @@ async def receive(
                 parsed,
                 raw,
                 account=account.name,
-                first_response_minutes=settings.sla.first_response_minutes,
+                sla=settings.sla,
             )
             receipt = Receipt(
                 outcome="duplicate" if result.duplicate else "stored",

@@ -177,7 +177,7 @@ class WebChatController(Controller):
             "messages",
         )
         stored = await service.post_message(
-            db, ctx.redis, account, visitor_id, data, ctx.settings.sla.first_response_minutes
+            db, ctx.redis, account, visitor_id, data, ctx.settings.sla
         )
         return Response(stored, status_code=200, headers=cors_headers(request))
 

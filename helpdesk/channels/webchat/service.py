@@ -38,6 +38,7 @@ from helpdesk.channels.webchat.models import (
     VisitorMessageIn,
     VisitorMessageStored,
 )
+from helpdesk.config import SlaSettings
 from helpdesk.errors import InvalidInput, TooManyRequests, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ async def post_message(
     account: ChannelAccount,
     visitor_id: str,
     data: VisitorMessageIn,
-    first_response_minutes: int,
+    sla: SlaSettings,
 ) -> VisitorMessageStored:
     """Store the visitor's message once per client_message_id (scoped to the visitor, so
     one visitor can never collide with, or probe, another's ids)."""
@@ -202,9 +203,7 @@ async def post_message(
     raw = msgspec.json.encode(  # what the widget sent, kept for audit like a webhook body
         {"visitor_id": visitor_id, "client_message_id": client_id, "text": data.text}
     )
-    stored = await store_inbound(
-        conn, message, attachments=[], raw=raw, first_response_minutes=first_response_minutes
-    )
+    stored = await store_inbound(conn, message, attachments=[], raw=raw, sla=sla)
     if stored.created_ticket:
         await _note_claimed_email(conn, redis, account, visitor_id, stored.ticket_id)
     return VisitorMessageStored(

@@ -13,6 +13,7 @@ import asyncpg
 
 from helpdesk.channels.email.ingest import IngestResult, ingest_email
 from helpdesk.channels.email.parse import parse_email
+from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
 from tests.conftest import Servers
 
@@ -42,9 +43,7 @@ def mail(
 
 
 async def ingest(conn: asyncpg.Connection, raw: bytes) -> IngestResult:
-    return await ingest_email(
-        conn, parse_email(raw), raw, account="support", first_response_minutes=60
-    )
+    return await ingest_email(conn, parse_email(raw), raw, account="support", sla=SlaSettings())
 
 
 async def test_new_mail_opens_a_ticket_for_the_sender(db: asyncpg.Connection) -> None:

@@ -31,7 +31,7 @@ from helpdesk.channels.base import Sender, senders
 from helpdesk.channels.email.ingest import ingest_email
 from helpdesk.channels.email.parse import parse_email
 from helpdesk.channels.jobs import relay_outbox
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SlaSettings
 from helpdesk.db.pool import create_pool
 from helpdesk.tickets.service import store_attachment
 from tests.channels.email.smtp_server import Received, SmtpTestServer
@@ -67,9 +67,7 @@ def customer_mail(
 
 async def receive_mail(db: asyncpg.Connection, raw: bytes) -> tuple[int, int]:
     """Store a customer's mail as the email channel does; returns (ticket id, message id)."""
-    result = await ingest_email(
-        db, parse_email(raw), raw, account=ACCOUNT, first_response_minutes=60
-    )
+    result = await ingest_email(db, parse_email(raw), raw, account=ACCOUNT, sla=SlaSettings())
     return result.ticket_id, result.message_id
 
 

@@ -1,0 +1,227 @@
+"""What supervisors watch: breached and at-risk tickets, per-period metrics, SLA events.
+
+Every query is limited by `ticket_scope`, so a partner's supervisor view shows only its
+groups' tickets. Metrics are computed in SQL over the stored clock cycles: an *ended*
+cycle is a met one (its `met_at` in the period); its counted time is `counted_seconds`;
+breach rate = breached ended cycles / ended cycles.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Literal
+
+import asyncpg
+
+from helpdesk.agents.models import Principal
+from helpdesk.agents.scope import ticket_scope
+from helpdesk.db.sql import Params
+from helpdesk.errors import NotFound
+from helpdesk.sla.models import (
+    BoardCount,
+    BoardItem,
+    BoardOut,
+    ClockOut,
+    MetricRow,
+    MetricsOut,
+    SlaEventOut,
+    TicketSlaOut,
+)
+
+SLA_EVENT_ACTIONS = ("sla_warning", "sla_breached", "sla_escalated", "sla_met")
+BOARD_LIMIT = 500
+
+
+def _item(row: asyncpg.Record) -> BoardItem:
+    return BoardItem(
+        ticket_id=row["id"],
+        number=row["number"],
+        subject=row["subject"],
+        clock=row["clock"],
+        cycle=row["cycle"],
+        due_at=row["due_at"],
+        breached_at=row["breached_at"],
+        group_id=row["group_id"],
+        assignee_id=row["assignee_id"],
+        channel=row["channel"],
+        policy=row["sla_policy_name"],
+        priority=row["priority"],
+    )
+
+
+def _counts(breached: list[BoardItem], at_risk: list[BoardItem], key: str) -> list[BoardCount]:
+    def name(item: BoardItem) -> str:
+        value = getattr(item, key)
+        return "none" if value is None else str(value)
+
+    hot = Counter(name(i) for i in breached)
+    warm = Counter(name(i) for i in at_risk)
+    return [
+        BoardCount(key=k, breached=hot[k], at_risk=warm[k]) for k in sorted(set(hot) | set(warm))
+    ]
+
+
+async def board(conn: asyncpg.Connection, principal: Principal, window_minutes: int) -> BoardOut:
+    """Running clocks already past due (breached now) and due within the window (at risk),
+    most urgent first. Both read `next_sla_due_at` through its index first."""
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    params = Params()
+    scope = ticket_scope(principal, params)
+    until = params.add(now + timedelta(minutes=window_minutes))
+    rows = await conn.fetch(
+        f"""SELECT t.id, t.number, t.subject, t.group_id, t.assignee_id, t.channel,
+                   t.priority, t.sla_policy_name, c.clock, c.cycle, c.due_at, c.breached_at
+            FROM tickets t
+            JOIN ticket_sla_clocks c ON c.ticket_id = t.id
+            WHERE t.next_sla_due_at <= {until} AND {scope}
+              AND c.met_at IS NULL AND NOT c.paused AND c.due_at <= {until}
+              AND t.status <> 'closed'
+            ORDER BY c.due_at, t.id
+            LIMIT {BOARD_LIMIT}""",
+        *params.values,
+    )
+    breached = [_item(r) for r in rows if r["due_at"] < now]
+    at_risk = [_item(r) for r in rows if r["due_at"] >= now]
+    return BoardOut(
+        now=now,
+        window_minutes=window_minutes,
+        breached=breached,
+        at_risk=at_risk,
+        by_group=_counts(breached, at_risk, "group_id"),
+        by_agent=_counts(breached, at_risk, "assignee_id"),
+        by_channel=_counts(breached, at_risk, "channel"),
+        by_policy=_counts(breached, at_risk, "policy"),
+    )
+
+
+async def metrics(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    since: datetime,
+    until: datetime,
+    period: Literal["hour", "day", "week", "month"],
+    timezone: str,
+) -> MetricsOut:
+    """Per period (in `timezone`) and clock: ended cycles, breaches, breach rate and the
+    p50/p90 of counted time."""
+    params = Params()
+    scope = ticket_scope(principal, params)
+    unit = params.add(period)
+    zone = params.add(timezone)
+    start = params.add(since)
+    end = params.add(until)
+    rows = await conn.fetch(
+        f"""SELECT date_trunc({unit}, c.met_at AT TIME ZONE {zone}) AT TIME ZONE {zone} AS period,
+                   c.clock, count(*) AS ended, count(*) FILTER (WHERE c.breached) AS breached,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY c.counted_seconds) AS p50,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY c.counted_seconds) AS p90
+            FROM ticket_sla_clocks c JOIN tickets t ON t.id = c.ticket_id
+            WHERE c.met_at >= {start} AND c.met_at < {end} AND {scope}
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        *params.values,
+    )
+    return MetricsOut(
+        period=period,
+        since=since,
+        until=until,
+        rows=[
+            MetricRow(
+                period=r["period"],
+                clock=r["clock"],
+                ended=r["ended"],
+                breached=r["breached"],
+                breach_rate=r["breached"] / r["ended"] if r["ended"] else None,
+                p50_seconds=r["p50"],
+                p90_seconds=r["p90"],
+            )
+            for r in rows
+        ],
+    )
+
+
+async def ticket_sla(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int
+) -> TicketSlaOut:
+    params = Params()
+    scope = ticket_scope(principal, params)
+    id_p = params.add(ticket_id)
+    ticket = await conn.fetchrow(
+        f"SELECT * FROM tickets t WHERE t.id = {id_p} AND {scope}", *params.values
+    )
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} not found")
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    clocks = await conn.fetch(
+        "SELECT * FROM ticket_sla_clocks WHERE ticket_id = $1 ORDER BY clock, cycle", ticket_id
+    )
+    fired = await conn.fetch(
+        "SELECT * FROM sla_escalations WHERE ticket_id = $1 ORDER BY fired_at", ticket_id
+    )
+    return TicketSlaOut(
+        ticket_id=ticket_id,
+        policy=ticket["sla_policy_name"],
+        policy_reason=ticket["sla_policy_reason"],
+        policy_chosen_at=ticket["sla_policy_at"],
+        next_due_at=ticket["next_sla_due_at"],
+        next_warn_at=ticket["next_sla_warn_at"],
+        clocks=[
+            ClockOut(
+                clock=c["clock"],
+                cycle=c["cycle"],
+                target_minutes=c["target_minutes"],
+                business_time=c["business_time"],
+                started_at=c["started_at"],
+                due_at=c["due_at"],
+                warn_at=c["warn_at"],
+                met_at=c["met_at"],
+                breached=c["breached"],
+                breached_at=c["breached_at"],
+                paused=c["paused"],
+                counted_seconds=c["counted_seconds"],
+                seconds_left=(
+                    (c["due_at"] - now).total_seconds()
+                    if c["due_at"] is not None and c["met_at"] is None
+                    else None
+                ),
+            )
+            for c in clocks
+        ],
+        escalations=[
+            {
+                "clock": f["clock"],
+                "cycle": f["cycle"],
+                "level": f["level"],
+                "fired_at": f["fired_at"].isoformat(),
+                "actions": list(f["actions"]),
+            }
+            for f in fired
+        ],
+    )
+
+
+async def events_after(
+    conn: asyncpg.Connection, principal: Principal, after: int, limit: int = 100
+) -> list[SlaEventOut]:
+    """SLA events (warning, breach, escalation) after event id `after`, oldest first."""
+    params = Params()
+    scope = ticket_scope(principal, params)
+    after_p = params.add(after)
+    actions = params.add(list(SLA_EVENT_ACTIONS))
+    rows = await conn.fetch(
+        f"""SELECT e.id, e.ticket_id, e.action, e.created_at, e.changes
+            FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+            WHERE e.action = ANY({actions}::text[]) AND e.id > {after_p} AND {scope}
+            ORDER BY e.id LIMIT {int(limit)}""",
+        *params.values,
+    )
+    return [
+        SlaEventOut(
+            id=r["id"],
+            ticket_id=r["ticket_id"],
+            kind=r["action"],
+            at=r["created_at"],
+            detail=dict(r["changes"]),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,188 @@
+"""Warnings, breaches and escalation levels: each fired at most once per clock cycle.
+
+A level's row in `sla_escalations` is inserted before its actions run, in the same
+transaction, so two workers checking one ticket cannot both fire it, and a worker that
+dies mid-way rolls the row back with the actions (the next check fires it again). The
+level fires only if its clock is still running and unmet at that moment (`refresh` lists
+only those). Every fired level is a `ticket_events` row (`sla_warning`, `sla_breached`,
+`sla_escalated`): the event log, and what the supervisors' live stream reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from helpdesk.config import SlaSettings
+from helpdesk.sla import service
+from helpdesk.sla.policies import EscalationAction, raised
+
+EVENT_ACTIONS = {"warn": "sla_warning", "breach": "sla_breached"}
+_LABELS = {
+    "first_response": "first response",
+    "next_response": "next response",
+    "resolution": "resolution",
+}
+
+
+@dataclass
+class Fired:
+    ticket_id: int
+    clock: str
+    cycle: int
+    level: str
+    actions: list[str]
+
+
+def _event_action(level: str) -> str:
+    return EVENT_ACTIONS.get(level, "sla_escalated")
+
+
+async def _supervisors(conn: asyncpg.Connection, group_id: int | None) -> list[int]:
+    """Supervisors of the ticket's group, or every supervisor when it has none."""
+    if group_id is None:
+        rows = await conn.fetch(
+            "SELECT id FROM agents WHERE role = 'supervisor' AND active ORDER BY id"
+        )
+    else:
+        rows = await conn.fetch(
+            """SELECT a.id FROM agents a JOIN agent_groups g ON g.agent_id = a.id
+               WHERE g.group_id = $1 AND a.role = 'supervisor' AND a.active ORDER BY a.id""",
+            group_id,
+        )
+    return [r["id"] for r in rows]
+
+
+async def _notify(
+    conn: asyncpg.Connection, agent_ids: list[int], ticket_id: int, kind: str, body: str
+) -> None:
+    for agent_id in agent_ids:
+        await conn.execute(
+            "INSERT INTO notifications (agent_id, ticket_id, kind, body) VALUES ($1, $2, $3, $4)",
+            agent_id,
+            ticket_id,
+            kind,
+            body,
+        )
+
+
+async def _act(
+    conn: asyncpg.Connection,
+    ticket: asyncpg.Record,
+    action: EscalationAction,
+    kind: str,
+    text: str,
+) -> tuple[str, bool]:
+    """Run one action; returns what was done and whether the policy must be re-chosen."""
+    if action.action == "notify_assignee":
+        if ticket["assignee_id"] is None:
+            return "notify_assignee: no assignee", False
+        await _notify(conn, [ticket["assignee_id"]], ticket["id"], kind, text)
+        return f"notified agent {ticket['assignee_id']}", False
+    if action.action == "notify_supervisors":
+        supervisors = await _supervisors(conn, ticket["group_id"])
+        await _notify(conn, supervisors, ticket["id"], kind, text)
+        return f"notified supervisors {supervisors}", False
+    if action.action == "raise_priority":
+        new = raised(ticket["priority"])
+        if new == ticket["priority"]:
+            return f"priority already {new}", False
+        await conn.execute(
+            """UPDATE tickets SET priority = $2, updated_at = clock_timestamp(),
+                   version = version + 1 WHERE id = $1""",
+            ticket["id"],
+            new,
+        )
+        await conn.execute(
+            """INSERT INTO ticket_events (ticket_id, action, changes, reason)
+               VALUES ($1, $2, $3, $4)""",
+            ticket["id"],
+            "updated",
+            {"priority": {"from": ticket["priority"], "to": new}},
+            "SLA escalation",
+        )
+        return f"priority {ticket['priority']} -> {new}", True
+    # reassign
+    await conn.execute(
+        """UPDATE tickets SET group_id = $2, assignee_id = NULL, updated_at = clock_timestamp(),
+               version = version + 1 WHERE id = $1""",
+        ticket["id"],
+        action.group_id,
+    )
+    await conn.execute(
+        "INSERT INTO ticket_events (ticket_id, action, changes, reason) VALUES ($1, $2, $3, $4)",
+        ticket["id"],
+        "updated",
+        {
+            "group_id": {"from": ticket["group_id"], "to": action.group_id},
+            "assignee_id": {"from": ticket["assignee_id"], "to": None},
+        },
+        "SLA escalation",
+    )
+    return f"reassigned to group {action.group_id}", True
+
+
+async def check(
+    conn: asyncpg.Connection, ticket_id: int, sla: SlaSettings, *, now: datetime | None = None
+) -> list[Fired]:
+    """Refresh the ticket's clocks and fire every level that is due; call in a transaction."""
+    refreshed = await service.refresh(conn, ticket_id, sla, now=now)
+    fired: list[Fired] = []
+    reselect = False
+    for due in refreshed.due:
+        inserted = await conn.fetchval(
+            """INSERT INTO sla_escalations (ticket_id, clock, cycle, level)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+            ticket_id,
+            due.clock,
+            due.cycle,
+            due.level,
+        )
+        if not inserted:
+            continue  # another worker fired it
+        ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+        label = _LABELS.get(due.clock, due.clock)
+        moment = "is due soon" if due.level == "warn" else "was missed"
+        if due.level not in EVENT_ACTIONS:
+            moment = f"was missed ({due.level})"
+        due_text = f"{due.at:%Y-%m-%d %H:%M} UTC"
+        text = f"Ticket #{ticket['number']}: the {label} target {moment} (due {due_text})"
+        done: list[str] = []
+        for action in due.actions:
+            outcome, rechoose = await _act(conn, ticket, action, _event_action(due.level), text)
+            done.append(outcome)
+            reselect = reselect or rechoose
+            ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+        await conn.execute(
+            """UPDATE sla_escalations SET actions = $5
+               WHERE ticket_id = $1 AND clock = $2 AND cycle = $3 AND level = $4""",
+            ticket_id,
+            due.clock,
+            due.cycle,
+            due.level,
+            done,
+        )
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            ticket_id,
+            _event_action(due.level),
+            {
+                "clock": due.clock,
+                "cycle": due.cycle,
+                "level": due.level,
+                "due_at": due.at.isoformat(),
+                "actions": done,
+                "group_id": ticket["group_id"],
+                "assignee_id": ticket["assignee_id"],
+                "channel": ticket["channel"],
+                "policy": ticket["sla_policy_name"],
+            },
+        )
+        fired.append(Fired(ticket_id, due.clock, due.cycle, due.level, done))
+    if fired:
+        # Fired levels drop out of the pending ones; a raised priority re-chooses the
+        # policy (levels already fired stay fired).
+        await service.refresh(conn, ticket_id, sla, reselect=reselect)
+    return fired

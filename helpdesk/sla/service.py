@@ -1,0 +1,442 @@
+"""The SLA engine on the database: events in, clocks out, escalations fired once.
+
+Everything that moves a clock appends an `sla_events` row (`record`) in the same
+transaction as the change, then `refresh` replays the ticket's events through the pure
+engine (`helpdesk.sla.clocks`, the same code as `helpdesk sla compute`) and stores each
+clock, the ticket's `next_sla_due_at` / `next_sla_warn_at` and the next instant an
+escalation level is due (`next_sla_check_at`, what the sweep and the precise jobs read).
+
+Rules kept here rather than in the pure engine (design page 1.6-1.7):
+- A breach is sticky: once stored, a recomputation (priority lowered, reply withdrawn,
+  calendar edited) never clears it nor moves its date.
+- A met clock keeps its verdict when the policy changes; open clocks are recomputed from
+  their original start with the new targets, and a breach the new targets would date in
+  the past is dated at the change (`retargeted_at`).
+- An agent reply whose delivery failed for good is left out of the events, so the clock
+  it met is open again from its original start.
+- Each clock uses the policy's calendar when that target counts business time, else 24x7
+  in `sla.timezone`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from helpdesk.config import SlaSettings
+from helpdesk.sla.calendar import BusinessCalendar, InvalidCalendar
+from helpdesk.sla.clocks import ClockState, InvalidEvents, SlaEvent, compute_clocks
+from helpdesk.sla.policies import (
+    Conditions,
+    EscalationLevel,
+    Policy,
+    TicketFacts,
+    choose,
+    level_delay,
+)
+
+log = logging.getLogger(__name__)
+
+CLOCKS = ("first_response", "next_response", "resolution")
+# How a stored clock row is keyed.
+ClockKey = tuple[str, int]
+
+
+@dataclass
+class Due:
+    """One escalation level of one clock cycle, and when it is due."""
+
+    clock: str
+    cycle: int
+    level: str
+    at: datetime
+    actions: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Refreshed:
+    ticket_id: int
+    next_check_at: datetime | None
+    due: list[Due]  # levels due now (at <= now) and not fired yet
+
+
+# --- recording -------------------------------------------------------------------------------
+
+
+async def record(
+    conn: asyncpg.Connection,
+    ticket_id: int,
+    type_: str,
+    at: datetime,
+    *,
+    status: str | None = None,
+    message_id: int | None = None,
+    origin: str | None = None,
+) -> None:
+    """Append one event; call `refresh` after the change is written."""
+    await conn.execute(
+        """INSERT INTO sla_events (ticket_id, at, type, status, message_id, origin)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        ticket_id,
+        at,
+        type_,
+        status,
+        message_id,
+        origin,
+    )
+
+
+async def record_status_change(
+    conn: asyncpg.Connection, ticket_id: int, old: str, new: str, at: datetime
+) -> None:
+    """A status edit in the engine's words (solved, reopened, or a plain status)."""
+    if old == new:
+        return
+    if new == "solved":
+        await record(conn, ticket_id, "solved", at)
+    elif old == "solved" and new in ("new", "open"):
+        await record(conn, ticket_id, "reopened", at)
+    else:
+        await record(conn, ticket_id, "status", at, status=new)
+
+
+# --- policies and calendars ------------------------------------------------------------------
+
+
+def _policy(row: asyncpg.Record) -> Policy:
+    return Policy(
+        id=row["id"],
+        name=row["name"],
+        position=row["position"],
+        conditions=msgspec.convert(row["conditions"], Conditions),
+        calendar_id=row["calendar_id"],
+        first_response_minutes=row["first_response_minutes"],
+        next_response_minutes=row["next_response_minutes"],
+        resolution_minutes=row["resolution_minutes"],
+        business_time=tuple(row["business_time"]),
+        pause_statuses=tuple(row["pause_statuses"]),
+        pausable=tuple(row["pausable"]),
+        warn_at_percent=row["warn_at_percent"],
+        escalations=tuple(msgspec.convert(row["escalations"], list[EscalationLevel])),
+    )
+
+
+def builtin_policy(sla: SlaSettings) -> Policy:
+    """The promise alone (first response in calendar time), for a database without any
+    policy (a fresh one before seeding, or the test suite's)."""
+    return Policy(
+        id=None,
+        name="built-in",
+        position=0,
+        conditions=Conditions(),
+        calendar_id=None,
+        first_response_minutes=sla.first_response_minutes,
+        next_response_minutes=0,
+        resolution_minutes=0,
+    )
+
+
+async def active_policies(conn: asyncpg.Connection) -> list[Policy] | None:
+    """Every active policy in order; None when the database holds no policy at all."""
+    rows = await conn.fetch("SELECT * FROM sla_policies ORDER BY position, id")
+    if not rows:
+        return None
+    return [_policy(r) for r in rows if r["active"]]
+
+
+async def calendar_for(
+    conn: asyncpg.Connection, calendar_id: int | None, sla: SlaSettings
+) -> BusinessCalendar:
+    if calendar_id is not None:
+        spec = await conn.fetchval("SELECT spec FROM sla_calendars WHERE id = $1", calendar_id)
+        if spec is not None:
+            return BusinessCalendar.parse(spec)
+    return BusinessCalendar.twenty_four_seven(sla.timezone)
+
+
+async def _facts(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketFacts:
+    customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", ticket["customer_id"])
+    attributes = {k: v for k, v in dict(customer or {}).items() if k not in ("id",)}
+    return TicketFacts(
+        priority=ticket["priority"],
+        category=ticket["category"],
+        channel=ticket["channel"],
+        group_id=ticket["group_id"],
+        customer=attributes,
+    )
+
+
+async def select_policy(
+    conn: asyncpg.Connection, ticket_id: int, sla: SlaSettings, *, at: datetime
+) -> Policy | None:
+    """Choose (again) the ticket's policy and record it with the reason; None when no
+    policy matches. The caller refreshes the clocks."""
+    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    policies = await active_policies(conn)
+    policy: Policy | None
+    if policies is None:
+        policy, reason = builtin_policy(sla), "built-in default (no policies stored)"
+    else:
+        chosen = choose(policies, await _facts(conn, ticket))
+        policy, reason = chosen if chosen else (None, "no policy matched")
+    name = policy.name if policy else None
+    changed = ticket["sla_policy_at"] is None or (
+        (policy.id if policy else None) != ticket["sla_policy_id"]
+        or name != ticket["sla_policy_name"]
+    )
+    if changed:
+        await conn.execute(
+            """UPDATE tickets SET sla_policy_id = $2, sla_policy_name = $3,
+                   sla_policy_reason = $4, sla_policy_at = $5
+               WHERE id = $1""",
+            ticket_id,
+            policy.id if policy else None,
+            name,
+            reason,
+            at,
+        )
+        if ticket["sla_policy_at"] is not None:
+            await conn.execute(
+                "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+                ticket_id,
+                "sla_policy_changed",
+                {"from": ticket["sla_policy_name"], "to": name, "reason": reason},
+            )
+    return policy
+
+
+async def _current_policy(
+    conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings
+) -> Policy | None:
+    if ticket["sla_policy_id"] is not None:
+        row = await conn.fetchrow(
+            "SELECT * FROM sla_policies WHERE id = $1", ticket["sla_policy_id"]
+        )
+        if row is not None:
+            return _policy(row)
+    if ticket["sla_policy_name"] == "built-in":
+        return builtin_policy(sla)
+    return None
+
+
+# --- refresh ---------------------------------------------------------------------------------
+
+
+async def _events(conn: asyncpg.Connection, ticket: asyncpg.Record) -> list[SlaEvent]:
+    rows = await conn.fetch(
+        """SELECT e.at, e.type, e.status, e.origin FROM sla_events e
+           LEFT JOIN messages m ON m.id = e.message_id
+           WHERE e.ticket_id = $1
+             AND NOT (e.type = 'agent_reply' AND coalesce(m.delivery_status, '') = 'failed')
+           ORDER BY e.at, e.id""",
+        ticket["id"],
+    )
+    events: list[SlaEvent] = []
+    for row in rows:
+        if not events and row["type"] != "created":
+            events.append(SlaEvent(at=ticket["created_at"], type="created"))
+        events.append(
+            SlaEvent(at=row["at"], type=row["type"], status=row["status"], origin=row["origin"])
+        )
+        if row["type"] == "status" and row["status"] == "closed":
+            break  # closed is final: nothing after it counts
+    if not events:  # a ticket from before the engine: created is all we know
+        events.append(SlaEvent(at=ticket["created_at"], type="created"))
+    return events
+
+
+async def refresh(
+    conn: asyncpg.Connection,
+    ticket_id: int,
+    sla: SlaSettings,
+    *,
+    now: datetime | None = None,
+    reselect: bool = False,
+) -> Refreshed:
+    """Recompute and store the ticket's clocks (call inside the changing transaction)."""
+    now = now or await conn.fetchval("SELECT clock_timestamp()")
+    assert now is not None
+    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1 FOR UPDATE", ticket_id)
+    if ticket is None:
+        return Refreshed(ticket_id, None, [])
+    if reselect or ticket["sla_policy_at"] is None:
+        policy = await select_policy(conn, ticket_id, sla, at=now)
+        ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    else:
+        policy = await _current_policy(conn, ticket, sla)
+    if policy is None:
+        await _store_none(conn, ticket_id)
+        return Refreshed(ticket_id, None, [])
+    events = await _events(conn, ticket)
+    retargeted = ticket["sla_policy_at"] if ticket["sla_policy_at"] > ticket["created_at"] else None
+    try:
+        business = await calendar_for(conn, policy.calendar_id, sla)
+        zone = BusinessCalendar.twenty_four_seven(sla.timezone)
+        computed = {
+            base: compute_clocks(
+                policy.clock_policy(business_hours=base),
+                business if base else zone,
+                events,
+                max(now, events[-1].at),
+                retargeted_at=retargeted,
+            )
+            for base in {policy.counts_business_time(c) for c in CLOCKS}
+        }
+    except (InvalidEvents, InvalidCalendar, ValueError) as error:
+        # Never fail the change that triggered this: keep the last stored clocks.
+        log.warning("sla refresh skipped", extra={"ticket_id": ticket_id, "error": str(error)})
+        return Refreshed(ticket_id, ticket["next_sla_check_at"], [])
+    calendars = {True: business, False: zone}
+    rows: dict[ClockKey, tuple[datetime, ClockState, bool]] = {}
+    created_at = events[0].at
+    for clock in CLOCKS:
+        base = policy.counts_business_time(clock)
+        result = computed[base]
+        if clock == "next_response":
+            for cycle, item in enumerate(result.next_response_cycles):
+                rows[(clock, cycle)] = (item.started_at, item.clock, base)
+        else:
+            state = getattr(result, clock)
+            if state is not None:
+                rows[(clock, 0)] = (created_at, state, base)
+    stored = {
+        (r["clock"], r["cycle"]): r
+        for r in await conn.fetch("SELECT * FROM ticket_sla_clocks WHERE ticket_id = $1", ticket_id)
+    }
+    final: dict[ClockKey, dict[str, Any]] = {}
+    for key, (started, state, base) in rows.items():
+        old = stored.get(key)
+        values: dict[str, Any] = {
+            "started_at": started,
+            "due_at": state.due_at,
+            "warn_at": state.warn_at,
+            "met_at": state.met_at,
+            "breached": state.breached,
+            "breached_at": state.breached_at,
+            "paused": state.paused,
+            "business_time": base,
+            "target_minutes": policy.target_minutes(key[0]),
+        }
+        if old is not None and old["met_at"] is not None and old["met_at"] == state.met_at:
+            # A met clock keeps its verdict (and the due instant it was measured against).
+            for name in ("due_at", "warn_at", "breached", "breached_at", "target_minutes"):
+                values[name] = old[name]
+        if old is not None and old["breached"]:
+            values["breached"], values["breached_at"] = True, old["breached_at"]
+        end = state.met_at or now
+        calendar = calendars[base]
+        values["counted_seconds"] = calendar.business_time_between(
+            started, max(end, started)
+        ).total_seconds()
+        final[key] = values
+    for key, values in final.items():
+        await conn.execute(
+            """INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, target_minutes,
+                   business_time, started_at, due_at, warn_at, met_at, breached, breached_at,
+                   paused, counted_seconds, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+               ON CONFLICT (ticket_id, clock, cycle) DO UPDATE SET
+                   target_minutes = EXCLUDED.target_minutes,
+                   business_time = EXCLUDED.business_time, started_at = EXCLUDED.started_at,
+                   due_at = EXCLUDED.due_at, warn_at = EXCLUDED.warn_at,
+                   met_at = EXCLUDED.met_at, breached = EXCLUDED.breached,
+                   breached_at = EXCLUDED.breached_at, paused = EXCLUDED.paused,
+                   counted_seconds = EXCLUDED.counted_seconds, updated_at = EXCLUDED.updated_at""",
+            ticket_id,
+            key[0],
+            key[1],
+            values["target_minutes"],
+            values["business_time"],
+            values["started_at"],
+            values["due_at"],
+            values["warn_at"],
+            values["met_at"],
+            values["breached"],
+            values["breached_at"],
+            values["paused"],
+            values["counted_seconds"],
+            now,
+        )
+    gone = [key for key in stored if key not in final]
+    for clock, cycle in gone:  # e.g. a policy without that target any more
+        await conn.execute(
+            "DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND clock = $2 AND cycle = $3",
+            ticket_id,
+            clock,
+            cycle,
+        )
+    fired = {
+        (r["clock"], r["cycle"], r["level"])
+        for r in await conn.fetch(
+            "SELECT clock, cycle, level FROM sla_escalations WHERE ticket_id = $1", ticket_id
+        )
+    }
+    pending = _pending_levels(policy, final, calendars, fired)
+    running = [v for v in final.values() if v["met_at"] is None and v["due_at"] is not None]
+    next_due = min((v["due_at"] for v in running), default=None)
+    next_warn = min((v["warn_at"] for v in running if v["warn_at"]), default=None)
+    next_check = min((d.at for d in pending), default=None)
+    fr = final.get(("first_response", 0))
+    await conn.execute(
+        """UPDATE tickets SET next_sla_due_at = $2, next_sla_warn_at = $3,
+               next_sla_check_at = $4, first_response_due_at = $5
+           WHERE id = $1""",
+        ticket_id,
+        next_due,
+        next_warn,
+        next_check,
+        fr["due_at"] if fr else None,
+    )
+    return Refreshed(ticket_id, next_check, [d for d in pending if d.at <= now])
+
+
+def _pending_levels(
+    policy: Policy,
+    clocks: dict[ClockKey, dict[str, Any]],
+    calendars: dict[bool, BusinessCalendar],
+    fired: set[tuple[str, int, str]],
+) -> list[Due]:
+    """Levels of running, unmet clocks not fired yet, with their instants. `warn` and
+    `breach` are always tracked (they are the SLA events supervisors watch), with the
+    policy's actions when it configures any."""
+    found: list[Due] = []
+    for (clock, cycle), values in clocks.items():
+        if values["met_at"] is not None or values["paused"] or values["due_at"] is None:
+            continue
+        configured = {level.level: level for level in policy.levels(clock)}
+        levels = {"warn", "breach", *configured}
+        for level in levels:
+            if (clock, cycle, level) in fired:
+                continue
+            actions = [a for a in configured[level].actions] if level in configured else []
+            if level == "warn":
+                at = values["warn_at"]
+            elif level == "breach":
+                at = values["due_at"]
+            else:
+                delay = level_delay(level)
+                if delay is None:
+                    continue
+                anchor = values["breached_at"] or values["due_at"]
+                at = calendars[values["business_time"]].add_business_time(anchor, delay)
+            if at is not None:
+                found.append(Due(clock, cycle, level, at, actions))
+    return sorted(found, key=lambda d: d.at)
+
+
+async def _store_none(conn: asyncpg.Connection, ticket_id: int) -> None:
+    await conn.execute(
+        """UPDATE tickets SET next_sla_due_at = NULL, next_sla_warn_at = NULL,
+               next_sla_check_at = NULL, first_response_due_at = NULL
+           WHERE id = $1""",
+        ticket_id,
+    )
+    await conn.execute(
+        "DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached",
+        ticket_id,
+    )
