@@ -58,6 +58,8 @@ class SlaSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timezone: str = "Europe/Prague"
     # How often the safety-net sweep runs, and how far ahead it schedules precise jobs.
     sweep_interval_seconds: int = 30
+    # Email account whose SMTP settings send escalation emails ("": the first with SMTP).
+    notice_email_account: str = ""
     calendars: list[SlaCalendarSeed] = []
     policies: list[SlaPolicySeed] = []
 

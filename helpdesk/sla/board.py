@@ -158,6 +158,11 @@ async def ticket_sla(
     fired = await conn.fetch(
         "SELECT * FROM sla_escalations WHERE ticket_id = $1 ORDER BY fired_at", ticket_id
     )
+    sent = await conn.fetch(
+        """SELECT channel, recipient, status, attempts, last_error, created_at, sent_at
+           FROM sla_notices WHERE ticket_id = $1 ORDER BY id""",
+        ticket_id,
+    )
     return TicketSlaOut(
         ticket_id=ticket_id,
         policy=ticket["sla_policy_name"],
@@ -196,6 +201,17 @@ async def ticket_sla(
                 "actions": list(f["actions"]),
             }
             for f in fired
+        ],
+        notices=[
+            {
+                "channel": n["channel"],
+                "recipient": n["recipient"],
+                "status": n["status"],
+                "attempts": n["attempts"],
+                "error": n["last_error"],
+                "sent_at": n["sent_at"].isoformat() if n["sent_at"] else None,
+            }
+            for n in sent
         ],
     )
 

@@ -16,7 +16,7 @@ from datetime import datetime
 import asyncpg
 
 from helpdesk.config import SlaSettings
-from helpdesk.sla import service
+from helpdesk.sla import notices, service
 from helpdesk.sla.policies import EscalationAction, raised
 
 EVENT_ACTIONS = {"warn": "sla_warning", "breach": "sla_breached"}
@@ -76,15 +76,24 @@ async def _act(
     text: str,
 ) -> tuple[str, bool]:
     """Run one action; returns what was done and whether the policy must be re-chosen."""
-    if action.action == "notify_assignee":
-        if ticket["assignee_id"] is None:
-            return "notify_assignee: no assignee", False
-        await _notify(conn, [ticket["assignee_id"]], ticket["id"], kind, text)
-        return f"notified agent {ticket['assignee_id']}", False
-    if action.action == "notify_supervisors":
-        supervisors = await _supervisors(conn, ticket["group_id"])
-        await _notify(conn, supervisors, ticket["id"], kind, text)
-        return f"notified supervisors {supervisors}", False
+    if action.action in ("notify_assignee", "notify_supervisors"):
+        if action.action == "notify_assignee":
+            targets = [] if ticket["assignee_id"] is None else [ticket["assignee_id"]]
+            who = f"agent {targets[0]}" if targets else "no assignee"
+        else:
+            targets = await _supervisors(conn, ticket["group_id"])
+            who = f"supervisors {targets}"
+        await _notify(conn, targets, ticket["id"], kind, text)
+        if action.email:
+            for address in await conn.fetch(
+                "SELECT email FROM agents WHERE id = ANY($1::bigint[]) ORDER BY id", targets
+            ):
+                await notices.queue(conn, ticket["id"], "email", address["email"], text)
+        if action.slack_account and action.slack_channel:
+            recipient = f"{action.slack_account}:{action.slack_channel}"
+            await notices.queue(conn, ticket["id"], "slack", recipient, text)
+            who += f", Slack {action.slack_channel}"
+        return f"notified {who}" + (" by email" if action.email and targets else ""), False
     if action.action == "raise_priority":
         new = raised(ticket["priority"])
         if new == ticket["priority"]:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from helpdesk.config import Settings
-from helpdesk.sla import escalation
+from helpdesk.sla import escalation, notices
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ async def check_ticket(ctx: dict[str, Any], ticket_id: int) -> int:
             "sla levels fired",
             extra={"ticket_id": ticket_id, "levels": [f"{f.clock}:{f.level}" for f in fired]},
         )
+        await notices.deliver_pending(ctx["pool"], settings)
     horizon = timedelta(seconds=2 * settings.sla.sweep_interval_seconds)
     now = datetime.now(next_at.tzinfo) if next_at is not None else None
     if next_at is not None and now is not None and next_at <= now + horizon:
@@ -74,4 +75,5 @@ async def sweep(ctx: dict[str, Any]) -> int:
         await ctx["redis"].enqueue_job(
             CHECK_JOB, row["id"], _job_id=check_job_id(row["id"], at), _defer_until=at
         )
+    await notices.deliver_pending(ctx["pool"], settings)  # anything a failed try left
     return len(rows)

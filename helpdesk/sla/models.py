@@ -113,6 +113,8 @@ class TicketSlaOut(msgspec.Struct):
     next_warn_at: datetime | None
     clocks: list[ClockOut]
     escalations: list[dict[str, Any]]
+    # Email and Slack messages of fired levels: sent, pending or failed with the reason.
+    notices: list[dict[str, Any]]
 
 
 class BoardItem(msgspec.Struct):

@@ -29,6 +29,10 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 class EscalationAction(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     action: Action
     group_id: int | None = None  # reassign: the escalation group
+    # notify_*: also by email to the agents' addresses, and/or to a Slack channel.
+    email: bool = False
+    slack_account: str | None = None
+    slack_channel: str | None = None
 
 
 class EscalationLevel(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -40,6 +44,8 @@ class EscalationLevel(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
         for action in self.actions:
             if action.action == "reassign" and action.group_id is None:
                 raise ValueError("a reassign action needs group_id")
+            if (action.slack_account is None) != (action.slack_channel is None):
+                raise ValueError("a Slack notice needs both slack_account and slack_channel")
 
 
 class Conditions(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):

@@ -421,3 +421,122 @@ async def test_calendar_and_policy_admin_validate_and_retarget(
     )
     assert response.status_code == 400  # business time without a calendar
     assert (await client.get("/sla/policies", headers=agent.headers)).status_code == 403
+
+
+async def test_breach_notices_go_to_supervisors_by_email_and_to_a_slack_channel(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
+) -> None:
+    from tests.channels.email.smtp_server import SmtpTestServer
+    from tests.channels.email.test_smtp_outbound import add_account as add_mail_account
+    from tests.channels.slack.conftest import TOKEN
+    from tests.channels.slack.conftest import add_account as add_slack_account
+    from tests.channels.slack.fake_slack_api import FakeSlackApi
+
+    smtp = SmtpTestServer()
+    await smtp.start()
+    slack = FakeSlackApi(TOKEN)
+    await slack.start()
+    try:
+        await add_mail_account(db, smtp)
+        await add_slack_account(db, slack.base_url)
+        admin_agent = await factory.agent("admin")
+        level = {
+            "clock": "first_response",
+            "level": "breach",
+            "actions": [
+                {
+                    "action": "notify_supervisors",
+                    "email": True,
+                    "slack_account": "workspace",
+                    "slack_channel": "C0SUPERVISE",
+                }
+            ],
+        }
+        response = await client.post(
+            "/sla/policies",
+            json={"name": "All", "first_response_minutes": 60, "escalations": [level]},
+            headers=admin_agent.headers,
+        )
+        assert response.status_code == 201, response.text
+        supervisor = await factory.agent("supervisor", email="sefka@shop.example")
+        agent = await factory.agent("agent")
+        ticket = await factory.ticket(client, agent, subject="Rozbitý hrnek")
+        await shift(db, ticket["id"], 61)
+        await check(db, settings, ticket["id"])
+        await run_worker(settings)  # the sweep delivers the queued notices
+
+        (mail,) = smtp.received
+        assert mail.rcpt_tos == [supervisor.email]
+        assert mail.mail_from == "<>"  # an automatic message: nothing answers it
+        assert mail.message["Auto-Submitted"] == "auto-replied"
+        assert f"[#{ticket['number']}]" in mail.message["Subject"]
+        assert "first response target was missed" in mail.message.get_body(("plain",)).get_content()
+        (post,) = slack.calls_of("chat.postMessage")
+        assert post.params["channel"] == "C0SUPERVISE"
+        assert f"#{ticket['number']}" in post.params["text"]
+
+        view = await client.get(f"/tickets/{ticket['id']}/sla", headers=supervisor.headers)
+        assert sorted((n["channel"], n["status"]) for n in view.json()["notices"]) == [
+            ("email", "sent"),
+            ("slack", "sent"),
+        ]
+    finally:
+        await slack.stop()
+        await smtp.stop()
+
+
+async def test_a_notice_that_cannot_be_sent_fails_visibly_with_the_reason(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
+) -> None:
+    admin_agent = await factory.agent("admin")
+    level = {
+        "clock": "first_response",
+        "level": "warn",
+        "actions": [{"action": "notify_assignee", "email": True}],
+    }
+    response = await client.post(
+        "/sla/policies",
+        json={"name": "All", "first_response_minutes": 60, "escalations": [level]},
+        headers=admin_agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent, assignee_id=agent.id)
+    await shift(db, ticket["id"], 50)
+    await check(db, settings, ticket["id"])
+    await run_worker(settings)  # no email account with SMTP exists
+
+    row = await db.fetchrow("SELECT status, last_error FROM sla_notices")
+    assert row["status"] == "failed"
+    assert "no email account with SMTP" in row["last_error"]
+
+
+async def test_levels_lost_with_redis_are_scheduled_again_by_the_sweep(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
+) -> None:
+    """F3: the queued check jobs vanish with Redis; PostgreSQL still knows what is due."""
+    from arq import create_pool as create_arq_pool
+
+    from helpdesk.app import redis_settings
+    from helpdesk.db.pool import create_pool
+    from helpdesk.sla import service
+
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent)
+    await shift(db, ticket["id"], 61)
+    async with db.transaction():
+        await service.refresh(db, ticket["id"], settings.sla)
+    pool = await create_pool(settings.database_url, 1, 2)
+    queue = await create_arq_pool(redis_settings(settings.redis_url))
+    try:
+        await jobs.sweep({"pool": pool, "settings": settings, "redis": queue})
+        assert await queue.zcard("arq:queue") == 1  # the precise check, scheduled
+        await queue.flushdb()  # Redis restarted empty: the job is gone
+    finally:
+        await queue.aclose()
+        await pool.close()
+    assert await db.fetchval("SELECT count(*) FROM sla_escalations") == 0
+
+    await run_worker(settings)  # the next sweep schedules it again
+    levels = await db.fetch("SELECT level FROM sla_escalations ORDER BY level")
+    assert [r["level"] for r in levels] == ["breach", "warn"]

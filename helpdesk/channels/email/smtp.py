@@ -80,6 +80,16 @@ class EmailSender:
         )
         return outgoing.mail.message_id
 
+    async def transmit(
+        self, account: EmailAccount, sender: str, recipients: list[str], raw: bytes
+    ) -> None:
+        """Send a mail that is not a ticket reply (e.g. an SLA notice to supervisors)."""
+
+        async def nothing() -> None:
+            return None
+
+        await self._transmit(account, sender, recipients, raw, nothing)
+
     async def _transmit(
         self,
         account: EmailAccount,

@@ -111,6 +111,24 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_agent_idx ON notifications (agent_id, id);
 
+-- Escalation messages to people outside the console (supervisors' email, a Slack
+-- channel): queued in the escalation's transaction, delivered by the worker, each sent
+-- or visibly failed with the reason.
+CREATE TABLE sla_notices (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ticket_id   bigint NOT NULL REFERENCES tickets (id),
+    channel     text NOT NULL CHECK (channel IN ('email', 'slack')),
+    recipient   text NOT NULL,  -- an address, or "<slack account>:<channel id>"
+    body        text NOT NULL,
+    status      text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts    integer NOT NULL DEFAULT 0,
+    last_error  text,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_at     timestamptz
+);
+CREATE INDEX sla_notices_due_idx ON sla_notices (next_attempt_at) WHERE status = 'pending';
+
 -- The supervisors' live stream reads SLA events after an id.
 CREATE INDEX ticket_events_sla_idx ON ticket_events (id)
     WHERE action IN ('sla_warning', 'sla_breached', 'sla_escalated', 'sla_met');
