@@ -33,6 +33,12 @@ from helpdesk.config import Settings
 from helpdesk.customers.routes import CustomerController
 from helpdesk.db.pool import create_pool as create_db_pool
 from helpdesk.observability import Metrics
+from helpdesk.routing.routes import (
+    AvailabilityController,
+    EscalationController,
+    RoutingAdminController,
+    RoutingStatsController,
+)
 from helpdesk.sla.routes import SlaAdminController, SlaBoardController, TicketSlaController
 from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
@@ -111,6 +117,10 @@ def create_app(
             TicketSlaController,
             SlaAdminController,
             SlaBoardController,
+            RoutingAdminController,
+            RoutingStatsController,
+            AvailabilityController,
+            EscalationController,
             AttachmentController,
             CustomerController,
             AuditController,

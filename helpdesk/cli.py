@@ -442,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     sla_sub.add_parser(
         "compute", help="what-if: clocks of one JSON scenario on stdin, as JSON; no database"
     )
+    sub.add_parser(
+        "classify",
+        help="category and language of JSON-line messages on stdin, as JSON lines; no database",
+    )
     telegram = sub.add_parser("telegram", help="Telegram bots")
     telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
     hook = telegram_sub.add_parser(
@@ -465,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         from helpdesk.sla.whatif import main as sla_compute
 
         return sla_compute(sys.stdin, sys.stdout, sys.stderr)
+    if args.command == "classify":  # pure too: default rules of config/, exit 2 on a bad line
+        from helpdesk.routing.classify_cli import main as classify_lines
+
+        return classify_lines(sys.stdin, sys.stdout, sys.stderr)
     try:
         settings = load_settings()
         configure_logging(settings.log_level)

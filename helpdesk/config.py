@@ -64,6 +64,20 @@ class SlaSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     policies: list[SlaPolicySeed] = []
 
 
+class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Acknowledge new chat tickets to the customer (email acknowledges on receipt).
+    acknowledge: bool = True
+    # Per language; {number} is the ticket number, {due} the first-response due time.
+    acknowledgement: dict[str, str] = msgspec.field(
+        default_factory=lambda: {
+            "en": "Thank you, we have your request as ticket #{number}. "
+            "We will answer by {due} at the latest.",
+        }
+    )
+    # How often the worker looks for tickets not routed yet and queues waiting for agents.
+    sweep_interval_seconds: int = 2
+
+
 class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     poll_delay_seconds: float = 0.05
     outbox_relay_interval_seconds: int = 5
@@ -103,6 +117,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     attachment_max_bytes: int = 8 * 1024 * 1024
     auth: AuthSettings = AuthSettings()
     sla: SlaSettings = SlaSettings()
+    routing: RoutingSettings = RoutingSettings()
     worker: WorkerSettings = WorkerSettings()
     email: EmailSettings = EmailSettings()
 

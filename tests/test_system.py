@@ -153,7 +153,8 @@ async def test_metrics_count_requests_by_route_template_and_show_queue_depth(
     assert any(
         method == "GET" and status == "404" and "{" in route for method, route, status in requests
     ), requests
-    assert [value for _, value in samples["helpdesk_queue_depth"]] == [1]
+    # The reply's delivery job and the new ticket's routing job.
+    assert [value for _, value in samples["helpdesk_queue_depth"]] == [2]
 
 
 def assert_request_ids(responses: list[httpx.Response]) -> None:

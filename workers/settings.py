@@ -13,6 +13,7 @@ from helpdesk.channels.email.imap import MailPoller
 from helpdesk.config import Settings
 from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
+from helpdesk.routing import jobs as routing_jobs
 from helpdesk.sla import jobs as sla_jobs
 
 
@@ -45,11 +46,14 @@ def build_worker(
 
     interval = max(1, min(settings.worker.outbox_relay_interval_seconds, 30))
     sla_every = max(1, min(settings.sla.sweep_interval_seconds, 30))
+    routing_every = max(1, min(settings.routing.sweep_interval_seconds, 30))
     return Worker(
         functions=[
             func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120),
             func(channel_jobs.process_inbound_event, name="process_inbound_event", timeout=120),
             func(sla_jobs.check_ticket, name=sla_jobs.CHECK_JOB, timeout=60),
+            func(routing_jobs.route_ticket, name=routing_jobs.ROUTE_JOB, timeout=60),
+            func(routing_jobs.assign_waiting, name=routing_jobs.ASSIGN_JOB, timeout=120),
         ],
         cron_jobs=[
             cron(
@@ -64,6 +68,14 @@ def build_worker(
                 channel_jobs.sweep_inbound_events,
                 name="sweep_inbound_events",
                 second={7, 37},
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            ),
+            cron(
+                routing_jobs.sweep,
+                name="routing_sweep",
+                second=set(range(1, 60, routing_every)),
                 run_at_startup=True,
                 unique=True,
                 timeout=60,

@@ -75,6 +75,7 @@ class MessageOut(msgspec.Struct):
     delivery_error: str | None
     created_at: datetime
     attachments: list[AttachmentOut] = []
+    internal_only: bool = False
 
 
 class EventOut(msgspec.Struct):
@@ -177,6 +178,8 @@ class ReplyCreate(msgspec.Struct, forbid_unknown_fields=True):
 class NoteCreate(msgspec.Struct, forbid_unknown_fields=True):
     text: Body
     attachments: list[AttachmentIn] = []
+    # Never shown to partner agents (the outsourced first line).
+    internal_only: bool = False
 
 
 class TicketUpdate(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,6 +13,7 @@ from helpdesk.agents.models import Principal
 from helpdesk.channels.outbox import DELIVER_JOB, job_id
 from helpdesk.db.sql import Id
 from helpdesk.errors import InvalidInput, PreconditionRequired
+from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
 from helpdesk.tickets import queries, service
 from helpdesk.tickets.models import (
     CallCreate,
@@ -84,6 +85,7 @@ async def _post_agent_message(
             public=public,
             max_attachment_bytes=ctx.settings.attachment_max_bytes,
             sla=ctx.settings.sla,
+            internal_only=isinstance(data, NoteCreate) and data.internal_only,
         )
         if outbox_id is not None:
             outbox_ids.append(outbox_id)
@@ -167,8 +169,10 @@ class TicketController(Controller):
         async def action() -> TicketOut:
             return await service.create_ticket(db, principal, data, sla=ctx.settings.sla)
 
-        async def count(_: TicketOut) -> None:
+        async def count(ticket: TicketOut) -> None:
             ctx.metrics.messages_stored.labels(data.channel, "inbound", "public").inc()
+            # Routed by the worker now (the routing sweep would find it anyway).
+            await ctx.enqueue(ROUTE_JOB, ticket.id, job_id=route_job_id(ticket.id))
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 
@@ -186,9 +190,10 @@ class TicketController(Controller):
         async def action() -> TicketOut:
             return await service.create_ticket_from_call(db, principal, data, sla=ctx.settings.sla)
 
-        async def count(_: TicketOut) -> None:
+        async def count(ticket: TicketOut) -> None:
             kind = "public" if data.public else "note"
             ctx.metrics.messages_stored.labels("phone", data.direction, kind).inc()
+            await ctx.enqueue(ROUTE_JOB, ticket.id, job_id=route_job_id(ticket.id))
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 

@@ -23,6 +23,7 @@ from helpdesk.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from helpdesk.routing import service as routing_service
 from helpdesk.sla import service as sla_service
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.models import (
@@ -397,6 +398,7 @@ async def add_agent_message(
     public: bool,
     max_attachment_bytes: int,
     sla: SlaSettings,
+    internal_only: bool = False,
 ) -> tuple[MessageOut, int | None]:
     """A public reply (queued in the outbox, first response recorded) or an internal note.
 
@@ -409,8 +411,8 @@ async def add_agent_message(
     account = await _check_reply_possible(conn, ticket) if public else ""
     row = await conn.fetchrow(
         """INSERT INTO messages (ticket_id, direction, kind, author_agent_id, channel, body_text,
-                                 delivery_status, channel_account)
-           VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7)
+                                 delivery_status, channel_account, internal_only)
+           VALUES ($1, 'outbound', $2, $3, $4, $5, $6, $7, $8)
            RETURNING *""",
         ticket.id,
         kind,
@@ -419,6 +421,7 @@ async def add_agent_message(
         text,
         "pending" if public else None,
         account,
+        internal_only and not public and not principal.is_partner,
     )
     stored = await _store_attachments(conn, row["id"], attachments, max_attachment_bytes)
     outbox_id = None
@@ -462,6 +465,7 @@ def _message_out(row: asyncpg.Record, attachments: list[AttachmentOut]) -> Messa
         delivery_error=row["delivery_error"],
         created_at=row["created_at"],
         attachments=attachments,
+        internal_only=row["internal_only"],
     )
 
 
@@ -472,14 +476,20 @@ async def get_detail(
     customer = await conn.fetchrow(
         "SELECT id, name, email, phone FROM customers WHERE id = $1", ticket.customer_id
     )
+    # Partner agents never receive internal-only notes (nor their attachments).
+    hidden = principal.is_partner
     messages = await conn.fetch(
-        "SELECT * FROM messages WHERE ticket_id = $1 ORDER BY created_at, id", ticket.id
+        """SELECT * FROM messages WHERE ticket_id = $1 AND NOT ($2 AND internal_only)
+           ORDER BY created_at, id""",
+        ticket.id,
+        hidden,
     )
     attachment_rows = await conn.fetch(
         """SELECT a.id, a.message_id, a.filename, a.content_type, a.size_bytes
            FROM attachments a JOIN messages m ON m.id = a.message_id
-           WHERE m.ticket_id = $1 ORDER BY a.id""",
+           WHERE m.ticket_id = $1 AND NOT ($2 AND m.internal_only) ORDER BY a.id""",
         ticket.id,
+        hidden,
     )
     by_message: dict[int, list[AttachmentOut]] = {}
     for a in attachment_rows:
@@ -576,6 +586,10 @@ async def update_ticket(
         new.get("tags", ticket.tags),
     )
     await _record_event(conn, ticket.id, principal, "updated", changes, data.reason)
+    if "category" in changes:
+        await routing_service.record_category_change(
+            conn, ticket.id, changes["category"]["from"], changes["category"]["to"]
+        )
     now = await conn.fetchval("SELECT clock_timestamp()")
     if "status" in changes:
         await sla_service.record_status_change(conn, ticket.id, ticket.status, status, now)
@@ -677,7 +691,8 @@ async def get_attachment(
     row = await conn.fetchrow(
         f"""SELECT a.filename, a.content_type, a.content FROM attachments a
             JOIN messages m ON m.id = a.message_id JOIN tickets t ON t.id = m.ticket_id
-            WHERE a.id = {params.add(attachment_id)} AND {scope}""",
+            WHERE a.id = {params.add(attachment_id)} AND {scope}
+              AND NOT ({params.add(principal.is_partner)} AND m.internal_only)""",
         *params.values,
     )
     if row is None:

@@ -530,7 +530,15 @@ async def test_levels_lost_with_redis_are_scheduled_again_by_the_sweep(
     queue = await create_arq_pool(redis_settings(settings.redis_url))
     try:
         await jobs.sweep({"pool": pool, "settings": settings, "redis": queue})
-        assert await queue.zcard("arq:queue") == 1  # the precise check, scheduled
+        queued = [j.decode() for j in await queue.zrange("arq:queue", 0, -1)]
+        assert [j for j in queued if j.startswith("sla:")] == [  # the precise check
+            jobs.check_job_id(
+                ticket["id"],
+                await db.fetchval(
+                    "SELECT next_sla_check_at FROM tickets WHERE id = $1", ticket["id"]
+                ),
+            )
+        ]
         await queue.flushdb()  # Redis restarted empty: the job is gone
     finally:
         await queue.aclose()

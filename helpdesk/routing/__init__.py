@@ -1,0 +1,1 @@
+"""Routing: classification, routing rules, the first-line filter and assignment."""

@@ -1,0 +1,294 @@
+"""Routing a ticket: classify it, choose its group (the first-line team first for the
+categories it takes), assign it, and acknowledge it to the customer. Once per ticket.
+
+`route(conn, ticket_id)` runs in the worker inside one transaction with the ticket row
+locked; `routed_at` marks it done, so a second run (a redelivered job, the sweep after a
+killed worker) changes nothing. What a ticket already has is kept: a category set by an
+agent or the API is not re-classified, a group chosen at creation is not replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+
+from helpdesk.agents.models import Principal
+from helpdesk.channels import outbox
+from helpdesk.config import Settings
+from helpdesk.errors import Conflict, Forbidden, InvalidInput
+from helpdesk.routing import assign, classify
+from helpdesk.routing.rules import RoutingFacts, RoutingRule, RuleConditions, choose
+from helpdesk.sla import service as sla_service
+
+log = logging.getLogger(__name__)
+
+# Channels an automatic acknowledgement goes out on here (email acknowledges on receipt;
+# API and phone tickets have no written channel to the customer).
+ACK_CHANNELS = frozenset({"telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"})
+
+
+@dataclass
+class Routed:
+    ticket_id: int
+    group_id: int | None
+    assignee_id: int | None
+    outbox_ids: list[int]
+
+
+async def classification_rules(conn: asyncpg.Connection) -> classify.ClassificationRules:
+    """The admin-edited rules, else the defaults of `config/`."""
+    stored = await conn.fetchval("SELECT rules FROM classification_rules WHERE id = 1")
+    if stored is None:
+        return classify.default_rules()
+    return msgspec.convert(stored, classify.ClassificationRules)
+
+
+async def _rules(conn: asyncpg.Connection) -> list[RoutingRule]:
+    rows = await conn.fetch("SELECT * FROM routing_rules WHERE active ORDER BY position, id")
+    return [
+        RoutingRule(
+            id=r["id"],
+            name=r["name"],
+            position=r["position"],
+            conditions=msgspec.convert(r["conditions"], RuleConditions),
+            group_id=r["group_id"],
+            priority=r["priority"],
+            tags=tuple(r["tags"]),
+        )
+        for r in rows
+    ]
+
+
+async def _first_line_group(conn: asyncpg.Connection, category: str | None) -> int | None:
+    if category is None:
+        return None
+    found: int | None = await conn.fetchval(
+        "SELECT id FROM groups WHERE $1 = ANY(first_line_categories) ORDER BY id LIMIT 1",
+        category,
+    )
+    return found
+
+
+async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> Routed | None:
+    """Route one ticket (in the caller's transaction); None if it was routed already."""
+    ticket = await conn.fetchrow(
+        "SELECT * FROM tickets WHERE id = $1 AND routed_at IS NULL FOR UPDATE", ticket_id
+    )
+    if ticket is None:
+        return None
+    first = await conn.fetchrow(
+        """SELECT body_text, sender_address FROM messages
+           WHERE ticket_id = $1 AND direction = 'inbound' ORDER BY id LIMIT 1""",
+        ticket_id,
+    )
+    text = first["body_text"] if first else ""
+    sender = first["sender_address"] if first else None
+    customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", ticket["customer_id"])
+    rules = await classification_rules(conn)
+    result = classify.classify(rules, ticket["subject"], text, ticket["channel"], sender)
+    category = ticket["category"]
+    updates: dict[str, Any] = {}
+    if category is None:
+        category = result.category
+        updates |= {
+            "category": category,
+            "category_confidence": result.confidence,
+            "category_reason": result.reason,
+            "category_source": "classifier",
+        }
+        for rule_id in result.matched_rules:
+            await conn.execute(
+                """INSERT INTO classification_hits (rule, hits) VALUES ($1, 1)
+                   ON CONFLICT (rule) DO UPDATE SET hits = classification_hits.hits + 1""",
+                rule_id,
+            )
+    language = ticket["language"] or (customer["language"] if customer else None) or result.language
+    updates["language"] = language
+    facts = RoutingFacts(
+        category=category,
+        language=language,
+        channel=ticket["channel"],
+        subject=ticket["subject"],
+        text=text,
+        customer={k: v for k, v in dict(customer or {}).items() if k != "id"},
+    )
+    chosen = choose(await _rules(conn), facts)
+    reason = "no routing rule matched"
+    group_id = ticket["group_id"]
+    internal_group = None
+    if chosen is not None:
+        rule, reason = chosen
+        await conn.execute("UPDATE routing_rules SET hits = hits + 1 WHERE id = $1", rule.id)
+        internal_group = rule.group_id
+        if rule.priority is not None and ticket["priority"] == "normal":
+            updates["priority"] = rule.priority
+        if rule.tags:
+            updates["tags"] = sorted(set(ticket["tags"]) | set(rule.tags))
+    if group_id is None:
+        first_line = await _first_line_group(conn, category)
+        if first_line is not None:
+            group_id = first_line
+            reason += f"; first line for {category}"
+            updates["escalation_group_id"] = internal_group
+        else:
+            group_id = internal_group
+        updates["group_id"] = group_id
+    else:
+        reason = f"group chosen at creation; {reason}"
+    updates |= {"routing_reason": reason}
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(updates, start=2))
+    await conn.execute(
+        f"""UPDATE tickets SET {sets}, routed_at = ${len(updates) + 2},
+                updated_at = clock_timestamp(), version = version + 1
+            WHERE id = $1""",
+        ticket_id,
+        *updates.values(),
+        now,
+    )
+    changes: dict[str, Any] = {
+        "category": category,
+        "language": language,
+        "confidence": result.confidence if ticket["category"] is None else None,
+        "classification": result.reason if ticket["category"] is None else None,
+        "group_id": group_id,
+    }
+    changes |= {k: updates[k] for k in ("priority", "tags") if k in updates}
+    await conn.execute(
+        "INSERT INTO ticket_events (ticket_id, action, changes, reason) VALUES ($1, $2, $3, $4)",
+        ticket_id,
+        "routed",
+        changes,
+        reason,
+    )
+    # The policy may depend on what routing just set (category, priority, group).
+    await sla_service.refresh(conn, ticket_id, settings.sla, now=now, reselect=True)
+    assignee = await assign.assign(conn, ticket_id) if group_id is not None else None
+    outbox_ids = []
+    acknowledgement = await _acknowledge(conn, ticket_id, settings)
+    if acknowledgement is not None:
+        outbox_ids.append(acknowledgement)
+    return Routed(ticket_id, group_id, assignee, outbox_ids)
+
+
+def acknowledgement_text(template: str, number: int, due: datetime | None, zone: str) -> str:
+    when = "" if due is None else due.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M")
+    return template.replace("{number}", str(number)).replace("{due}", when)
+
+
+async def _acknowledge(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> int | None:
+    """The customer's confirmation, once per ticket, on the chat channel they used, in
+    their language, with the ticket number and the first-response due time."""
+    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    if (
+        not settings.routing.acknowledge
+        or ticket["channel"] not in ACK_CHANNELS
+        or ticket["acknowledged_at"] is not None
+    ):
+        return None
+    templates = settings.routing.acknowledgement
+    language = ticket["language"] if ticket["language"] in templates else "en"
+    template = templates.get(language)
+    if not template:
+        return None
+    due = ticket["first_response_due_at"]
+    text = acknowledgement_text(template, ticket["number"], due, settings.sla.timezone)
+    row = await conn.fetchrow(
+        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
+                                 body_text, delivery_status)
+           VALUES ($1, 'outbound', 'public', $2, $3, $4, 'pending') RETURNING id, created_at""",
+        ticket_id,
+        ticket["channel"],
+        ticket["channel_account"],
+        text,
+    )
+    await conn.execute(
+        "UPDATE tickets SET acknowledged_at = $2 WHERE id = $1", ticket_id, row["created_at"]
+    )
+    # An automatic message: it meets no SLA clock.
+    await sla_service.record(conn, ticket_id, "auto_reply", row["created_at"], message_id=row["id"])
+    return await outbox.add(conn, row["id"], ticket_id, ticket["channel"])
+
+
+async def unrouted(conn: asyncpg.Connection, limit: int = 500) -> list[int]:
+    """Tickets that should have been routed and were not (lost job, killed worker)."""
+    rows = await conn.fetch(
+        """SELECT id FROM tickets WHERE routed_at IS NULL AND status <> 'closed'
+           ORDER BY created_at LIMIT $1""",
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def record_category_change(
+    conn: asyncpg.Connection, ticket_id: int, old: str | None, new: str | None
+) -> None:
+    """An agent corrected the category: counted against the classifier when it chose it."""
+    source = await conn.fetchval("SELECT category_source FROM tickets WHERE id = $1", ticket_id)
+    if source == "classifier" and old is not None and new is not None and old != new:
+        await conn.execute(
+            """INSERT INTO classification_corrections (from_category, to_category, count)
+               VALUES ($1, $2, 1)
+               ON CONFLICT (from_category, to_category)
+               DO UPDATE SET count = classification_corrections.count + 1""",
+            old,
+            new,
+        )
+    await conn.execute("UPDATE tickets SET category_source = 'agent' WHERE id = $1", ticket_id)
+
+
+async def escalate(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    ticket_id: int,
+    group_id: int | None,
+    reason: str,
+    settings: Settings,
+) -> int:
+    """Hand a first-line ticket to an internal group with a reason. The SLA clocks keep
+    running from the ticket's start (the customer's wait does not restart)."""
+    from helpdesk.tickets.service import get_in_scope
+
+    ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
+    if ticket.status == "closed":
+        raise Conflict("The ticket is closed")
+    row = await conn.fetchrow(
+        "SELECT escalation_group_id, group_id FROM tickets WHERE id = $1", ticket_id
+    )
+    target = group_id or row["escalation_group_id"]
+    if target is None:
+        raise InvalidInput("Name the internal group to escalate to", field="group_id")
+    group = await conn.fetchrow(
+        "SELECT id, first_line_categories FROM groups WHERE id = $1", target
+    )
+    if group is None:
+        raise InvalidInput("Unknown group", field="group_id")
+    if group["first_line_categories"]:
+        raise Forbidden("Escalate to an internal group, not to a first-line team")
+    if target == row["group_id"]:
+        raise Conflict("The ticket is in that group already")
+    await conn.execute(
+        """UPDATE tickets SET group_id = $2, assignee_id = NULL, updated_at = clock_timestamp(),
+               version = version + 1,
+               status = CASE WHEN status IN ('pending', 'on_hold') THEN 'open' ELSE status END
+           WHERE id = $1""",
+        ticket_id,
+        target,
+    )
+    await conn.execute(
+        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
+           VALUES ($1, $2, 'escalated', $3, $4)""",
+        ticket_id,
+        principal.agent_id,
+        {"group_id": {"from": row["group_id"], "to": target}},
+        reason,
+    )
+    await sla_service.refresh(conn, ticket_id, settings.sla, reselect=True)
+    await assign.assign(conn, ticket_id)
+    return int(target)
