@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -548,3 +550,51 @@ async def test_levels_lost_with_redis_are_scheduled_again_by_the_sweep(
     await run_worker(settings)  # the next sweep schedules it again
     levels = await db.fetch("SELECT level FROM sla_escalations ORDER BY level")
     assert [r["level"] for r in levels] == ["breach", "warn"]
+
+
+async def test_real_workers_one_stopped_mid_way_fire_each_level_once(
+    client: Client,
+    db: asyncpg.Connection,
+    factory: Factory,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """F1/F10 with real `helpdesk worker` processes: two run at once, one is stopped with
+    SIGTERM while they work; every level still fires exactly once."""
+    from tests.channels.email.test_smtp_outbound import start_worker, wait_for
+
+    group = await factory.group()
+    await factory.agent("supervisor", group_ids=[group])
+    agent = await factory.agent("agent", group_ids=[group])
+    tickets = [
+        await factory.ticket(client, agent, group_id=group, assignee_id=agent.id) for _ in range(5)
+    ]
+    for ticket in tickets:
+        await shift(db, ticket["id"], 61)
+        async with db.transaction():
+            from helpdesk.sla import service
+
+            await service.refresh(db, ticket["id"], settings.sla)
+
+    first = start_worker(settings.database_url, settings.redis_url, tmp_path / "a.log")
+    second = start_worker(settings.database_url, settings.redis_url, tmp_path / "b.log")
+    try:
+        first.send_signal(signal.SIGTERM)  # stopped while starting or checking
+        await asyncio.to_thread(first.wait, 60)
+
+        async def all_fired() -> bool:
+            count: int = await db.fetchval("SELECT count(*) FROM sla_escalations")
+            return count == 2 * len(tickets)
+
+        await wait_for(all_fired, "every warn and breach level to fire", seconds=90)
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(process.wait, 60)
+    rows = await db.fetch(
+        """SELECT ticket_id, action, count(*) AS n FROM ticket_events
+           WHERE action IN ('sla_warning', 'sla_breached') GROUP BY 1, 2"""
+    )
+    assert len(rows) == 2 * len(tickets)
+    assert all(r["n"] == 1 for r in rows)
