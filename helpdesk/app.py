@@ -30,6 +30,7 @@ from helpdesk.channels.routes import ChannelAccountController
 from helpdesk.channels.webchat.routes import WebChatController
 from helpdesk.channels.webhooks import WebhookController
 from helpdesk.config import Settings
+from helpdesk.csat.routes import CsatMetricsController, CsatPageController
 from helpdesk.customers.routes import CustomerController
 from helpdesk.db.pool import create_pool as create_db_pool
 from helpdesk.observability import Metrics
@@ -121,6 +122,8 @@ def create_app(
             RoutingStatsController,
             AvailabilityController,
             EscalationController,
+            CsatPageController,
+            CsatMetricsController,
             AttachmentController,
             CustomerController,
             AuditController,

@@ -78,6 +78,39 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sweep_interval_seconds: int = 2
 
 
+class CustomerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Lifecycle derivation (config/helpdesk.toml documents the rules).
+    loyal_min_orders: int = 5
+    loyal_min_revenue: float = 20000.0
+    loyal_period_days: int = 365
+    inactive_after_days: int = 365
+    # At risk: this many bad experiences within the window.
+    risk_threshold: int = 3
+    risk_window_days: int = 90
+    # What counts as a bad experience.
+    bad_experience_kinds: list[Literal["sla_breach", "low_rating", "reopened"]] = msgspec.field(
+        default_factory=lambda: ["sla_breach", "low_rating", "reopened"]
+    )
+
+
+class CsatSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    enabled: bool = True
+    # Asked this long after the ticket is solved (not if it was reopened meanwhile).
+    delay_minutes: int = 60
+    link_valid_days: int = 14
+    # Ratings of 1-2: "alert" the group's supervisors, "reopen" the ticket, "both", "none".
+    low_rating_action: Literal["none", "alert", "reopen", "both"] = "alert"
+    # Where customers reach the rating page (the API's public address).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Per language; {link} is the signed rating link, {number} the ticket number.
+    question: dict[str, str] = msgspec.field(
+        default_factory=lambda: {
+            "en": "How satisfied are you with our help with ticket #{number}? Rate it "
+            "from 1 to 5: {link}",
+        }
+    )
+
+
 class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     poll_delay_seconds: float = 0.05
     outbox_relay_interval_seconds: int = 5
@@ -118,6 +151,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auth: AuthSettings = AuthSettings()
     sla: SlaSettings = SlaSettings()
     routing: RoutingSettings = RoutingSettings()
+    customers: CustomerSettings = CustomerSettings()
+    csat: CsatSettings = CsatSettings()
     worker: WorkerSettings = WorkerSettings()
     email: EmailSettings = EmailSettings()
 

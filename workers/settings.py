@@ -11,6 +11,7 @@ from helpdesk.channels import jobs as channel_jobs
 from helpdesk.channels.base import senders
 from helpdesk.channels.email.imap import MailPoller
 from helpdesk.config import Settings
+from helpdesk.csat import jobs as csat_jobs
 from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
 from helpdesk.routing import jobs as routing_jobs
@@ -79,6 +80,22 @@ def build_worker(
                 run_at_startup=True,
                 unique=True,
                 timeout=60,
+            ),
+            cron(
+                csat_jobs.sweep,
+                name="relationship_sweep",
+                second={11, 41},
+                run_at_startup=True,
+                unique=True,
+                timeout=120,
+            ),
+            cron(
+                csat_jobs.lifecycle,
+                name="lifecycle_sweep",
+                minute={17},
+                second={0},
+                unique=True,
+                timeout=300,
             ),
             cron(
                 sla_jobs.sweep,

@@ -234,6 +234,8 @@ async def store_inbound(
             await sla_service.record(
                 conn, ticket_id, "customer_message", now, message_id=message_id
             )
+            if ticket is not None and ticket["status"] == "solved":
+                await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
         await sla_service.refresh(conn, ticket_id, sla, now=now)
     return StoredMessage(
         ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -16,7 +17,7 @@ class IdentityOut(msgspec.Struct):
     display_name: str
 
 
-class CustomerOut(msgspec.Struct):
+class CustomerOut(msgspec.Struct, kw_only=True):
     id: int
     name: str
     email: str | None
@@ -24,6 +25,15 @@ class CustomerOut(msgspec.Struct):
     external_id: str | None
     language: str | None
     created_at: datetime
+    organization: str | None = None
+    tags: list[str] = []
+    notes: str = ""  # never sent to partner agents
+    lifecycle_stage: str = "prospect"
+    stage_source: str = "derived"
+    at_risk: bool = False
+    at_risk_since: datetime | None = None
+    csat_average: float | None = None
+    csat_count: int = 0
 
 
 class CustomerPage(msgspec.Struct):
@@ -45,6 +55,30 @@ class HistoryEntry(msgspec.Struct):
     created_at: datetime
 
 
+class OrderOut(msgspec.Struct):
+    external_id: str
+    number: str | None
+    status: str | None
+    total: float
+    currency: str
+    ordered_at: datetime
+
+
+class StageChange(msgspec.Struct):
+    from_stage: str | None
+    to_stage: str
+    cause: str
+    actor_agent_id: int | None
+    created_at: datetime
+
+
+class BadExperience(msgspec.Struct):
+    ticket_id: int
+    kind: str
+    detail: str
+    created_at: datetime
+
+
 class CustomerDetail(msgspec.Struct):
     """The customer view: every identity, and tickets and messages across channels,
     newest first (the latest 100 of each, within the caller's ticket scope)."""
@@ -53,6 +87,10 @@ class CustomerDetail(msgspec.Struct):
     identities: list[IdentityOut]
     tickets: list[TicketOut]
     history: list[HistoryEntry] = []
+    orders: list[OrderOut] = []
+    stage_history: list[StageChange] = []
+    # Why the customer is (or was nearly) at risk: bad experiences in the window.
+    bad_experiences: list[BadExperience] = []
 
 
 class CustomerMerge(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,3 +98,67 @@ class CustomerMerge(msgspec.Struct, forbid_unknown_fields=True):
 
     into_customer_id: Id
     reason: Reason | None = None
+
+
+Stage = Literal[
+    "prospect",
+    "first_time",
+    "repeat",
+    "loyal",
+    "advocate",
+    "partner",
+    "inactive",
+    "lost",
+    "disqualified",
+]
+ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+Text200 = Annotated[str, msgspec.Meta(max_length=200)]
+CustomerTag = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[^\s,]+$")]
+
+
+class OrderIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    external_id: ExternalId
+    ordered_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    number: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    status: Annotated[str, msgspec.Meta(max_length=50)] | None = None
+    total: Annotated[float, msgspec.Meta(ge=0, le=1e11)] = 0.0
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "CZK"
+
+
+class CustomerUpsert(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One customer from an e-shop or CRM, keyed by its `external_id` there. Omitted
+    fields keep their value; `orders` are added or updated by their own external id."""
+
+    external_id: ExternalId
+    name: Text200 | None = None
+    email: Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=50)] | None = None
+    language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")] | None = None
+    organization: Text200 | None = None
+    tags: list[CustomerTag] | None = None
+    notes: Annotated[str, msgspec.Meta(max_length=10000)] | None = None
+    stage: Stage | None = None  # an integration may set the stage (kept as manual)
+    orders: list[OrderIn] = []
+
+
+class CustomerBatch(msgspec.Struct, forbid_unknown_fields=True):
+    customers: Annotated[list[CustomerUpsert], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class UpsertResult(msgspec.Struct):
+    external_id: str
+    customer_id: int
+    created: bool
+    stage: str
+
+
+class StageUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Set a stage by hand, or `derived` to hand it back to the rules."""
+
+    stage: Stage | Literal["derived"]
+    reason: Reason | None = None
+
+
+class AtRiskCustomer(msgspec.Struct):
+    customer: CustomerOut
+    reasons: list[BadExperience]

@@ -6,11 +6,22 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, QueryParameter
 
 from helpdesk.agents.models import Principal
-from helpdesk.customers import service
-from helpdesk.customers.models import CustomerDetail, CustomerMerge, CustomerPage
+from helpdesk.customers import relationship, service
+from helpdesk.customers.models import (
+    AtRiskCustomer,
+    BadExperience,
+    CustomerBatch,
+    CustomerDetail,
+    CustomerMerge,
+    CustomerPage,
+    CustomerUpsert,
+    HistoryEntry,
+    StageUpdate,
+    UpsertResult,
+)
 from helpdesk.errors import InvalidInput
-from helpdesk.web.auth import STAFF
-from helpdesk.web.context import Caller, Db
+from helpdesk.web.auth import ADMIN, STAFF, SUPERVISION
+from helpdesk.web.context import Caller, Ctx, Db
 from helpdesk.web.idempotency import run_idempotent
 from helpdesk.web.query import PathId, reject_unknown_params
 
@@ -65,3 +76,84 @@ class CustomerController(Controller):
             )
 
         return await run_idempotent(db, request, principal, data, 200, action)
+
+    @post("/upsert", guards=[ADMIN], status_code=200)
+    async def upsert(
+        self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[CustomerUpsert]
+    ) -> UpsertResult:
+        """Create or update one customer (and orders) by the shop's or CRM's external id."""
+        async with db.transaction():
+            return await relationship.upsert(db, data, principal, ctx.settings)
+
+    @post("/batch", guards=[ADMIN], status_code=200)
+    async def batch(
+        self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[CustomerBatch]
+    ) -> list[UpsertResult]:
+        """Up to 1,000 upserts in one transaction: all of them or none."""
+        async with db.transaction():
+            return [
+                await relationship.upsert(db, item, principal, ctx.settings)
+                for item in data.customers
+            ]
+
+    @post("/{customer_id:int}/stage", guards=[STAFF], status_code=200)
+    async def set_stage(
+        self, principal: Caller, db: Db, ctx: Ctx, customer_id: PathId, data: JSONBody[StageUpdate]
+    ) -> CustomerDetail:
+        """Set the lifecycle stage by hand (kept), or `derived` to let the rules decide."""
+        async with db.transaction():
+            await service.get_customer(db, principal, customer_id)  # 404 outside scope
+            await relationship.set_stage(
+                db, customer_id, data.stage, data.reason, principal, ctx.settings
+            )
+        return await service.get_customer(db, principal, customer_id)
+
+    @get("/{customer_id:int}/timeline")
+    async def timeline(
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        db: Db,
+        customer_id: PathId,
+        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> dict[str, Any]:
+        """Every message of the customer across channels, newest first, by pages
+        (`before` = the `next_before` of the previous page)."""
+        reject_unknown_params(request, frozenset({"before", "limit"}))
+        entries = await service.timeline(db, principal, customer_id, before, limit)
+        more = len(entries) > limit
+        page: list[HistoryEntry] = entries[:limit]
+        return {
+            "items": page,
+            "next_before": page[-1].message_id if more and page else None,
+        }
+
+    @get("/at-risk", guards=[SUPERVISION])
+    async def at_risk(self, principal: Caller, db: Db) -> list[AtRiskCustomer]:
+        """Customers flagged at risk, longest first, with the bad experiences behind it."""
+        rows = await db.fetch(
+            "SELECT * FROM customers WHERE at_risk ORDER BY at_risk_since, id LIMIT 500"
+        )
+        found = []
+        for row in rows:
+            reasons = await db.fetch(
+                """SELECT * FROM bad_experiences WHERE customer_id = $1
+                   ORDER BY created_at DESC LIMIT 20""",
+                row["id"],
+            )
+            found.append(
+                AtRiskCustomer(
+                    customer=service.customer_out(row, principal),
+                    reasons=[
+                        BadExperience(
+                            ticket_id=r["ticket_id"],
+                            kind=r["kind"],
+                            detail=r["detail"],
+                            created_at=r["created_at"],
+                        )
+                        for r in reasons
+                    ],
+                )
+            )
+        return found

@@ -11,11 +11,14 @@ from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import ticket_scope
 from helpdesk.audit import service as audit
 from helpdesk.customers.models import (
+    BadExperience,
     CustomerDetail,
     CustomerOut,
     CustomerPage,
     HistoryEntry,
     IdentityOut,
+    OrderOut,
+    StageChange,
 )
 from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound
@@ -31,7 +34,8 @@ _PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
 _E164ISH = re.compile(r"\+[0-9]{6,15}")
 
 
-def customer_out(row: asyncpg.Record) -> CustomerOut:
+def customer_out(row: asyncpg.Record, principal: Principal | None = None) -> CustomerOut:
+    """The profile; a partner agent gets no internal notes."""
     return CustomerOut(
         id=row["id"],
         name=row["name"],
@@ -40,6 +44,15 @@ def customer_out(row: asyncpg.Record) -> CustomerOut:
         external_id=row["external_id"],
         language=row["language"],
         created_at=row["created_at"],
+        organization=row["organization"],
+        tags=list(row["tags"]),
+        notes="" if principal is not None and principal.is_partner else row["notes"],
+        lifecycle_stage=row["lifecycle_stage"],
+        stage_source=row["stage_source"],
+        at_risk=row["at_risk"],
+        at_risk_since=row["at_risk_since"],
+        csat_average=row["csat_average"],
+        csat_count=row["csat_count"],
     )
 
 
@@ -83,9 +96,50 @@ async def search_customers(
             ORDER BY c.id DESC LIMIT {params.add(limit + 1)}""",
         *params.values,
     )
-    items = [customer_out(r) for r in rows[:limit]]
+    items = [customer_out(r, principal) for r in rows[:limit]]
     next_cursor = str(items[-1].id) if len(rows) > limit else None
     return CustomerPage(items=items, next_cursor=next_cursor)
+
+
+async def timeline(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    customer_id: int,
+    before: int | None,
+    limit: int,
+) -> list[HistoryEntry]:
+    """One page (plus one, to tell whether more follow) of the customer's messages."""
+    await get_customer_row(conn, principal, customer_id)
+    params = Params()
+    scope = ticket_scope(principal, params)
+    where = [f"t.customer_id = {params.add(customer_id)}", scope]
+    if principal.is_partner:
+        where.append("NOT m.internal_only")
+    if before is not None:
+        where.append(f"m.id < {params.add(before)}")
+    rows = await conn.fetch(
+        f"""SELECT m.id AS message_id, m.ticket_id, t.number AS ticket_number, m.channel,
+                   m.direction, m.kind, left(m.body_text, 200) AS excerpt, m.created_at
+            FROM messages m JOIN tickets t ON t.id = m.ticket_id
+            WHERE {" AND ".join(where)}
+            ORDER BY m.id DESC LIMIT {params.add(limit + 1)}""",
+        *params.values,
+    )
+    return [HistoryEntry(**{key: r[key] for key in HistoryEntry.__struct_fields__}) for r in rows]
+
+
+async def get_customer_row(
+    conn: asyncpg.Connection, principal: Principal, customer_id: int
+) -> asyncpg.Record:
+    params = Params()
+    visible = _visible(principal, params)
+    row = await conn.fetchrow(
+        f"SELECT c.* FROM customers c WHERE c.id = {params.add(customer_id)} AND {visible}",
+        *params.values,
+    )
+    if row is None:
+        raise NotFound(f"Customer {customer_id} not found")
+    return row
 
 
 async def get_customer(
@@ -120,8 +174,54 @@ async def get_customer(
             ORDER BY m.created_at DESC, m.id DESC LIMIT 100""",
         *params.values,
     )
+    orders = await conn.fetch(
+        """SELECT * FROM customer_orders WHERE customer_id = $1
+           ORDER BY ordered_at DESC LIMIT 50""",
+        customer_id,
+    )
+    stages = await conn.fetch(
+        "SELECT * FROM customer_stage_history WHERE customer_id = $1 ORDER BY id DESC LIMIT 50",
+        customer_id,
+    )
+    bad = await conn.fetch(
+        """SELECT * FROM bad_experiences WHERE customer_id = $1
+           ORDER BY created_at DESC LIMIT 50""",
+        customer_id,
+    )
+    if principal.is_partner:  # what the ticket needs, not the relationship's history
+        stages, bad = [], []
     return CustomerDetail(
-        customer=customer_out(row),
+        orders=[
+            OrderOut(
+                external_id=o["external_id"],
+                number=o["number"],
+                status=o["status"],
+                total=float(o["total"]),
+                currency=o["currency"],
+                ordered_at=o["ordered_at"],
+            )
+            for o in orders
+        ],
+        stage_history=[
+            StageChange(
+                from_stage=h["from_stage"],
+                to_stage=h["to_stage"],
+                cause=h["cause"],
+                actor_agent_id=h["actor_agent_id"],
+                created_at=h["created_at"],
+            )
+            for h in stages
+        ],
+        bad_experiences=[
+            BadExperience(
+                ticket_id=b["ticket_id"],
+                kind=b["kind"],
+                detail=b["detail"],
+                created_at=b["created_at"],
+            )
+            for b in bad
+        ],
+        customer=customer_out(row, principal),
         identities=[
             IdentityOut(
                 id=i["id"],

@@ -102,12 +102,13 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
             "category_reason": result.reason,
             "category_source": "classifier",
         }
-        for rule_id in result.matched_rules:
-            await conn.execute(
-                """INSERT INTO classification_hits (rule, hits) VALUES ($1, 1)
-                   ON CONFLICT (rule) DO UPDATE SET hits = classification_hits.hits + 1""",
-                rule_id,
-            )
+        # One statement, rows in a fixed order: concurrent routings never deadlock here.
+        await conn.execute(
+            """INSERT INTO classification_hits (rule, hits)
+               SELECT rule, 1 FROM unnest($1::text[]) AS rule ORDER BY rule
+               ON CONFLICT (rule) DO UPDATE SET hits = classification_hits.hits + 1""",
+            sorted(set(result.matched_rules)),
+        )
     language = ticket["language"] or (customer["language"] if customer else None) or result.language
     updates["language"] = language
     facts = RoutingFacts(

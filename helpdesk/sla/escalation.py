@@ -16,6 +16,7 @@ from datetime import datetime
 import asyncpg
 
 from helpdesk.config import SlaSettings
+from helpdesk.customers import relationship
 from helpdesk.sla import notices, service
 from helpdesk.sla.policies import EscalationAction, raised
 
@@ -189,6 +190,10 @@ async def check(
                 "policy": ticket["sla_policy_name"],
             },
         )
+        if due.level == "breach":  # the customer had a bad experience (issue 7)
+            await relationship.record_bad_experience(
+                conn, ticket_id, "sla_breach", f"{label} target missed"
+            )
         fired.append(Fired(ticket_id, due.clock, due.cycle, due.level, done))
     if fired:
         # Fired levels drop out of the pending ones; a raised priority re-chooses the

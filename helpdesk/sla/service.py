@@ -101,8 +101,16 @@ async def record_status_change(
         await record(conn, ticket_id, "solved", at)
     elif old == "solved" and new in ("new", "open"):
         await record(conn, ticket_id, "reopened", at)
+        await reopened_after_solved(conn, ticket_id, "reopened by an agent")
     else:
         await record(conn, ticket_id, "status", at, status=new)
+
+
+async def reopened_after_solved(conn: asyncpg.Connection, ticket_id: int, how: str) -> None:
+    """A solved ticket opened again is a bad experience for its customer."""
+    from helpdesk.customers.relationship import record_bad_experience  # no import cycle
+
+    await record_bad_experience(conn, ticket_id, "reopened", how)
 
 
 # --- policies and calendars ------------------------------------------------------------------

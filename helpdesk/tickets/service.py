@@ -247,6 +247,8 @@ async def _store_call(
         await sla_service.record(
             conn, ticket.id, "customer_message", row["created_at"], message_id=row["id"]
         )
+        if ticket.status == "solved":
+            await sla_service.reopened_after_solved(conn, ticket.id, "the customer called")
     elif responds:
         await sla_service.record(
             conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]

@@ -1,0 +1,1 @@
+"""Customer satisfaction: a survey after each solved ticket, ratings, and their metrics."""

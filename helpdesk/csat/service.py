@@ -1,0 +1,299 @@
+"""Satisfaction surveys: who is asked, when, on which channel, and what a rating does.
+
+The worker's sweep asks about every ticket solved at least `csat.delay_minutes` ago that
+has no survey yet: a ticket reopened meanwhile is not solved, so it is not asked (it is
+when solved again); the survey row is unique per ticket, so nobody is asked twice. The
+question goes out on the ticket's channel through the outbox (email as an automatic
+message, so no auto-responder answers it), with a signed link to a one-click rating page.
+Tickets opened by auto-submitted mail, and API or phone tickets (no written channel), get
+a `cancelled` survey with the reason instead.
+
+A rating (1-5, optional comment) is stored on the survey, the ticket and the customer
+(average and count). A rating of 1 or 2 is a bad experience and, per
+`csat.low_rating_action`, alerts the group's supervisors and/or reopens the ticket. A
+rating of 4 or 5 clears the customer's at-risk flag.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+
+from helpdesk.channels import outbox
+from helpdesk.config import Settings
+from helpdesk.csat import tokens
+from helpdesk.customers import relationship
+from helpdesk.errors import Conflict, NotFound
+from helpdesk.sla import service as sla_service
+
+KEY_NAME = "csat"
+ASKABLE = frozenset({"email", "telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"})
+
+
+async def signing_key(conn: asyncpg.Connection) -> str:
+    """The survey key, created once (concurrent first uses agree on one)."""
+    await conn.execute(
+        "INSERT INTO signing_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        KEY_NAME,
+        secrets.token_urlsafe(32),
+    )
+    key: str = await conn.fetchval("SELECT key FROM signing_keys WHERE name = $1", KEY_NAME)
+    return key
+
+
+def link(settings: Settings, token: str) -> str:
+    return f"{settings.csat.public_base_url.rstrip('/')}/csat/{token}"
+
+
+async def _skip_reason(conn: asyncpg.Connection, ticket: asyncpg.Record) -> str | None:
+    if ticket["channel"] not in ASKABLE:
+        return f"no written channel to ask on ({ticket['channel']})"
+    auto = await conn.fetchval(
+        """SELECT (changes->>'auto_submitted')::boolean FROM ticket_events
+           WHERE ticket_id = $1 AND action = 'created' ORDER BY id LIMIT 1""",
+        ticket["id"],
+    )
+    if auto:
+        return "the ticket was opened by auto-submitted mail"
+    return None
+
+
+async def ask_due(conn: asyncpg.Connection, settings: Settings, limit: int = 200) -> list[int]:
+    """Create and queue the surveys that are due; returns the outbox ids to enqueue."""
+    if not settings.csat.enabled:
+        return []
+    rows = await conn.fetch(
+        """SELECT t.id FROM tickets t
+           WHERE t.status = 'solved' AND t.solved_at <= now() - make_interval(mins => $1)
+             AND NOT EXISTS (SELECT 1 FROM csat_surveys s WHERE s.ticket_id = t.id)
+           ORDER BY t.solved_at LIMIT $2""",
+        settings.csat.delay_minutes,
+        limit,
+    )
+    queued: list[int] = []
+    for row in rows:
+        async with conn.transaction():
+            outbox_id = await _ask(conn, row["id"], settings)
+            if outbox_id is not None:
+                queued.append(outbox_id)
+    return queued
+
+
+async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> int | None:
+    ticket = await conn.fetchrow(
+        "SELECT * FROM tickets WHERE id = $1 AND status = 'solved' FOR UPDATE", ticket_id
+    )
+    if ticket is None:
+        return None
+    stage = await conn.fetchval(
+        "SELECT lifecycle_stage FROM customers WHERE id = $1", ticket["customer_id"]
+    )
+    reason = await _skip_reason(conn, ticket)
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    expires = now + timedelta(days=settings.csat.link_valid_days)
+    survey_id = await conn.fetchval(
+        """INSERT INTO csat_surveys (ticket_id, customer_id, channel, status, reason,
+                                     send_after, sent_at, expires_at, agent_id, group_id,
+                                     category, stage)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (ticket_id) DO NOTHING RETURNING id""",
+        ticket_id,
+        ticket["customer_id"],
+        ticket["channel"],
+        "cancelled" if reason else "sent",
+        reason,
+        ticket["solved_at"],
+        None if reason else now,
+        expires,
+        ticket["assignee_id"],
+        ticket["group_id"],
+        ticket["category"],
+        stage,
+    )
+    if survey_id is None or reason is not None:
+        return None
+    token = tokens.sign(await signing_key(conn), survey_id, ticket_id, expires)
+    language = await conn.fetchval(
+        "SELECT coalesce(t.language, c.language) FROM tickets t JOIN customers c "
+        "ON c.id = t.customer_id WHERE t.id = $1",
+        ticket_id,
+    )
+    templates = settings.csat.question
+    template = (
+        templates.get(language or "") or templates.get("en") or next(iter(templates.values()))
+    )
+    text = template.replace("{number}", str(ticket["number"])).replace(
+        "{link}", link(settings, token)
+    )
+    # Email: an automatic message (Auto-Submitted, empty envelope sender).
+    kind = "system" if ticket["channel"] == "email" else "public"
+    message_id = await conn.fetchval(
+        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
+                                 body_text, delivery_status)
+           VALUES ($1, 'outbound', $2, $3, $4, $5, 'pending') RETURNING id""",
+        ticket_id,
+        kind,
+        ticket["channel"],
+        "" if ticket["channel"] == "email" else ticket["channel_account"],
+        text,
+    )
+    await conn.execute(
+        "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, 'csat_asked', $2)",
+        ticket_id,
+        {"survey_id": survey_id, "message_id": message_id},
+    )
+    outbox_id: int = await outbox.add(conn, message_id, ticket_id, ticket["channel"])
+    return outbox_id
+
+
+async def survey_for_token(conn: asyncpg.Connection, token: str, now: datetime) -> asyncpg.Record:
+    """The survey the token may rate; the same 404 for a forged, unknown or expired one."""
+    survey_id = tokens.survey_of(token)
+    row = None
+    if survey_id is not None:
+        row = await conn.fetchrow("SELECT * FROM csat_surveys WHERE id = $1 FOR UPDATE", survey_id)
+    if row is None or not tokens.verify(await signing_key(conn), token, row["ticket_id"], now):
+        raise NotFound("This rating link is not valid")
+    return row
+
+
+async def answer(
+    conn: asyncpg.Connection,
+    token: str,
+    rating: int | None,
+    comment: str | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Record a rating (a click) and/or a comment; a later click changes the rating while
+    the link is valid. Returns what the thank-you page shows."""
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    survey = await survey_for_token(conn, token, now)
+    if survey["status"] not in ("sent", "answered"):
+        raise Conflict("This survey is closed")
+    new_rating = rating if rating is not None else survey["rating"]
+    if new_rating is None:
+        raise Conflict("Choose a rating from 1 to 5 first")
+    await conn.execute(
+        """UPDATE csat_surveys SET rating = $2, comment = coalesce($3, comment),
+               status = 'answered', answered_at = coalesce(answered_at, $4)
+           WHERE id = $1""",
+        survey["id"],
+        new_rating,
+        comment,
+        now,
+    )
+    ticket_id = survey["ticket_id"]
+    await conn.execute("UPDATE tickets SET csat_rating = $2 WHERE id = $1", ticket_id, new_rating)
+    await conn.execute(
+        """UPDATE customers c SET csat_count = s.n, csat_average = s.average
+           FROM (SELECT count(*) AS n, avg(rating)::real AS average FROM csat_surveys
+                 WHERE customer_id = $1 AND rating IS NOT NULL) s
+           WHERE c.id = $1""",
+        survey["customer_id"],
+    )
+    if rating is not None and rating != survey["rating"]:
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, 'csat_rated', $2)",
+            ticket_id,
+            {"rating": rating, "previous": survey["rating"]},
+        )
+        if rating <= 2:
+            await _low_rating(conn, survey, rating, settings)
+        elif rating >= 4:
+            await relationship.clear_risk_after_good_rating(conn, survey["customer_id"], settings)
+    return {"ticket_id": ticket_id, "rating": new_rating}
+
+
+async def _low_rating(
+    conn: asyncpg.Connection, survey: asyncpg.Record, rating: int, settings: Settings
+) -> None:
+    ticket_id = survey["ticket_id"]
+    await relationship.record_bad_experience(conn, ticket_id, "low_rating", f"rated {rating}")
+    action = settings.csat.low_rating_action
+    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1 FOR UPDATE", ticket_id)
+    if action in ("alert", "both"):
+        if ticket["group_id"] is None:
+            supervisors = await conn.fetch(
+                "SELECT id FROM agents WHERE role = 'supervisor' AND active"
+            )
+        else:
+            supervisors = await conn.fetch(
+                """SELECT a.id FROM agents a JOIN agent_groups g ON g.agent_id = a.id
+                   WHERE g.group_id = $1 AND a.role = 'supervisor' AND a.active""",
+                ticket["group_id"],
+            )
+        for supervisor in supervisors:
+            await conn.execute(
+                """INSERT INTO notifications (agent_id, ticket_id, kind, body)
+                   VALUES ($1, $2, 'csat_low', $3)""",
+                supervisor["id"],
+                ticket_id,
+                f"Ticket #{ticket['number']} was rated {rating} of 5",
+            )
+    if action in ("reopen", "both") and ticket["status"] == "solved":
+        await conn.execute(
+            """UPDATE tickets SET status = 'open', solved_at = NULL, updated_at = clock_timestamp(),
+                   version = version + 1 WHERE id = $1""",
+            ticket_id,
+        )
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        await sla_service.record(conn, ticket_id, "reopened", now)
+        await conn.execute(
+            """INSERT INTO ticket_events (ticket_id, action, changes, reason)
+               VALUES ($1, 'updated', $2, 'low satisfaction rating')""",
+            ticket_id,
+            {"status": {"from": "solved", "to": "open"}},
+        )
+        await sla_service.refresh(conn, ticket_id, settings.sla, now=now)
+
+
+Dimension = Literal["agent", "group", "channel", "category", "stage"]
+_COLUMNS: dict[str, str] = {
+    "agent": "s.agent_id::text",
+    "group": "s.group_id::text",
+    "channel": "s.channel",
+    "category": "s.category",
+    "stage": "s.stage",
+}
+
+
+async def metrics(
+    conn: asyncpg.Connection,
+    since: datetime,
+    until: datetime,
+    period: str,
+    by: Dimension | None,
+    timezone: str,
+) -> list[dict[str, Any]]:
+    """Per period (and dimension): surveys sent, answered, response rate, average score
+    and the share of satisfied answers (4 or 5)."""
+    key = _COLUMNS[by] if by else "'all'"
+    rows = await conn.fetch(
+        f"""SELECT date_trunc($3, s.sent_at AT TIME ZONE $4) AT TIME ZONE $4 AS period,
+                   coalesce({key}, 'none') AS key,
+                   count(*) AS sent, count(s.rating) AS answered,
+                   avg(s.rating)::float AS average,
+                   count(*) FILTER (WHERE s.rating >= 4) AS satisfied
+            FROM csat_surveys s
+            WHERE s.sent_at >= $1 AND s.sent_at < $2
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        since,
+        until,
+        period,
+        timezone,
+    )
+    return [
+        {
+            "period": r["period"].isoformat(),
+            "key": r["key"],
+            "sent": r["sent"],
+            "answered": r["answered"],
+            "response_rate": r["answered"] / r["sent"] if r["sent"] else None,
+            "average": r["average"],
+            "satisfied_share": r["satisfied"] / r["answered"] if r["answered"] else None,
+        }
+        for r in rows
+    ]
