@@ -103,6 +103,14 @@ class StatusWatermark(msgspec.Struct, frozen=True, kw_only=True):
     up_to: datetime
 
 
+class ButtonPress(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer pressed a button of one of our messages (a satisfaction rating)."""
+
+    value: str  # what we put on the button
+    sender_id: str  # who pressed it, as the provider knows them
+    ack_ref: str | None = None  # e.g. Telegram's callback_query id, answered after
+
+
 class OutboundChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     """One agent reply to send on a conversation."""
 
@@ -113,9 +121,10 @@ class OutboundChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     reply_to_external_id: str | None = None  # the customer's message it answers
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
     last_inbound_at: datetime | None = None  # for providers' reply windows
+    buttons: tuple[tuple[str, str], ...] = ()  # (label, value) under the text
 
 
-Normalized = InboundMessage | StatusUpdate | StatusWatermark
+Normalized = InboundMessage | StatusUpdate | StatusWatermark | ButtonPress
 
 
 class ChannelAdapter(Protocol):

@@ -33,7 +33,8 @@ class ChatSender:
             raise PermanentDeliveryError(f"the {self._kind} channel is not available")
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                """SELECT m.body_text, coalesce(nullif(m.channel_account, ''), t.channel_account)
+                """SELECT m.body_text, m.buttons,
+                          coalesce(nullif(m.channel_account, ''), t.channel_account)
                           AS account, c.external_id AS conversation, c.last_inbound_at,
                           (SELECT i.external_id FROM messages i
                            WHERE i.ticket_id = t.id AND i.direction = 'inbound'
@@ -71,6 +72,7 @@ class ChatSender:
                 (f["filename"], f["content_type"], bytes(f["content"])) for f in files
             ),
             last_inbound_at=row["last_inbound_at"],
+            buttons=tuple((str(b[0]), str(b[1])) for b in (row["buttons"] or [])),
         )
         await delivery.handoff()
         try:

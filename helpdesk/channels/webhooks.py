@@ -21,6 +21,7 @@ from litestar.params import PathParameter
 
 from helpdesk.channels import accounts
 from helpdesk.channels.adapter import (
+    ButtonPress,
     ChannelAdapter,
     InboundMessage,
     StatusUpdate,
@@ -99,15 +100,20 @@ class WebhookController(Controller):
     async def receive(
         self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: Kind, account: AccountName
     ) -> Response[bytes]:
-        found, adapter = await _account_and_adapter(db, ctx.settings, kind, account)
-        body = await _read(request)
-        verdict = adapter.verify(found, _webhook_request(request, body), time.time())
-        if not verdict.accept:
-            return _refusal(verdict.status, verdict.body, verdict.content_type)
-        event_id = await store_event(db, found, verdict.dedupe_key, body)
-        if event_id is not None:
-            await ctx.enqueue(PROCESS_JOB, event_id, job_id=event_job_id(event_id))
-        return Response(verdict.body or b"ok", status_code=200, media_type=verdict.content_type)
+        return await _receive(request, db, ctx, kind, account)
+
+    @post(
+        "/{kind:str}/{account:str}/interactivity",
+        exclude_from_auth=True,
+        status_code=200,
+        request_max_body_size=None,
+    )
+    async def interactivity(
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: Kind, account: AccountName
+    ) -> Response[bytes]:
+        """Slack's interactivity request URL (button presses): verified and stored like
+        any webhook delivery, with the same signature check."""
+        return await _receive(request, db, ctx, kind, account)
 
     @get("/{kind:str}/{account:str}/webhook", exclude_from_auth=True)
     async def handshake(
@@ -119,6 +125,21 @@ class WebhookController(Controller):
         if verdict.accept or verdict.status != 200:
             return _refusal(verdict.status if not verdict.accept else 405, b"", "text/plain")
         return Response(verdict.body, status_code=200, media_type=verdict.content_type)
+
+
+async def _receive(
+    request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: str, account: str
+) -> Response[bytes]:
+    """Verify on the raw bytes, store once, answer at once; a worker does the rest."""
+    found, adapter = await _account_and_adapter(db, ctx.settings, kind, account)
+    body = await _read(request)
+    verdict = adapter.verify(found, _webhook_request(request, body), time.time())
+    if not verdict.accept:
+        return _refusal(verdict.status, verdict.body, verdict.content_type)
+    event_id = await store_event(db, found, verdict.dedupe_key, body)
+    if event_id is not None:
+        await ctx.enqueue(PROCESS_JOB, event_id, job_id=event_job_id(event_id))
+    return Response(verdict.body or b"ok", status_code=200, media_type=verdict.content_type)
 
 
 def _webhook_request(request: Request[Any, Any, Any], body: bytes) -> WebhookRequest:
@@ -172,6 +193,8 @@ async def process_event(pool: asyncpg.Pool, settings: Settings, event_id: int) -
             elif isinstance(item, StatusWatermark):
                 async with pool.acquire() as conn:
                     await apply_watermark(conn, account.kind, account.name, item)
+            elif isinstance(item, ButtonPress):
+                await _pressed(pool, settings, adapter, account, item)
     except Exception as error:  # recorded on the event, retried by the sweep
         log.exception("inbound event failed", extra={"event_id": event_id})
         reason = f"{type(error).__name__}: {error}"[:500]
@@ -193,6 +216,23 @@ async def process_event(pool: asyncpg.Pool, settings: Settings, event_id: int) -
             event_id,
         )
     return new
+
+
+async def _pressed(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    adapter: ChannelAdapter,
+    account: accounts.ChannelAccount,
+    press: ButtonPress,
+) -> None:
+    """A button under one of our messages: today, a satisfaction rating."""
+    from helpdesk.csat.service import answer_press  # the channel layer knows no CSAT
+
+    async with pool.acquire() as conn, conn.transaction():
+        thanks = await answer_press(conn, account.kind, account.name, press, settings)
+    acknowledge = getattr(adapter, "acknowledge_press", None)
+    if acknowledge is not None:
+        await acknowledge(account, press, thanks)
 
 
 async def _store_message(

@@ -16,6 +16,7 @@ rating of 4 or 5 clears the customer's at-risk flag.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import asyncpg
 
 from helpdesk.channels import outbox
+from helpdesk.channels.adapter import ButtonPress
 from helpdesk.config import Settings
 from helpdesk.csat import tokens
 from helpdesk.customers import relationship
@@ -30,6 +32,9 @@ from helpdesk.errors import Conflict, NotFound
 from helpdesk.sla import service as sla_service
 
 KEY_NAME = "csat"
+# Channels where the question carries 1-5 buttons (Telegram inline keyboard, Slack blocks).
+BUTTON_CHANNELS = frozenset({"telegram", "slack"})
+_PRESS = re.compile(r"^c([1-5]):(.{1,80})$")
 ASKABLE = frozenset({"email", "telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"})
 
 
@@ -130,15 +135,21 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     )
     # Email: an automatic message (Auto-Submitted, empty envelope sender).
     kind = "system" if ticket["channel"] == "email" else "public"
+    buttons = (
+        [[str(n), f"c{n}:{token}"] for n in range(1, 6)]
+        if ticket["channel"] in BUTTON_CHANNELS
+        else None
+    )
     message_id = await conn.fetchval(
         """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
-                                 body_text, delivery_status)
-           VALUES ($1, 'outbound', $2, $3, $4, $5, 'pending') RETURNING id""",
+                                 body_text, delivery_status, buttons)
+           VALUES ($1, 'outbound', $2, $3, $4, $5, 'pending', $6) RETURNING id""",
         ticket_id,
         kind,
         ticket["channel"],
         "" if ticket["channel"] == "email" else ticket["channel_account"],
         text,
+        buttons,
     )
     await conn.execute(
         "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, 'csat_asked', $2)",
@@ -205,6 +216,37 @@ async def answer(
         elif rating >= 4:
             await relationship.clear_risk_after_good_rating(conn, survey["customer_id"], settings)
     return {"ticket_id": ticket_id, "rating": new_rating}
+
+
+async def answer_press(
+    conn: asyncpg.Connection, kind: str, account: str, press: ButtonPress, settings: Settings
+) -> str:
+    """A rating button pressed in a chat: counted only from the customer the survey asked.
+    Returns the text the customer's app shows (never an error: a stale or foreign press
+    is answered, not retried)."""
+    match = _PRESS.fullmatch(press.value)
+    if match is None:
+        return "This button is not ours"
+    rating, token = int(match.group(1)), match.group(2)
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    try:
+        survey = await survey_for_token(conn, token, now)
+    except NotFound:
+        return "This rating has expired"
+    presser = await conn.fetchval(
+        """SELECT customer_id FROM customer_identities
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+        kind,
+        account,
+        press.sender_id,
+    )
+    if presser != survey["customer_id"]:
+        return "Only the customer who was asked can rate"
+    try:
+        await answer(conn, token, rating, None, settings)
+    except Conflict as error:
+        return str(error)
+    return f"Thank you! Your rating: {rating} of 5"
 
 
 async def _low_rating(

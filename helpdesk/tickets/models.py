@@ -87,11 +87,17 @@ class EventOut(msgspec.Struct):
     created_at: datetime
 
 
-class CustomerSummary(msgspec.Struct):
+class CustomerSummary(msgspec.Struct, kw_only=True):
     id: int
     name: str
     email: str | None
     phone: str | None
+    language: str | None = None
+    lifecycle_stage: str = "prospect"
+    # Shown on every ticket of the customer, with why (the recent bad experiences).
+    at_risk: bool = False
+    at_risk_reasons: list[str] = []
+    csat_average: float | None = None
 
 
 class TicketDetail(msgspec.Struct):

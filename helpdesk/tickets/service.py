@@ -476,7 +476,21 @@ async def get_detail(
 ) -> TicketDetail:
     ticket = await get_in_scope(conn, principal, ticket_id)
     customer = await conn.fetchrow(
-        "SELECT id, name, email, phone FROM customers WHERE id = $1", ticket.customer_id
+        """SELECT id, name, email, phone, language, lifecycle_stage, at_risk, csat_average
+           FROM customers WHERE id = $1""",
+        ticket.customer_id,
+    )
+    reasons = (
+        [
+            f"{r['kind']} on ticket {r['ticket_id']} ({r['created_at']:%Y-%m-%d})"
+            for r in await conn.fetch(
+                """SELECT kind, ticket_id, created_at FROM bad_experiences
+                   WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 5""",
+                ticket.customer_id,
+            )
+        ]
+        if customer["at_risk"] and not principal.is_partner
+        else []
     )
     # Partner agents never receive internal-only notes (nor their attachments).
     hidden = principal.is_partner
@@ -513,6 +527,11 @@ async def get_detail(
             name=customer["name"],
             email=customer["email"],
             phone=customer["phone"],
+            language=customer["language"],
+            lifecycle_stage=customer["lifecycle_stage"],
+            at_risk=customer["at_risk"],
+            at_risk_reasons=reasons,
+            csat_average=customer["csat_average"],
         ),
         messages=[_message_out(m, by_message.get(m["id"], [])) for m in messages],
         events=[

@@ -100,7 +100,7 @@ def sanitize_query_string(query: bytes) -> bytes:
 
 # Provider webhooks and raw mail are verified and stored byte-exact (a signature covers
 # the exact bytes): their bodies are never rewritten.
-_RAW_BODY_PATH = re.compile(r"^/channels/[^/]+/[^/]+/(?:webhook|inbound)$")
+_RAW_BODY_PATH = re.compile(r"^/channels/[^/]+/[^/]+/(?:webhook|inbound|interactivity)$")
 
 
 def input_sanitizer(max_body_bytes: int) -> Any:

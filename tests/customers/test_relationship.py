@@ -4,6 +4,7 @@ real channel test servers, and the rating page's defences (rows A4, A5, B6)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,6 +183,10 @@ async def test_stage_and_risk_choose_a_tighter_sla_policy(
         await db.fetchval("SELECT sla_policy_name FROM tickets WHERE id = $1", ticket["id"])
         == "At risk"
     )
+    shown = (await client.get(f"/tickets/{ticket['id']}", headers=agent.headers)).json()
+    assert shown["customer"]["at_risk"] is True
+    assert shown["customer"]["lifecycle_stage"] == "loyal"
+    assert len(shown["customer"]["at_risk_reasons"]) == 3
     listed = (await client.get("/customers/at-risk", headers=supervisor.headers)).json()
     assert [c["customer"]["id"] for c in listed] == [loyal["customer_id"]]
     assert [r["kind"] for r in listed[0]["reasons"]] == ["reopened"] * 3
@@ -406,7 +411,7 @@ async def test_no_survey_after_a_reopen_or_for_auto_submitted_mail(
     assert not [m for m in smtp.received if "/csat/" in m.data.decode(errors="replace")]
 
 
-async def test_telegram_survey_goes_through_the_bot_api(
+async def test_telegram_survey_has_rating_buttons_only_the_customer_can_press(
     client: Client,
     db: asyncpg.Connection,
     factory: Factory,
@@ -414,7 +419,8 @@ async def test_telegram_survey_goes_through_the_bot_api(
     bot_api: Any,  # noqa: F811 (the fixture)
     bot_account: str,  # noqa: F811
 ) -> None:
-    from tests.channels.telegram.test_telegram_channel import customer_ticket
+    from tests.channels.telegram import payloads as tg
+    from tests.channels.telegram.test_telegram_channel import customer_ticket, deliver
 
     ticket_id = await customer_ticket(client, db, settings, "Dobrý den, kde je zásilka?")
     agent = await factory.agent("agent")
@@ -422,5 +428,124 @@ async def test_telegram_survey_goes_through_the_bot_api(
     await run_worker(settings)
 
     (call,) = bot_api.calls_of("sendMessage")
-    assert call.params["chat_id"] in (1111111, "1111111")
-    assert "/csat/" in call.params["text"]
+    assert "/csat/" in call.params["text"]  # the link works too
+    keyboard = json.loads(call.params["reply_markup"])["inline_keyboard"]
+    assert [b["text"] for b in keyboard[0]] == ["1", "2", "3", "4", "5"]
+    five = keyboard[0][4]["callback_data"]
+    assert len(five.encode()) <= 64  # Telegram's limit for callback data
+
+    def press(update_id: int, user: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "update_id": update_id,
+            "callback_query": {
+                "id": f"4382bfdwdsb323b2d{update_id}",
+                "from": user,
+                "chat_instance": "-1234",
+                "data": five,
+                "message": {"message_id": 7, "date": tg.DATE, "chat": tg.CHAT, "text": "?"},
+            },
+        }
+
+    stranger = {**tg.USER, "id": 2222222, "first_name": "Cizí"}
+    assert (await deliver(client, press(20001, stranger))).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT rating FROM csat_surveys") is None
+    assert (await deliver(client, press(20002, tg.USER))).status_code == 200
+    assert (await deliver(client, press(20002, tg.USER))).status_code == 200  # redelivered
+    await run_worker(settings)
+    assert await db.fetchval("SELECT rating FROM csat_surveys") == 5
+    answers = [c.params.get("text", "") for c in bot_api.calls_of("answerCallbackQuery")]
+    assert answers == ["Only the customer who was asked can rate", "Thank you! Your rating: 5 of 5"]
+
+
+async def test_slack_survey_buttons_come_back_signed_to_the_interactivity_endpoint(
+    client: Client,
+    db: asyncpg.Connection,
+    factory: Factory,
+    settings: Settings,
+) -> None:
+    from urllib.parse import urlencode
+
+    from tests.channels.slack import payloads as sp
+    from tests.channels.slack.conftest import SIGNING_SECRET, TOKEN
+    from tests.channels.slack.conftest import add_account as add_slack_account
+    from tests.channels.slack.fake_slack_api import FakeSlackApi
+    from tests.channels.slack.test_slack_channel import ROOT_TS, deliver
+
+    slack = FakeSlackApi(TOKEN)
+    await slack.start()
+    try:
+        await add_slack_account(db, slack.base_url)
+        assert (await deliver(client, sp.message("Ev0001", ROOT_TS, "Dotaz"))).status_code == 200
+        await run_worker(settings)
+        ticket_id = await db.fetchval("SELECT id FROM tickets")
+        agent = await factory.agent("agent")
+        await solve(client, db, agent, ticket_id)
+        await run_worker(settings)
+
+        (post,) = slack.calls_of("chat.postMessage")
+        blocks = post.params["blocks"]
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        buttons = blocks[1]["elements"]
+        assert [b["text"]["text"] for b in buttons] == ["1", "2", "3", "4", "5"]
+        payload = {
+            "type": "block_actions",
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "user": {"id": sp.CUSTOMER},
+            "team": {"id": sp.TEAM_ID},
+            "actions": [
+                {
+                    "action_id": "button_3",
+                    "value": buttons[3]["value"],
+                    "action_ts": "1548426417.840180",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        url = "/channels/slack/workspace/interactivity"
+        forged = await client.post(
+            url, content=body, headers=sp.signed_headers("wrong-secret", body)
+        )
+        assert forged.status_code == 401
+        headers = sp.signed_headers(SIGNING_SECRET, body)
+        headers["content-type"] = "application/x-www-form-urlencoded"
+        response = await client.post(url, content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        await run_worker(settings)
+        assert await db.fetchval("SELECT rating FROM csat_surveys") == 4
+    finally:
+        await slack.stop()
+
+
+async def test_partner_agents_see_only_what_their_tickets_need(
+    client: Client, db: asyncpg.Connection, factory: Factory
+) -> None:
+    admin = await factory.agent("admin")
+    queue = await factory.group("Outsourcing")
+    partner = await factory.agent("partner", group_ids=[queue])
+    staff = await factory.agent("agent")
+    mine = await upsert(
+        client, admin, external_id="p-1", email="mine@example.cz", notes="VIP, sleva 20 %"
+    )
+    other = await upsert(client, admin, external_id="p-2", email="other@example.cz")
+    ticket = await factory.ticket(client, staff, customer={"email": "mine@example.cz"})
+    await db.execute("UPDATE tickets SET group_id = $2 WHERE id = $1", ticket["id"], queue)
+    await db.execute(
+        "INSERT INTO bad_experiences (customer_id, ticket_id, kind) VALUES ($1, $2, 'reopened')",
+        mine["customer_id"],
+        ticket["id"],
+    )
+
+    seen = await client.get(f"/customers/{mine['customer_id']}", headers=partner.headers)
+    assert seen.status_code == 200
+    body = seen.json()
+    assert body["customer"]["notes"] == ""
+    assert body["bad_experiences"] == [] and body["stage_history"] == []
+    assert "sleva" not in seen.text
+    full = await client.get(f"/customers/{mine['customer_id']}", headers=staff.headers)
+    assert full.json()["customer"]["notes"] == "VIP, sleva 20 %"
+    for path in (
+        f"/customers/{other['customer_id']}",
+        f"/customers/{other['customer_id']}/timeline",
+    ):
+        assert (await client.get(path, headers=partner.headers)).status_code == 404

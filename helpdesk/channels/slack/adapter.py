@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
+    ButtonPress,
     ChannelKind,
     InboundAttachment,
     Normalized,
@@ -123,6 +124,25 @@ def delivery_error(error: Exception) -> Exception:
     return PermanentDeliveryError(f"Slack error: {error}")
 
 
+def _blocks(outbound: OutboundChatMessage) -> list[dict[str, Any]]:
+    """The text and a row of buttons (their presses come to the interactivity URL)."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": parse.escape(outbound.text)}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": label},
+                    "value": value,
+                    "action_id": f"button_{index}",
+                }
+                for index, (label, value) in enumerate(outbound.buttons)
+            ],
+        },
+    ]
+
+
 class SlackAdapter:
     kind: ChannelKind = "slack"
 
@@ -142,6 +162,9 @@ class SlackAdapter:
             now,
         ):
             return REJECT_UNAUTHENTIC
+        pressed = parse.interaction_key(request.body)
+        if pressed is not None:  # a button press (the interactivity request URL)
+            return Verdict(accept=True, dedupe_key=pressed)
         kind, event_id, challenge = parse.head(request.body)
         if kind == "url_verification":
             if not challenge:
@@ -152,6 +175,11 @@ class SlackAdapter:
 
     def normalize(self, account: ChannelAccount, payload: bytes) -> list[Normalized]:
         return list(parse.normalize_body(account.name, payload, _settings_of(account)))
+
+    async def acknowledge_press(
+        self, account: ChannelAccount, press: ButtonPress, text: str
+    ) -> None:
+        """Nothing to answer: Slack got its 200 when the press was stored."""
 
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
@@ -193,8 +221,12 @@ class SlackAdapter:
         first: str | None = None
         try:
             if outbound.text.strip():
+                blocks = _blocks(outbound) if outbound.buttons else None
                 posted = await client.chat_postMessage(
-                    channel=channel, thread_ts=thread_ts, text=parse.escape(outbound.text)
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=parse.escape(outbound.text),
+                    blocks=blocks,
                 )
                 first = parse.message_external_id(
                     str(posted.get("channel") or channel), str(posted["ts"])

@@ -14,10 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qs
 
 import msgspec
 
-from helpdesk.channels.adapter import InboundAttachment, InboundMessage, SenderIdentity
+from helpdesk.channels.adapter import (
+    ButtonPress,
+    InboundAttachment,
+    InboundMessage,
+    SenderIdentity,
+)
 
 # Subtypes that are a person writing (a file with its text, a thread reply also sent to
 # the channel, /me). Everything else (joins, topic changes, bot posts, deletions) is not.
@@ -242,8 +248,57 @@ def _edit(account: str, channel: str, event: Message, settings: Settings) -> Inb
     )
 
 
-def normalize_body(account: str, body: bytes, settings: Settings) -> list[InboundMessage]:
-    """The customer messages in one Events API body (zero or one)."""
+class _Who(msgspec.Struct):
+    id: str = ""
+
+
+class _Action(msgspec.Struct):
+    value: str = ""
+    action_ts: str = ""
+
+
+class _Interaction(msgspec.Struct):
+    """An interactivity payload (a button press in one of our messages)."""
+
+    type: str = ""
+    trigger_id: str = ""
+    user: _Who = msgspec.field(default_factory=_Who)
+    team: _Who = msgspec.field(default_factory=_Who)
+    actions: list[_Action] = []
+
+
+_decode_interaction = msgspec.json.Decoder(_Interaction).decode
+
+
+def interaction(body: bytes) -> _Interaction | None:
+    """The payload of an interactivity request (`payload=<json>`, form-encoded)."""
+    if not body.startswith(b"payload="):
+        return None
+    try:
+        raw = parse_qs(body.decode("utf-8"), max_num_fields=5).get("payload", [""])[0]
+        return _decode_interaction(raw.encode())
+    except (UnicodeDecodeError, ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def interaction_key(body: bytes) -> str | None:
+    """Slack retries an interaction with the same trigger id: stored once."""
+    found = interaction(body)
+    return f"interaction:{found.trigger_id}" if found and found.trigger_id else None
+
+
+def normalize_body(
+    account: str, body: bytes, settings: Settings
+) -> list[InboundMessage | ButtonPress]:
+    """The customer messages in one Events API body (zero or one), or the button press
+    of an interactivity request."""
+    pressed = interaction(body)
+    if pressed is not None:
+        if pressed.type != "block_actions" or not pressed.actions or not pressed.user.id:
+            return []
+        if settings.team_id and pressed.team.id and pressed.team.id != settings.team_id:
+            return []
+        return [ButtonPress(value=pressed.actions[0].value, sender_id=pressed.user.id)]
     try:
         envelope = _decode_envelope(body)
         if envelope.type != "event_callback" or not len(envelope.event):

@@ -15,7 +15,13 @@ import warnings
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from telegram import Bot, InputFile, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    ReplyParameters,
+)
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -30,6 +36,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
+    ButtonPress,
     ChannelKind,
     InboundAttachment,
     Normalized,
@@ -166,6 +173,16 @@ class TelegramAdapter:
                 reason = str(error).replace(token, "***") if token else str(error)
                 raise RuntimeError(f"Telegram getFile failed: {reason}") from None
 
+    async def acknowledge_press(
+        self, account: ChannelAccount, press: ButtonPress, text: str
+    ) -> None:
+        """Answer the callback query, so the customer's app stops waiting and says thanks."""
+        if press.ack_ref is None:
+            return
+        async with bot_for(account) as bot:
+            with contextlib.suppress(TelegramError):  # a late answer only loses the toast
+                await bot.answer_callback_query(press.ack_ref, text=text)
+
     async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str:
         """One reply: its text (quoting the customer's message) and its files.
 
@@ -191,7 +208,21 @@ class TelegramAdapter:
         async with bot_for(account) as bot:
             try:
                 if text and not caption_only:
-                    sent = await bot.send_message(chat_id, text, reply_parameters=reply)
+                    keyboard = (
+                        InlineKeyboardMarkup(
+                            [
+                                [
+                                    InlineKeyboardButton(label, callback_data=value)
+                                    for label, value in outbound.buttons
+                                ]
+                            ]
+                        )
+                        if outbound.buttons
+                        else None
+                    )
+                    sent = await bot.send_message(
+                        chat_id, text, reply_parameters=reply, reply_markup=keyboard
+                    )
                     first = message_external_id(sent.chat_id, sent.message_id)
                     delivered += 1
                 for index, (filename, _content_type, content) in enumerate(files):

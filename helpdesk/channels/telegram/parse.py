@@ -12,12 +12,17 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from helpdesk.channels.adapter import InboundAttachment, InboundMessage, SenderIdentity
+from helpdesk.channels.adapter import (
+    ButtonPress,
+    InboundAttachment,
+    InboundMessage,
+    SenderIdentity,
+)
 
 # getFile downloads at most 20 MB (Bot API docs); a larger file cannot be fetched at all.
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # The update types we turn into messages (also what setWebhook/getUpdates ask for).
-ALLOWED_UPDATES = ("message", "edited_message")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 
 
 class User(msgspec.Struct):
@@ -89,10 +94,19 @@ class Message(msgspec.Struct):
     reply_to_message: RepliedMessage | None = None
 
 
+class CallbackQuery(msgspec.Struct):
+    """A press of an inline keyboard button under one of our messages."""
+
+    id: str
+    sender: User = msgspec.field(name="from")
+    data: str | None = None
+
+
 class Update(msgspec.Struct):
     update_id: int
     message: Message | None = None
     edited_message: Message | None = None
+    callback_query: CallbackQuery | None = None
 
 
 class _UpdateId(msgspec.Struct):
@@ -214,18 +228,23 @@ def normalize_message(account: str, message: Message, *, edited: bool) -> Inboun
     )
 
 
-def normalize_update(account: str, body: bytes) -> list[InboundMessage]:
+def normalize_update(account: str, body: bytes) -> list[InboundMessage | ButtonPress]:
     """The messages in one webhook body (zero or one: an update carries one object)."""
     try:
         update = _decode_update(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return []
+    press = update.callback_query
+    if press is not None:
+        if not press.data or press.sender.is_bot:
+            return []
+        return [ButtonPress(value=press.data, sender_id=str(press.sender.id), ack_ref=press.id)]
     if update.message is not None:
         found = normalize_message(account, update.message, edited=False)
     elif update.edited_message is not None:
         found = normalize_message(account, update.edited_message, edited=True)
     else:
-        return []  # callback queries, member updates and types we do not know
+        return []  # member updates and types we do not know
     return [] if found is None else [found]
 
 

@@ -91,3 +91,7 @@ CREATE TABLE signing_keys (
 
 -- The survey sweep: solved tickets by their solve instant.
 CREATE INDEX tickets_solved_idx ON tickets (solved_at) WHERE status = 'solved';
+
+-- Buttons under an outbound chat message ([[label, value], ...]): satisfaction ratings
+-- in Telegram (inline keyboard) and Slack (block actions).
+ALTER TABLE messages ADD COLUMN buttons jsonb;

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from helpdesk.channels.adapter import InboundMessage, StatusUpdate, StatusWatermark
 from helpdesk.channels.meta.adapter import split_text
 from helpdesk.channels.meta.parse import normalize_body
@@ -104,3 +106,37 @@ def test_split_text_keeps_short_text_and_cuts_long_text_at_breaks() -> None:
     assert pieces == ["a" * 1500, "b" * 1500]
     unbroken = split_text("c" * 4500, 2000)
     assert [len(p) for p in unbroken] == [2000, 2000, 500]
+
+
+def test_attachment_urls_outside_metas_cdn_are_never_fetched() -> None:
+    """A9: only https on Meta's CDN hosts; a configured base URL (a test server) only
+    replaces the host of such a URL, never admits another one."""
+    from helpdesk.channels.accounts import ChannelAccount
+    from helpdesk.channels.meta.adapter import cdn_url
+
+    plain = ChannelAccount(id=1, kind="messenger", name="p", active=True, settings={}, secrets={})
+    for url in (
+        "http://scontent.xx.fbcdn.net/a.jpg",  # not https
+        "https://127.0.0.1/a.jpg",
+        "https://[::1]/a.jpg",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.7/a.jpg",
+        "https://fbcdn.net.attacker.example/a.jpg",
+        "https://attacker.example/fbcdn.net/a.jpg",
+    ):
+        with pytest.raises(ValueError):
+            cdn_url(plain, url)
+    assert cdn_url(plain, "https://scontent.xx.fbcdn.net/v/a.jpg?x=1") == (
+        "https://scontent.xx.fbcdn.net/v/a.jpg?x=1"
+    )
+    local = ChannelAccount(
+        id=2,
+        kind="messenger",
+        name="t",
+        active=True,
+        settings={"base_url": "http://127.0.0.1:9999/v21.0/"},
+        secrets={},
+    )
+    assert (
+        cdn_url(local, "https://scontent.xx.fbcdn.net/v/a.jpg") == "http://127.0.0.1:9999/v/a.jpg"
+    )

@@ -149,6 +149,11 @@ class FakeBotApi:
     def _api_getMe(self, params: dict[str, str], files: Any) -> Any:
         return BOT_USER
 
+    def _api_answerCallbackQuery(self, params: dict[str, str], files: Any) -> Any:
+        if not params.get("callback_query_id"):
+            return self._error(400, "Bad Request: query is too old or query ID is invalid")
+        return True
+
     def _api_sendMessage(self, params: dict[str, str], files: Any) -> Any:
         if not params.get("text"):
             return self._error(400, "Bad Request: message text is empty")

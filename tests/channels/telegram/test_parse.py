@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from helpdesk.channels.accounts import ChannelAccount
-from helpdesk.channels.adapter import InboundMessage, WebhookRequest
+from helpdesk.channels.adapter import ButtonPress, InboundMessage, WebhookRequest
 from helpdesk.channels.telegram.adapter import TelegramAdapter
 from helpdesk.channels.telegram.parse import (
     BOT_API_DOWNLOAD_LIMIT,
@@ -125,13 +125,20 @@ def test_bots_service_messages_and_other_update_types_give_nothing() -> None:
     ignored = [
         payloads.message(1, 1, "hi", sender=bot),
         payloads.message(2, 2, None, new_chat_members=[bot]),
-        payloads.callback_query(3),
         payloads.my_chat_member(4),
         {"update_id": 5, "some_future_update": {"x": 1}},
         {"update_id": 6, "channel_post": {"message_id": 1, "chat": {"id": -100}, "date": 1}},
     ]
     for update in ignored:
         assert normalize_update("shopbot", payloads.encode(update)) == []
+
+
+def test_a_button_press_is_a_button_press_of_its_user() -> None:
+    (press,) = normalize_update("shopbot", payloads.encode(payloads.callback_query(3)))
+    assert isinstance(press, ButtonPress)
+    assert press.value == "Data from button callback"
+    assert press.sender_id == str(payloads.USER["id"])
+    assert press.ack_ref == "4382bfdwdsb323b2d9"
 
 
 def test_reply_target_and_chat_id_helpers() -> None:

@@ -436,7 +436,11 @@ async def test_set_webhook_command_registers_our_url_with_the_secret(
         (call,) = bot_api.calls_of("setWebhook")
         assert call.params["url"] == url
         assert call.params["secret_token"] == SECRET
-        assert json.loads(call.params["allowed_updates"]) == ["message", "edited_message"]
+        assert json.loads(call.params["allowed_updates"]) == [
+            "message",
+            "edited_message",
+            "callback_query",  # satisfaction rating buttons
+        ]
 
         missing = await asyncio.to_thread(
             subprocess.run,
