@@ -1,0 +1,63 @@
+"""The console API's baseline: a minimal litestar app doing one trivial query.
+
+Served by uvicorn like `helpdesk serve`, with an asyncpg pool of the same size as the
+API's, on the same PostgreSQL: what any litestar + asyncpg endpoint costs on this
+machine before any helpdesk work (authentication, scope, the query itself).
+
+    python -m bench.baseline_app --dsn DSN --port PORT --pool N
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import uvicorn
+from litestar import Litestar, get
+from litestar.datastructures import State
+
+
+@get("/ping")
+async def ping(state: State) -> dict[str, int]:
+    async with state.pool.acquire() as conn:
+        value: int = await conn.fetchval("SELECT 1")
+    return {"value": value}
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(dsn: str, pool_size: int) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    return Litestar(route_handlers=[ping, healthz], lifespan=[lifespan], debug=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--pool", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app(args.dsn, args.pool),
+        host="127.0.0.1",
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
