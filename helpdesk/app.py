@@ -30,6 +30,7 @@ from helpdesk.channels.routes import ChannelAccountController
 from helpdesk.channels.webchat.routes import WebChatController
 from helpdesk.channels.webhooks import WebhookController
 from helpdesk.config import Settings
+from helpdesk.console.routes import console_files, home
 from helpdesk.csat.routes import CsatMetricsController, CsatPageController
 from helpdesk.customers.routes import CustomerController
 from helpdesk.db.pool import create_pool as create_db_pool
@@ -41,6 +42,7 @@ from helpdesk.routing.routes import (
     RoutingStatsController,
 )
 from helpdesk.sla.routes import SlaAdminController, SlaBoardController, TicketSlaController
+from helpdesk.templates.routes import TemplateController
 from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
@@ -110,12 +112,15 @@ def create_app(
         route_handlers=[
             healthz,
             readyz,
+            home,
+            console_files,
             metrics_endpoint,
             AuthController,
             AgentController,
             GroupController,
             TicketController,
             TicketSlaController,
+            TemplateController,
             SlaAdminController,
             SlaBoardController,
             RoutingAdminController,
@@ -143,7 +148,7 @@ def create_app(
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         middleware=[
-            DefineMiddleware(BearerTokenMiddleware, exclude=["^/schema"]),
+            DefineMiddleware(BearerTokenMiddleware, exclude=["^/schema", "^/console", "^/$"]),
             input_sanitizer(settings.request_max_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -62,8 +62,15 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
 
 
 async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> int | None:
-    """Turn one stored webhook delivery into messages. Idempotent."""
-    return await webhooks.process_event(ctx["pool"], ctx["settings"], event_id)
+    """Turn one stored webhook delivery into messages, and route new tickets at once (the
+    routing sweep would find them too, a little later). Idempotent."""
+    from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
+
+    created: list[int] = []
+    result = await webhooks.process_event(ctx["pool"], ctx["settings"], event_id, created)
+    for ticket_id in created:
+        await ctx["redis"].enqueue_job(ROUTE_JOB, ticket_id, _job_id=route_job_id(ticket_id))
+    return result
 
 
 async def sweep_inbound_events(ctx: dict[str, Any]) -> int:

@@ -28,7 +28,7 @@ from helpdesk.channels.adapter import (
     StatusWatermark,
     WebhookRequest,
 )
-from helpdesk.channels.ingest import apply_status, apply_watermark, store_inbound
+from helpdesk.channels.ingest import StoredMessage, apply_status, apply_watermark, store_inbound
 from helpdesk.channels.registry import adapter_for
 from helpdesk.config import Settings
 from helpdesk.errors import Forbidden, NotFound, PayloadTooLarge, Unauthenticated
@@ -161,7 +161,9 @@ def _refusal(status: int, body: bytes, content_type: str) -> Response[bytes]:
     return Response(body, status_code=status, media_type=content_type)
 
 
-async def process_event(pool: asyncpg.Pool, settings: Settings, event_id: int) -> int | None:
+async def process_event(
+    pool: asyncpg.Pool, settings: Settings, event_id: int, created: list[int] | None = None
+) -> int | None:
     """Normalize one stored delivery and store its messages; returns how many were new.
 
     Idempotent: a processed event is skipped, and messages are stored once anyway.
@@ -186,7 +188,10 @@ async def process_event(pool: asyncpg.Pool, settings: Settings, event_id: int) -
         new = 0
         for item in items:
             if isinstance(item, InboundMessage):
-                new += await _store_message(pool, settings, adapter, account, item, payload)
+                stored = await _store_message(pool, settings, adapter, account, item, payload)
+                new += 0 if stored.duplicate else 1
+                if stored.created_ticket and created is not None:
+                    created.append(stored.ticket_id)  # to route at once
             elif isinstance(item, StatusUpdate):
                 async with pool.acquire() as conn, conn.transaction():
                     await apply_status(conn, account.kind, account.name, item)
@@ -242,7 +247,7 @@ async def _store_message(
     account: accounts.ChannelAccount,
     message: InboundMessage,
     payload: bytes,
-) -> int:
+) -> StoredMessage:
     files: list[tuple[str, str, bytes]] = []
     dropped: list[str] = []
     for attachment in message.attachments:
@@ -270,7 +275,7 @@ async def _store_message(
             raw=payload,
             sla=settings.sla,
         )
-    return 0 if stored.duplicate else 1
+    return stored
 
 
 async def pending_events(conn: asyncpg.Connection, older_than_seconds: float) -> list[int]:

@@ -47,6 +47,8 @@ class TicketOut(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     version: int
+    next_sla_due_at: datetime | None = None
+    language: str | None = None
 
 
 class TicketPage(msgspec.Struct):
@@ -217,3 +219,5 @@ class TicketFilters(msgspec.Struct, frozen=True):
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str | None = None
+    # "breached": a running SLA clock is overdue; "at_risk": one is due within 30 minutes.
+    sla: Literal["breached", "at_risk"] | None = None

@@ -18,7 +18,8 @@ from helpdesk.tickets.models import Sort, TicketFilters, TicketOut
 TICKET_COLUMNS = """
     t.id, t.number, t.subject, t.status, t.priority, t.category, t.channel, t.customer_id,
     t.group_id, t.assignee_id, t.tags, t.merged_into_id, t.first_response_due_at,
-    t.first_responded_at, t.solved_at, t.closed_at, t.created_at, t.updated_at, t.version
+    t.first_responded_at, t.solved_at, t.closed_at, t.created_at, t.updated_at, t.version,
+    t.next_sla_due_at, t.language
 """
 
 
@@ -74,6 +75,13 @@ def _filter_clauses(principal: Principal, filters: TicketFilters, params: Params
         where.append(f"t.created_at >= {params.add(filters.created_after)}")
     if filters.created_before is not None:
         where.append(f"t.created_at < {params.add(filters.created_before)}")
+    if filters.sla == "breached":
+        where.append("t.next_sla_due_at < clock_timestamp()")
+    elif filters.sla == "at_risk":
+        where.append(
+            "t.next_sla_due_at >= clock_timestamp()"
+            " AND t.next_sla_due_at < clock_timestamp() + interval '30 minutes'"
+        )
     if filters.q:
         # Folded on both sides, so "zbozi" finds "zboží" and the other way round. A ticket
         # matches when its subject or one of its messages matches the whole query; both

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent
 
 from helpdesk.agents.models import Principal
 from helpdesk.channels.outbox import DELIVER_JOB, job_id
 from helpdesk.db.sql import Id
 from helpdesk.errors import InvalidInput, PreconditionRequired
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
-from helpdesk.tickets import queries, service
+from helpdesk.tickets import queries, service, stream
 from helpdesk.tickets.models import (
     CallCreate,
     CallTicketCreate,
@@ -36,11 +37,18 @@ from helpdesk.tickets.models import (
 )
 from helpdesk.web.context import AppContext, Caller, Ctx, Db
 from helpdesk.web.idempotency import run_idempotent
-from helpdesk.web.query import OptionalQueryId, PathId, parse_if_match, reject_unknown_params
+from helpdesk.web.query import (
+    MAX_ID,
+    OptionalQueryId,
+    PathId,
+    parse_if_match,
+    reject_unknown_params,
+)
 
 LIST_PARAMS = frozenset(
     {
         "status",
+        "sla",
         "priority",
         "category",
         "channel",
@@ -126,6 +134,7 @@ class TicketController(Controller):
         created_after: FromQuery[datetime | None] = None,
         created_before: FromQuery[datetime | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        sla: FromQuery[Literal["breached", "at_risk"] | None] = None,
         sort: FromQuery[Sort] = "-created_at",
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 25,
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
@@ -149,6 +158,7 @@ class TicketController(Controller):
             created_after=created_after,
             created_before=created_before,
             q=q.strip() or None if q else None,
+            sla=sla,
         )
         after = queries.decode_cursor(cursor, sort) if cursor else None
         items, more = await queries.list_tickets(db, principal, filters, sort, after, limit)
@@ -196,6 +206,23 @@ class TicketController(Controller):
             await ctx.enqueue(ROUTE_JOB, ticket.id, job_id=route_job_id(ticket.id))
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
+
+    @get("/stream")
+    async def stream(
+        self,
+        request: Request[Principal, Any, Any],
+        principal: Caller,
+        ctx: Ctx,
+        after: Annotated[int | None, QueryParameter(ge=0, le=MAX_ID)] = None,
+    ) -> ServerSentEvent:
+        """New and changed tickets the caller may see, live (server-sent events; each
+        event names the ticket and what happened). Resume with Last-Event-ID."""
+        reject_unknown_params(request, frozenset({"after"}))
+        last = request.headers.get("last-event-id", "").strip()
+        if last.isdigit() and len(last) <= 18:
+            after = max(after or 0, int(last))
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return ServerSentEvent(stream.events(ctx.pool, principal, after), headers=headers)
 
     @get("/{ticket_id:int}")
     async def get_ticket(

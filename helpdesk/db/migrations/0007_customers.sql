@@ -95,3 +95,15 @@ CREATE INDEX tickets_solved_idx ON tickets (solved_at) WHERE status = 'solved';
 -- Buttons under an outbound chat message ([[label, value], ...]): satisfaction ratings
 -- in Telegram (inline keyboard) and Slack (block actions).
 ALTER TABLE messages ADD COLUMN buttons jsonb;
+
+-- Canned replies in the customer's language, optionally only for some lifecycle stages.
+CREATE TABLE reply_templates (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    language    text NOT NULL CHECK (language ~ '^[a-z]{2}$'),
+    body        text NOT NULL CHECK (length(body) BETWEEN 1 AND 10000),
+    stages      text[] NOT NULL DEFAULT '{}',  -- empty: every stage
+    active      boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (name, language)
+);

@@ -1,0 +1,50 @@
+"""Serves the console at `/console/` (and `/` redirects there).
+
+Plain HTML, CSS and JavaScript modules: no build step, nothing to install. The files
+carry no data; every byte an agent sees comes from the API with their own token, so a
+partner's browser receives exactly what the API lets them see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Response, get
+from litestar.response import Redirect
+from litestar.response.base import ASGIResponse
+from litestar.static_files import create_static_files_router
+
+STATIC = Path(__file__).parent / "static"
+# The console's own files only: no inline scripts, no other origins.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def _secure(response: ASGIResponse | Response[Any]) -> Any:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+console_files = create_static_files_router(
+    path="/console",
+    directories=[STATIC],
+    html_mode=True,
+    name="console",
+    opt={"exclude_from_auth": True},
+    include_in_schema=False,
+    after_request=_secure,
+)
+
+
+@get("/", exclude_from_auth=True, include_in_schema=False)
+async def home() -> Response[None]:
+    """`make run` serves the console at `/`."""
+    return Redirect("/console/")

@@ -1,0 +1,1 @@
+"""Canned replies: texts per language (and lifecycle stage) that agents start a reply from."""
