@@ -352,3 +352,25 @@ async def test_acknowledgement_goes_out_once_with_number_and_due_time(
         ticket_id,
     )
     assert first["met_at"] is None  # an automatic message is no response
+
+
+async def test_a_routing_job_lost_with_redis_is_redone_by_the_sweep(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
+) -> None:
+    """F3: Redis restarts empty with the route job queued; PostgreSQL still knows."""
+    from redis.asyncio import Redis
+
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent, subject="Reklamace", text="Rozbité zboží.")
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        queued = [j.decode() for j in await redis.zrange("arq:queue", 0, -1)]
+        assert [j for j in queued if j.startswith("route:")], queued
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+    assert (await ticket_row(db, ticket["id"]))["routed_at"] is None
+
+    await run_worker(settings)
+    row = await ticket_row(db, ticket["id"])
+    assert row["routed_at"] is not None and row["category"] == "complaint"
