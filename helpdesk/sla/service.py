@@ -343,6 +343,23 @@ async def refresh(
         ).total_seconds()
         final[key] = values
     for key, values in final.items():
+        old = stored.get(key)
+        if values["met_at"] is not None and (old is None or old["met_at"] is None):
+            # A live SLA event for supervisors, like warnings and breaches.
+            await conn.execute(
+                "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+                ticket_id,
+                "sla_met",
+                {
+                    "clock": key[0],
+                    "cycle": key[1],
+                    "met_at": values["met_at"].isoformat(),
+                    "breached": values["breached"],
+                    "group_id": ticket["group_id"],
+                    "assignee_id": ticket["assignee_id"],
+                    "channel": ticket["channel"],
+                },
+            )
         await conn.execute(
             """INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, target_minutes,
                    business_time, started_at, due_at, warn_at, met_at, breached, breached_at,

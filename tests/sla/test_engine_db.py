@@ -76,6 +76,13 @@ async def test_first_response_clock_starts_with_the_ticket_and_the_reply_meets_i
     await reply(client, agent, ticket["id"])
     first = await clock(db, ticket["id"], "first_response")
     assert first["met_at"] is not None and not first["breached"]
+    met = await db.fetch(
+        "SELECT changes FROM ticket_events WHERE ticket_id = $1 AND action = 'sla_met'",
+        ticket["id"],
+    )
+    assert [(m["changes"]["clock"], m["changes"]["breached"]) for m in met] == [
+        ("first_response", False)
+    ]
     row = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket["id"])
     assert row["next_sla_due_at"] is None and row["next_sla_check_at"] is None
 

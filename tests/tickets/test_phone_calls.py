@@ -80,7 +80,9 @@ async def test_outbound_public_call_is_the_first_response_and_is_never_queued(
     body = await detail(client, agent, ticket["id"])
     assert body["ticket"]["status"] == "open"
     assert body["ticket"]["first_responded_at"] == message["created_at"]
-    event = body["events"][-1]
+    # The call, then the SLA event it caused: the first response was met.
+    assert [e["action"] for e in body["events"][-2:]] == ["call_logged", "sla_met"]
+    event = body["events"][-2]
     assert event["action"] == "call_logged"
     assert event["actor_agent_id"] == agent.id
     assert event["changes"] == {

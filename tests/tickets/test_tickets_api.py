@@ -33,7 +33,7 @@ async def test_agent_creates_replies_and_reads_a_ticket(client: Client, factory:
     assert body["ticket"]["status"] == "open"
     assert body["ticket"]["first_responded_at"] is not None
     assert [m["direction"] for m in body["messages"]] == ["inbound", "outbound"]
-    assert [e["action"] for e in body["events"]] == ["created", "replied"]
+    assert [e["action"] for e in body["events"]] == ["created", "replied", "sla_met"]
     assert detail.headers["etag"] == f'"{body["ticket"]["version"]}"'
 
 
