@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from helpdesk.channels.email import compose
@@ -200,6 +200,8 @@ _HEADERS = {
     customer_name=st.text(max_size=100),
     filename=st.text(min_size=1, max_size=60),
 )
+# Found by hypothesis in CI: the stock folder lost the space between two encoded words.
+@example(subject="000000000¡¡¡¡¡¡¡𐀀𐀀𐀀𐀀 ¡ ¡", from_name="", customer_name="", filename="0")
 def test_no_subject_name_or_file_name_can_add_a_header(
     subject: str, from_name: str, customer_name: str, filename: str
 ) -> None:
