@@ -29,18 +29,27 @@ def build_worker(
     worker_metrics = metrics or Metrics()
 
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["pool"] = await create_pool(settings.database_url, 1, 5)
+        # Up to max_jobs jobs run at once; each holds a connection only while it runs.
+        ctx["pool"] = await create_pool(
+            settings.database_url, settings.database_pool_min, settings.database_pool_max
+        )
         ctx["senders"] = senders(ctx["pool"], settings)
         ctx["metrics"] = worker_metrics
         # IMAP mailboxes are polled by every worker; an advisory lock per mailbox makes
         # sure only one of them reads a given mailbox at a time.
         ctx["mail_poller"] = MailPoller(ctx["pool"], settings, redis=ctx.get("redis"))
         await ctx["mail_poller"].start()
+        if not burst:  # a burst (tests) runs what is queued and stops; nothing to wait for
+            ctx["sla_listener"] = sla_jobs.DueSoonListener(settings, ctx["pool"], ctx["redis"])
+            ctx["sla_listener"].start()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         poller = ctx.get("mail_poller")
         if poller is not None:
             await poller.stop()
+        listener = ctx.get("sla_listener")
+        if listener is not None:
+            await listener.stop()
         pool = ctx.get("pool")
         if pool is not None:
             await pool.close()
@@ -76,7 +85,7 @@ def build_worker(
             cron(
                 routing_jobs.sweep,
                 name="routing_sweep",
-                second=set(range(1, 60, routing_every)),
+                second=set(range(1 % routing_every, 60, routing_every)),
                 run_at_startup=True,
                 unique=True,
                 timeout=60,
@@ -100,7 +109,7 @@ def build_worker(
             cron(
                 sla_jobs.sweep,
                 name="sla_sweep",
-                second=set(range(3, 60, sla_every)),
+                second=set(range(3 % sla_every, 60, sla_every)),
                 run_at_startup=True,
                 unique=True,
                 timeout=60,

@@ -152,11 +152,16 @@ async def store_inbound(
         if existing is not None:
             return await _redelivered(conn, existing, message)
         customer_id = await customer_for(conn, channel, account, message.sender)
+        # Messages of one conversation are stored one at a time: the conversation row is
+        # locked, but FOR NO KEY UPDATE only (the no-op DO UPDATE touches no key column
+        # either). A stronger lock would block the foreign-key checks that a transaction
+        # holding the conversation's ticket makes on it (routing updates the ticket twice),
+        # while this one waits for that ticket: a deadlock.
         conversation = await conn.fetchrow(
             """INSERT INTO conversations (channel, channel_account, external_id, customer_id)
                VALUES ($1, $2, $3, $4)
                ON CONFLICT (channel, channel_account, external_id)
-               DO UPDATE SET external_id = EXCLUDED.external_id
+               DO UPDATE SET last_inbound_at = conversations.last_inbound_at
                RETURNING id, ticket_id""",
             channel,
             account,
@@ -164,7 +169,7 @@ async def store_inbound(
             customer_id,
         )
         await conn.execute(
-            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conversation["id"]
+            "SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE", conversation["id"]
         )
         ticket = await _follow_merges(conn, conversation["ticket_id"])
         now = await conn.fetchval("SELECT clock_timestamp()")

@@ -62,14 +62,22 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
 
 
 async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> int | None:
-    """Turn one stored webhook delivery into messages, and route new tickets at once (the
-    routing sweep would find them too, a little later). Idempotent."""
-    from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
+    """Turn one stored webhook delivery into messages, and route new tickets at once, in
+    this job: a second queue hop would add its latency to every new ticket's first
+    assignment. A routing failure here only defers the ticket to a route job (and the
+    routing sweep would find it anyway). Idempotent."""
+    from helpdesk.routing.jobs import ROUTE_JOB, route_job_id, route_ticket
 
     created: list[int] = []
     result = await webhooks.process_event(ctx["pool"], ctx["settings"], event_id, created)
     for ticket_id in created:
-        await ctx["redis"].enqueue_job(ROUTE_JOB, ticket_id, _job_id=route_job_id(ticket_id))
+        try:
+            await route_ticket(ctx, ticket_id)
+        except Exception:
+            log.exception(
+                "routing a new ticket failed; queued for retry", extra={"ticket_id": ticket_id}
+            )
+            await ctx["redis"].enqueue_job(ROUTE_JOB, ticket_id, _job_id=route_job_id(ticket_id))
     return result
 
 

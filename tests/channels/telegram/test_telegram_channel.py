@@ -19,10 +19,13 @@ from typing import Any
 import asyncpg
 import httpx
 
+from helpdesk.app import connect_redis
+from helpdesk.channels.jobs import process_inbound_event
 from helpdesk.channels.telegram.commands import poll
 from helpdesk.config import Settings
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect, create_pool
+from helpdesk.observability import Metrics
 from tests.channels.telegram import payloads
 from tests.channels.telegram.conftest import ACCOUNT, SECRET, TOKEN, add_account
 from tests.channels.telegram.fake_bot_api import FakeBotApi
@@ -492,3 +495,96 @@ async def poll_account(db: asyncpg.Connection) -> Any:
     account = await get_account(db, "telegram", ACCOUNT)
     assert account is not None
     return account
+
+
+async def test_a_new_chat_ticket_is_routed_and_assigned_by_the_job_that_stores_it(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings, bot_account: str
+) -> None:
+    """No second queue hop between storing a customer's first message and assigning its
+    ticket (issue 8: webhook to assigned within 100 ms): the store job routes at once."""
+
+    admin = await factory.agent("admin")
+    group = await factory.group("Chat")
+    response = await client.patch(
+        f"/routing/groups/{group}",
+        json={"assignment_strategy": "round_robin"},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200, response.text
+    response = await client.post(
+        "/routing/rules", json={"name": "all chats", "group_id": group}, headers=admin.headers
+    )
+    assert response.status_code == 201, response.text
+    agent = await factory.agent("agent", group_ids=[group])
+    response = await client.put(
+        "/agents/me/availability", json={"availability": "online"}, headers=agent.headers
+    )
+    assert response.status_code == 200, response.text
+
+    response = await deliver(client, payloads.message(10000, 1365, "Dobrý den, kde je zásilka?"))
+    assert response.status_code == 200, response.text
+    event_id = await db.fetchval("SELECT id FROM inbound_events")
+
+    # The store job alone, as the worker runs it, and nothing after it.
+    redis = connect_redis(settings.redis_url)
+    pool = await create_pool(settings.database_url)
+    try:
+        ctx = {"settings": settings, "pool": pool, "redis": redis, "metrics": Metrics()}
+        await process_inbound_event(ctx, event_id)
+        queued = [job.decode() for job in await redis.zrange("arq:queue", 0, -1)]
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+    ticket = await db.fetchrow("SELECT * FROM tickets")
+    assert ticket["routed_at"] is not None and ticket["group_id"] == group
+    assert ticket["assignee_id"] == agent.id
+    assert not [job for job in queued if job.startswith("route:")], queued
+
+
+async def test_a_message_arriving_while_its_ticket_is_being_routed_waits_and_is_stored(
+    client: Client, db: asyncpg.Connection, settings: Settings, bot_account: str
+) -> None:
+    """The customer's second message is stored while a transaction (routing, here
+    imitated) holds the ticket and updates it twice. Storing waits for the ticket with
+    the conversation locked; the second update's foreign-key check on that conversation
+    must not wait for it in turn (that was a deadlock, seen under load in the benchmark)."""
+    ticket_id = await customer_ticket(client, db, settings, "Dobrý den, kde je zásilka?")
+    response = await deliver(client, payloads.message(10001, 1366, "Ještě jedna otázka."))
+    assert response.status_code == 200, response.text
+    event_id = await db.fetchval("SELECT id FROM inbound_events WHERE dedupe_key = '10001'")
+
+    router = await connect(settings.database_url)
+    redis = connect_redis(settings.redis_url)
+    pool = await create_pool(settings.database_url)
+    try:
+        routing = router.transaction()
+        await routing.start()
+        await router.execute("UPDATE tickets SET priority = 'high' WHERE id = $1", ticket_id)
+        ctx = {"settings": settings, "pool": pool, "redis": redis, "metrics": Metrics()}
+        store = asyncio.create_task(process_inbound_event(ctx, event_id))
+        for _ in range(500):  # until the store waits for the routing transaction's ticket
+            waiting = await db.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tickets%'"""
+            )
+            if waiting or store.done():
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 1 and not store.done()
+        # The second update of the same ticket in the routing transaction.
+        await router.execute("UPDATE tickets SET updated_at = now() WHERE id = $1", ticket_id)
+        await routing.commit()
+        assert await asyncio.wait_for(store, 30) == 1
+    finally:
+        await router.close()
+        await pool.close()
+        await redis.aclose()
+
+    messages = await inbound(db)
+    assert [m["body_text"] for m in messages] == [
+        "Dobrý den, kde je zásilka?",
+        "Ještě jedna otázka.",
+    ]
+    assert {m["ticket_id"] for m in messages} == {ticket_id}
+    assert await db.fetchval("SELECT priority FROM tickets WHERE id = $1", ticket_id) == "high"
