@@ -36,7 +36,9 @@ intervals day by day (cached per local date, holidays cached per year) and gives
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +174,12 @@ def _countries(value: str | list[str] | None) -> tuple[str, ...]:
     return codes
 
 
+_ALWAYS_OPEN: tuple[tuple[Span, ...], ...] = tuple(((0, MINUTES_PER_DAY),) for _ in WEEKDAYS)
+# Parsed calendars by their spec's content (see `BusinessCalendar.shared`).
+_SHARED: dict[str, BusinessCalendar] = {}
+_SHARED_LIMIT = 64
+
+
 @dataclass(frozen=True, eq=False)
 class BusinessCalendar:
     """A validated calendar; build it with `from_spec`, `parse` or `twenty_four_seven`."""
@@ -184,6 +192,16 @@ class BusinessCalendar:
     _holidays: dict[int, frozenset[date]] = field(default_factory=dict, repr=False)
     _days: dict[date, tuple[Interval, ...]] = field(default_factory=dict, repr=False)
 
+    @functools.cached_property
+    def always_open(self) -> bool:
+        """Open every minute of every day (calendar time): arithmetic is plain subtraction,
+        with no walk over the days (a ticket open for months is counted at once)."""
+        return (
+            all(day == ((0, MINUTES_PER_DAY),) for day in self.weekly)
+            and not self.closed_dates
+            and not self.countries
+        )
+
     @classmethod
     def parse(cls, data: Any) -> BusinessCalendar:
         """From decoded JSON (a dict); every problem is an `InvalidCalendar`."""
@@ -192,6 +210,19 @@ class BusinessCalendar:
         except msgspec.ValidationError as exc:
             raise InvalidCalendar(f"calendar: {exc}") from None
         return cls.from_spec(spec)
+
+    @classmethod
+    def shared(cls, data: Any) -> BusinessCalendar:
+        """`parse`, but one object per distinct spec in the process, so its caches of open
+        hours per day and of holidays outlive one use: without them a ticket open for
+        months is recounted day by day on every refresh. An edited spec is a new entry."""
+        key = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        calendar = _SHARED.get(key)
+        if calendar is None:
+            if len(_SHARED) >= _SHARED_LIMIT:
+                _SHARED.clear()
+            calendar = _SHARED[key] = cls.parse(data)
+        return calendar
 
     @classmethod
     def from_spec(cls, spec: CalendarSpec) -> BusinessCalendar:
@@ -225,10 +256,7 @@ class BusinessCalendar:
     @classmethod
     def twenty_four_seven(cls, zone: ZoneInfo | str = "UTC") -> BusinessCalendar:
         """Calendar time: always open (no holidays), printed in `zone`."""
-        return cls(
-            zone=zone if isinstance(zone, ZoneInfo) else _zone(zone),
-            weekly=tuple(((0, MINUTES_PER_DAY),) for _ in WEEKDAYS),
-        )
+        return cls(zone=zone if isinstance(zone, ZoneInfo) else _zone(zone), weekly=_ALWAYS_OPEN)
 
     # --- open intervals -------------------------------------------------------------------
 
@@ -339,6 +367,8 @@ class BusinessCalendar:
             raise ValueError(f"cannot add negative business time {duration}")
         if not duration:
             return start
+        if self.always_open:
+            return start.astimezone(UTC) + duration
         remaining = duration
         for a, b in self.open_intervals(start):
             a = max(a, start)
@@ -353,6 +383,8 @@ class BusinessCalendar:
         total = timedelta(0)
         if end <= start:
             return total
+        if self.always_open:
+            return end - start
         for a, b in self.open_intervals(start, until=end):
             if a >= end:
                 break

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -41,6 +41,15 @@ from helpdesk.sla.policies import (
 )
 
 log = logging.getLogger(__name__)
+
+# NOTIFY channel: a ticket's next SLA instant came within the sweep's horizon.
+DUE_SOON_CHANNEL = "helpdesk_sla_due_soon"
+
+
+def sweep_horizon(sla: SlaSettings) -> timedelta:
+    """How far ahead checks are scheduled: two sweep intervals, so none falls between."""
+    return timedelta(seconds=2 * sla.sweep_interval_seconds)
+
 
 CLOCKS = ("first_response", "next_response", "resolution")
 # How a stored clock row is keyed.
@@ -163,7 +172,7 @@ async def calendar_for(
     if calendar_id is not None:
         spec = await conn.fetchval("SELECT spec FROM sla_calendars WHERE id = $1", calendar_id)
         if spec is not None:
-            return BusinessCalendar.parse(spec)
+            return BusinessCalendar.shared(spec)
     return BusinessCalendar.twenty_four_seven(sla.timezone)
 
 
@@ -417,6 +426,10 @@ async def refresh(
         next_check,
         fr["due_at"] if fr else None,
     )
+    if next_check is not None and next_check <= now + sweep_horizon(sla):
+        # Due before the sweep would see it: workers listening schedule the exact check
+        # once this transaction commits (NOTIFY is delivered on commit only).
+        await conn.execute("SELECT pg_notify($1, $2)", DUE_SOON_CHANNEL, str(ticket_id))
     return Refreshed(ticket_id, next_check, [d for d in pending if d.at <= now])
 
 

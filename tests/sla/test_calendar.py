@@ -339,3 +339,13 @@ def test_two_countries() -> None:
     czech = office()
     assert not both.is_open(t("2026-01-06T10:00+01:00"))
     assert czech.is_open(t("2026-01-06T10:00+01:00"))
+
+
+def test_a_shared_calendar_is_one_object_per_spec_and_an_edit_is_a_new_one() -> None:
+    spec = {"timezone": "Europe/Prague", "hours": {"mon": [["08:00", "16:00"]]}}
+    first = BusinessCalendar.shared(spec)
+    assert BusinessCalendar.shared(dict(reversed(spec.items()))) is first  # key order
+    edited = BusinessCalendar.shared({**spec, "hours": {"mon": [["09:00", "16:00"]]}})
+    assert edited is not first
+    monday_8_30 = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+    assert first.is_open(monday_8_30) and not edited.is_open(monday_8_30)

@@ -187,3 +187,29 @@ def test_measuring_agrees_with_a_minute_by_minute_wall_clock_reading(
     )
     assert calendar.business_minutes_between(start, start + timedelta(minutes=minutes)) == expected
     assert calendar.is_open(start) == _oracle_open(spec, stretches, start)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["Europe/Prague", "America/New_York", "UTC"]),
+    precise_instants,
+    durations,
+    st.integers(0, 400 * 24 * 60 * 60).map(lambda s: timedelta(seconds=s)),
+)
+def test_calendar_time_shortcut_agrees_with_walking_the_days(
+    zone: str, start: datetime, duration: timedelta, span: timedelta
+) -> None:
+    """24x7 takes the shortcut (plain subtraction); the same hours with one closed date
+    long before walk the days, DST weekends included. Both must agree."""
+    shortcut = BusinessCalendar.twenty_four_seven(zone)
+    walked = BusinessCalendar.parse(
+        {
+            "timezone": zone,
+            "hours": {day: [["00:00", "24:00"]] for day in WEEKDAYS},
+            "holidays": ["2000-01-01"],
+        }
+    )
+    assert shortcut.always_open and not walked.always_open
+    assert shortcut.add_business_time(start, duration) == walked.add_business_time(start, duration)
+    end = start + span
+    assert shortcut.business_time_between(start, end) == walked.business_time_between(start, end)
