@@ -47,6 +47,8 @@ class AgentOut(msgspec.Struct):
     active: bool
     group_ids: list[int]
     created_at: datetime
+    # online / away / offline: what routing assigns by (set with PUT /agents/me/availability).
+    availability: str = "offline"
 
 
 class AgentCreate(msgspec.Struct, forbid_unknown_fields=True):

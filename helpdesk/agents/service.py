@@ -25,7 +25,7 @@ from helpdesk.errors import Conflict, InvalidInput, NotFound, TooManyRequests, U
 TOKEN_PREFIX = "hd_"  # noqa: S105 - a public marker, not a secret
 
 _AGENT_COLUMNS = """
-    a.id, a.email, a.name, a.role, a.active, a.created_at,
+    a.id, a.email, a.name, a.role, a.active, a.created_at, a.availability,
     coalesce((SELECT array_agg(g.group_id ORDER BY g.group_id) FROM agent_groups g
               WHERE g.agent_id = a.id), '{}') AS group_ids
 """
@@ -44,6 +44,7 @@ def _agent_out(row: asyncpg.Record) -> AgentOut:
         active=row["active"],
         group_ids=list(row["group_ids"]),
         created_at=row["created_at"],
+        availability=row["availability"],
     )
 
 

@@ -48,6 +48,8 @@ class TicketOut(msgspec.Struct):
     updated_at: datetime
     version: int
     next_sla_due_at: datetime | None = None
+    # When the soonest running SLA clock turns "at risk" (its warning level).
+    next_sla_warn_at: datetime | None = None
     language: str | None = None
 
 
@@ -215,6 +217,7 @@ class TicketFilters(msgspec.Struct, frozen=True):
     group_id: tuple[int, ...] = ()
     assignee: str | None = None  # "me", "unassigned" or an agent id
     customer_id: int | None = None
+    number: int | None = None  # the ticket number customers quote ("#10042")
     tags: tuple[str, ...] = ()
     created_after: datetime | None = None
     created_before: datetime | None = None

@@ -19,7 +19,7 @@ TICKET_COLUMNS = """
     t.id, t.number, t.subject, t.status, t.priority, t.category, t.channel, t.customer_id,
     t.group_id, t.assignee_id, t.tags, t.merged_into_id, t.first_response_due_at,
     t.first_responded_at, t.solved_at, t.closed_at, t.created_at, t.updated_at, t.version,
-    t.next_sla_due_at, t.language
+    t.next_sla_due_at, t.next_sla_warn_at, t.language
 """
 
 
@@ -69,6 +69,8 @@ def _filter_clauses(principal: Principal, filters: TicketFilters, params: Params
         where.append(f"t.assignee_id = {params.add(int(filters.assignee))}")
     if filters.customer_id is not None:
         where.append(f"t.customer_id = {params.add(filters.customer_id)}")
+    if filters.number is not None:
+        where.append(f"t.number = {params.add(filters.number)}")
     if filters.tags:
         where.append(f"t.tags @> {params.add(list(filters.tags))}::text[]")
     if filters.created_after is not None:

@@ -80,6 +80,7 @@ async def test_partner_listing_search_and_counts_stay_in_scope(
         "?q=interni",
         f"?group_id={group_12}",
         f"?customer_id={other['customer_id']}",
+        f"?number={other['number']}",
         "?status=new&status=open",
     ]:
         response = await client.get(f"/tickets{query}", headers=partner.headers)
@@ -88,6 +89,9 @@ async def test_partner_listing_search_and_counts_stay_in_scope(
         assert other["id"] not in ids, query
     everything = (await client.get("/tickets", headers=partner.headers)).json()["items"]
     assert [t["id"] for t in everything] == [own["id"]]
+    # The number customers quote finds the ticket (in scope only, as above).
+    by_number = await client.get(f"/tickets?number={own['number']}", headers=partner.headers)
+    assert [t["id"] for t in by_number.json()["items"]] == [own["id"]]
 
 
 async def test_partner_sees_only_customers_of_its_tickets(client: Client, factory: Factory) -> None:
