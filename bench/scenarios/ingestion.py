@@ -9,7 +9,13 @@ the worker has stored every message of the run). Email: the raw intake stores th
 so its HTTP rate is its stored rate. Every second message continues the previous
 one's conversation, so threading is exercised as well as ticket creation.
 
-Baseline: single-row INSERT + commit through asyncpg at the same concurrency.
+Two baselines, measured at the same concurrency on the same PostgreSQL:
+- the raw SQL ingest transaction (`raw_ingest_run`): what storing one inbound message
+  costs when issued directly through asyncpg, with no HTTP, parsing, queue or worker:
+  dedupe insert, identity lookup (and creation), conversation (thread) match, ticket
+  insert or update, message, event and a router outbox row, in one transaction. Issue 8's
+  target is the stored rate at concurrency 8 >= 70 % of it;
+- single-row INSERT + commit through asyncpg: what the server can commit at all.
 After the runs, redelivered updates and mails must write no new rows.
 """
 
@@ -30,6 +36,7 @@ from bench.context import Bench, wait_for
 from bench.dataset import customer_text
 from bench.load import Http, Response, closed_loop
 from bench.stats import Row, percentile
+from helpdesk.db.pool import create_pool
 
 TELEGRAM_ACCOUNT = "bench"
 TELEGRAM_SECRET = "bench-webhook-secret"  # noqa: S105 - a throwaway benchmark secret
@@ -37,6 +44,7 @@ EMAIL_ACCOUNT = "bench-mail"
 EMAIL_SECRET = "bench-intake-secret-0123456789"  # noqa: S105
 
 _ids = itertools.count(1)
+_raw_ids = itertools.count(900_000_000)  # the raw baseline's own numbers
 
 
 async def setup(bench: Bench) -> None:
@@ -66,6 +74,16 @@ async def setup(bench: Bench) -> None:
             "CREATE TABLE IF NOT EXISTS bench_raw_insert "
             "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL, "
             "created_at timestamptz NOT NULL DEFAULT now())"
+        )
+        # The router's outbox of the raw baseline (the service enqueues a job instead).
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_router_outbox "
+            "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ticket_id bigint NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now())"
+        )
+        bench.state["telegram_account_id"] = await conn.fetchval(
+            "SELECT id FROM channel_accounts WHERE kind = 'telegram' AND name = $1",
+            TELEGRAM_ACCOUNT,
         )
 
 
@@ -213,6 +231,130 @@ async def raw_insert_run(bench: Bench, concurrency: int) -> float:
     return total / elapsed
 
 
+RAW_CHANNEL = "bench-raw"
+
+
+async def _raw_ingest_one(
+    conn: asyncpg.Connection, account_id: int, number: int, chat: int, text: str
+) -> None:
+    """One inbound message stored the way the service stores it, in plain SQL."""
+    external_id = f"{chat}:{number}"
+    async with conn.transaction():
+        fresh = await conn.fetchval(
+            """INSERT INTO inbound_events (account_id, dedupe_key, payload, status)
+               VALUES ($1, $2, $3, 'processed')
+               ON CONFLICT (account_id, dedupe_key) DO NOTHING RETURNING id""",
+            account_id,
+            f"raw:{number}",
+            text.encode(),
+        )
+        if fresh is None:
+            return
+        customer_id = await conn.fetchval(
+            """SELECT customer_id FROM customer_identities
+               WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+            RAW_CHANNEL,
+            TELEGRAM_ACCOUNT,
+            str(chat),
+        )
+        if customer_id is None:
+            customer_id = await conn.fetchval(
+                "INSERT INTO customers (name) VALUES ($1) RETURNING id", f"Zákazník {chat}"
+            )
+            await conn.execute(
+                """INSERT INTO customer_identities
+                       (customer_id, channel, channel_account, external_id, display_name)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                customer_id,
+                RAW_CHANNEL,
+                TELEGRAM_ACCOUNT,
+                str(chat),
+                f"Zákazník {chat}",
+            )
+        conversation = await conn.fetchrow(
+            """INSERT INTO conversations (channel, channel_account, external_id, customer_id)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (channel, channel_account, external_id)
+               DO UPDATE SET external_id = EXCLUDED.external_id
+               RETURNING id, ticket_id""",
+            RAW_CHANNEL,
+            TELEGRAM_ACCOUNT,
+            str(chat),
+            customer_id,
+        )
+        ticket_id = conversation["ticket_id"]
+        if ticket_id is None:
+            ticket_id = await conn.fetchval(
+                # routed_at set: the routing sweep must leave the baseline's tickets alone.
+                """INSERT INTO tickets (subject, channel, channel_account, customer_id,
+                                       conversation_id, first_response_due_at, routed_at)
+                   VALUES ($1, $2, $3, $4, $5, now() + interval '60 minutes', now())
+                   RETURNING id""",
+                text[:80],
+                RAW_CHANNEL,
+                TELEGRAM_ACCOUNT,
+                customer_id,
+                conversation["id"],
+            )
+            await conn.execute(
+                "UPDATE conversations SET ticket_id = $2 WHERE id = $1",
+                conversation["id"],
+                ticket_id,
+            )
+        else:
+            await conn.execute(
+                "UPDATE tickets SET updated_at = now(), version = version + 1 WHERE id = $1",
+                ticket_id,
+            )
+        message_id = await conn.fetchval(
+            """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
+                                     channel_account, external_id, body_text)
+               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6) RETURNING id""",
+            ticket_id,
+            customer_id,
+            RAW_CHANNEL,
+            TELEGRAM_ACCOUNT,
+            external_id,
+            text,
+        )
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            ticket_id,
+            "customer_message",
+            {"message_id": message_id},
+        )
+        await conn.execute("INSERT INTO bench_router_outbox (ticket_id) VALUES ($1)", ticket_id)
+
+
+async def raw_ingest_run(bench: Bench, concurrency: int) -> float:
+    """Baseline: the ingest transaction in raw SQL, messages per second at `concurrency`.
+    As in the webhook runs, two consecutive messages share a conversation; each worker
+    takes both messages of a conversation, in order."""
+    rng = random.Random(2000 + concurrency)
+    numbers = [next(_raw_ids) for _ in range(bench.sizes.ingest_messages)]
+    texts = [customer_text(rng) for _ in numbers]
+    pairs = iter(range(0, len(numbers), 2))
+    account_id: int = bench.state["telegram_account_id"]
+    # The service's pool setup (its jsonb codec), so both sides encode events alike.
+    pool = await create_pool(bench.database_url, min_size=concurrency, max_size=concurrency)
+
+    async def worker() -> None:
+        async with pool.acquire() as conn:
+            for start in pairs:
+                for index in range(start, min(start + 2, len(numbers))):
+                    number = numbers[index]
+                    chat = 7_000_000 + numbers[start]
+                    await _raw_ingest_one(conn, account_id, number, chat, texts[index])
+
+    try:
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    finally:
+        await pool.close()
+    return len(numbers) / elapsed
+
+
 async def redelivery_check(bench: Bench) -> None:
     """Send the first updates and mails again: no new rows may appear."""
     before_tg = await _telegram_counts(bench)
@@ -255,6 +397,7 @@ async def run(bench: Bench) -> None:
     stored_rates: list[float] = []
     for concurrency in sizes.concurrencies:
         baseline = [await raw_insert_run(bench, concurrency) for _ in range(sizes.runs)]
+        raw_ingest = [await raw_ingest_run(bench, concurrency) for _ in range(sizes.runs)]
         accepted, stored, tg_p99 = [], [], []
         for _ in range(sizes.runs):
             rate, stored_rate, latencies = await telegram_run(bench, concurrency)
@@ -270,6 +413,22 @@ async def run(bench: Bench) -> None:
         case = f"concurrency {concurrency}"
         base_name = f"raw INSERT+commit, asyncpg, c={concurrency}"
         common = {"unit": "msg/s", "better": "higher", "baseline_name": base_name}
+        ingest_name = f"raw SQL ingest transaction, asyncpg, c={concurrency}"
+        target = "issue 8 target: ratio >= 0.70" if concurrency == 8 else ""
+        for what, runs in (("telegram webhook", stored), ("email raw intake", mail)):
+            bench.add(
+                Row(
+                    "1 ingestion",
+                    f"{what}, {case}",
+                    "stored vs ingest transaction",
+                    "msg/s",
+                    runs=runs,
+                    better="higher",
+                    baseline_name=ingest_name,
+                    baseline_runs=raw_ingest,
+                    note=target,
+                )
+            )
         bench.add(
             Row(
                 "1 ingestion",
