@@ -152,24 +152,25 @@ async def store_inbound(
         if existing is not None:
             return await _redelivered(conn, existing, message)
         customer_id = await customer_for(conn, channel, account, message.sender)
-        # Messages of one conversation are stored one at a time: the conversation row is
-        # locked, but FOR NO KEY UPDATE only (the no-op DO UPDATE touches no key column
-        # either). A stronger lock would block the foreign-key checks that a transaction
-        # holding the conversation's ticket makes on it (routing updates the ticket twice),
-        # while this one waits for that ticket: a deadlock.
+        # Messages of one conversation are stored one at a time: the upsert locks the
+        # conversation row, FOR NO KEY UPDATE only since it changes no key column (a new
+        # row is held by its inserting transaction alike). A stronger lock would block the
+        # foreign-key checks that a transaction holding the conversation's ticket makes on
+        # it (routing updates the ticket twice), while this one waits for that ticket: a
+        # deadlock.
         conversation = await conn.fetchrow(
-            """INSERT INTO conversations (channel, channel_account, external_id, customer_id)
-               VALUES ($1, $2, $3, $4)
+            """INSERT INTO conversations (channel, channel_account, external_id, customer_id,
+                                          last_inbound_at)
+               VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (channel, channel_account, external_id)
-               DO UPDATE SET last_inbound_at = conversations.last_inbound_at
+               DO UPDATE SET last_inbound_at = greatest(conversations.last_inbound_at,
+                                                        EXCLUDED.last_inbound_at)
                RETURNING id, ticket_id""",
             channel,
             account,
             message.conversation_id,
             customer_id,
-        )
-        await conn.execute(
-            "SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE", conversation["id"]
+            message.sent_at,
         )
         ticket = await _follow_merges(conn, conversation["ticket_id"])
         now = await conn.fetchval("SELECT clock_timestamp()")
@@ -200,19 +201,28 @@ async def store_inbound(
                 ticket_id,
                 now,
             )
-        await conn.execute(
-            """UPDATE conversations SET ticket_id = $2,
-                   last_inbound_at = greatest(last_inbound_at, $3)
-               WHERE id = $1""",
-            conversation["id"],
-            ticket_id,
-            message.sent_at,
-        )
+        if conversation["ticket_id"] != ticket_id:  # a new ticket, or a merge followed
+            await conn.execute(
+                "UPDATE conversations SET ticket_id = $2 WHERE id = $1",
+                conversation["id"],
+                ticket_id,
+            )
+        # The message, its raw source and the ticket's event in one round trip.
         message_id = await conn.fetchval(
-            """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
-                                     channel_account, external_id, body_text, created_at,
-                                     edited_at)
-               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+            """WITH message AS (
+                   INSERT INTO messages (ticket_id, direction, kind, author_customer_id,
+                                         channel, channel_account, external_id, body_text,
+                                         created_at, edited_at)
+                   VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8)
+                   RETURNING id),
+               source AS (
+                   INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM message),
+               event AS (
+                   INSERT INTO ticket_events (ticket_id, action, changes)
+                   SELECT $1, $10, jsonb_build_object('message_id', id, 'channel', $3::text,
+                                                      'account', $4::text)
+                   FROM message)
+               SELECT id FROM message""",
             ticket_id,
             customer_id,
             channel,
@@ -221,18 +231,11 @@ async def store_inbound(
             message.text,
             now,
             message.sent_at if message.edited else None,
-        )
-        await conn.execute(
-            "INSERT INTO message_sources (message_id, raw) VALUES ($1, $2)", message_id, raw
+            raw,
+            "created" if created else "customer_replied",
         )
         for filename, content_type, content in attachments:
             await store_attachment(conn, message_id, filename[:255], content_type[:255], content)
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-            ticket_id,
-            "created" if created else "customer_replied",
-            {"message_id": message_id, "channel": channel, "account": account},
-        )
         if created:
             await sla_service.record(conn, ticket_id, "created", now)
         else:

@@ -170,6 +170,7 @@ async def process_event(
     A failure is recorded on the event and retried by the sweep, up to a limit, after
     which the event stays visibly `failed` with the reason.
     """
+    # One connection for the whole event: every acquire costs a reset round trip.
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT * FROM inbound_events WHERE id = $1 AND status = 'pending'", event_id
@@ -177,43 +178,42 @@ async def process_event(
         if row is None:
             return None
         account = await accounts.get_account_by_id(conn, row["account_id"])
-    if account is None:
-        return None
-    adapter = adapter_for(account.kind, settings)
-    if adapter is None:
-        return None
-    payload = bytes(row["payload"])
-    try:
-        items = adapter.normalize(account, payload)
-        new = 0
-        for item in items:
-            if isinstance(item, InboundMessage):
-                stored = await _store_message(pool, settings, adapter, account, item, payload)
-                new += 0 if stored.duplicate else 1
-                if stored.created_ticket and created is not None:
-                    created.append(stored.ticket_id)  # to route at once
-            elif isinstance(item, StatusUpdate):
-                async with pool.acquire() as conn, conn.transaction():
-                    await apply_status(conn, account.kind, account.name, item)
-            elif isinstance(item, StatusWatermark):
-                async with pool.acquire() as conn:
+        if account is None:
+            return None
+        adapter = adapter_for(account.kind, settings)
+        if adapter is None:
+            return None
+        payload = bytes(row["payload"])
+        try:
+            items = adapter.normalize(account, payload)
+            new = 0
+            for item in items:
+                if isinstance(item, InboundMessage):
+                    stored = await _store_message(conn, settings, adapter, account, item, payload)
+                    new += 0 if stored.duplicate else 1
+                    if stored.created_ticket and created is not None:
+                        created.append(stored.ticket_id)  # to route at once
+                elif isinstance(item, StatusUpdate):
+                    async with conn.transaction():
+                        await apply_status(conn, account.kind, account.name, item)
+                elif isinstance(item, StatusWatermark):
                     await apply_watermark(conn, account.kind, account.name, item)
-            elif isinstance(item, ButtonPress):
-                await _pressed(pool, settings, adapter, account, item)
-    except Exception as error:  # recorded on the event, retried by the sweep
-        log.exception("inbound event failed", extra={"event_id": event_id})
-        reason = f"{type(error).__name__}: {error}"[:500]
-        async with pool.acquire() as conn:
-            await conn.execute(
-                """UPDATE inbound_events SET attempts = attempts + 1, last_error = $2,
-                       status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END
-                   WHERE id = $1""",
-                event_id,
-                reason,
-                MAX_EVENT_ATTEMPTS,
-            )
-        raise
-    async with pool.acquire() as conn:
+                elif isinstance(item, ButtonPress):
+                    await _pressed(conn, settings, adapter, account, item)
+        except Exception as error:  # recorded on the event, retried by the sweep
+            log.exception("inbound event failed", extra={"event_id": event_id})
+            reason = f"{type(error).__name__}: {error}"[:500]
+            # On another connection: this one may be what failed.
+            async with pool.acquire() as other:
+                await other.execute(
+                    """UPDATE inbound_events SET attempts = attempts + 1, last_error = $2,
+                           status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END
+                       WHERE id = $1""",
+                    event_id,
+                    reason,
+                    MAX_EVENT_ATTEMPTS,
+                )
+            raise
         await conn.execute(
             """UPDATE inbound_events SET status = 'processed', processed_at = now(),
                    attempts = attempts + 1, last_error = NULL
@@ -224,7 +224,7 @@ async def process_event(
 
 
 async def _pressed(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     settings: Settings,
     adapter: ChannelAdapter,
     account: accounts.ChannelAccount,
@@ -233,7 +233,7 @@ async def _pressed(
     """A button under one of our messages: today, a satisfaction rating."""
     from helpdesk.csat.service import answer_press  # the channel layer knows no CSAT
 
-    async with pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         thanks = await answer_press(conn, account.kind, account.name, press, settings)
     acknowledge = getattr(adapter, "acknowledge_press", None)
     if acknowledge is not None:
@@ -241,7 +241,7 @@ async def _pressed(
 
 
 async def _store_message(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     settings: Settings,
     adapter: ChannelAdapter,
     account: accounts.ChannelAccount,
@@ -267,15 +267,7 @@ async def _store_message(
             for name in dropped
         )
         message = msgspec.structs.replace(message, text=f"{message.text}\n{note}".strip())
-    async with pool.acquire() as conn:
-        stored = await store_inbound(
-            conn,
-            message,
-            attachments=files,
-            raw=payload,
-            sla=settings.sla,
-        )
-    return stored
+    return await store_inbound(conn, message, attachments=files, raw=payload, sla=settings.sla)
 
 
 async def pending_events(conn: asyncpg.Connection, older_than_seconds: float) -> list[int]:

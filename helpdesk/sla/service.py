@@ -158,21 +158,35 @@ def builtin_policy(sla: SlaSettings) -> Policy:
     )
 
 
-async def active_policies(conn: asyncpg.Connection) -> list[Policy] | None:
-    """Every active policy in order; None when the database holds no policy at all."""
-    rows = await conn.fetch("SELECT * FROM sla_policies ORDER BY position, id")
+# A policy row with its calendar's spec: one round trip for both.
+_POLICY_SELECT = """SELECT p.*, c.spec AS calendar_spec FROM sla_policies p
+                    LEFT JOIN sla_calendars c ON c.id = p.calendar_id"""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A policy as refresh uses it: the policy and its calendar's stored spec."""
+
+    policy: Policy
+    calendar_spec: Any = None
+
+
+async def _active(conn: asyncpg.Connection) -> list[_Stored] | None:
+    rows = await conn.fetch(f"{_POLICY_SELECT} ORDER BY p.position, p.id")
     if not rows:
         return None
-    return [_policy(r) for r in rows if r["active"]]
+    return [_Stored(_policy(r), r["calendar_spec"]) for r in rows if r["active"]]
 
 
-async def calendar_for(
-    conn: asyncpg.Connection, calendar_id: int | None, sla: SlaSettings
-) -> BusinessCalendar:
-    if calendar_id is not None:
-        spec = await conn.fetchval("SELECT spec FROM sla_calendars WHERE id = $1", calendar_id)
-        if spec is not None:
-            return BusinessCalendar.shared(spec)
+async def active_policies(conn: asyncpg.Connection) -> list[Policy] | None:
+    """Every active policy in order; None when the database holds no policy at all."""
+    stored = await _active(conn)
+    return None if stored is None else [s.policy for s in stored]
+
+
+def _calendar(spec: Any, sla: SlaSettings) -> BusinessCalendar:
+    if spec is not None:
+        return BusinessCalendar.shared(spec)
     return BusinessCalendar.twenty_four_seven(sla.timezone)
 
 
@@ -188,56 +202,58 @@ async def _facts(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketFact
     )
 
 
-async def select_policy(
-    conn: asyncpg.Connection, ticket_id: int, sla: SlaSettings, *, at: datetime
-) -> Policy | None:
+async def _select_policy(
+    conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings, *, at: datetime
+) -> tuple[_Stored | None, asyncpg.Record]:
     """Choose (again) the ticket's policy and record it with the reason; None when no
-    policy matches. The caller refreshes the clocks."""
-    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
-    policies = await active_policies(conn)
-    policy: Policy | None
-    if policies is None:
-        policy, reason = builtin_policy(sla), "built-in default (no policies stored)"
+    policy matches. Returns the ticket row as it now is; the caller refreshes the clocks."""
+    stored = await _active(conn)
+    chosen: _Stored | None
+    if stored is None:
+        chosen, reason = _Stored(builtin_policy(sla)), "built-in default (no policies stored)"
     else:
-        chosen = choose(policies, await _facts(conn, ticket))
-        policy, reason = chosen if chosen else (None, "no policy matched")
+        match = choose([s.policy for s in stored], await _facts(conn, ticket))
+        if match is None:
+            chosen, reason = None, "no policy matched"
+        else:
+            chosen, reason = next(s for s in stored if s.policy is match[0]), match[1]
+    policy = chosen.policy if chosen else None
     name = policy.name if policy else None
     changed = ticket["sla_policy_at"] is None or (
         (policy.id if policy else None) != ticket["sla_policy_id"]
         or name != ticket["sla_policy_name"]
     )
     if changed:
-        await conn.execute(
+        before = ticket
+        ticket = await conn.fetchrow(
             """UPDATE tickets SET sla_policy_id = $2, sla_policy_name = $3,
                    sla_policy_reason = $4, sla_policy_at = $5
-               WHERE id = $1""",
-            ticket_id,
+               WHERE id = $1 RETURNING *""",
+            before["id"],
             policy.id if policy else None,
             name,
             reason,
             at,
         )
-        if ticket["sla_policy_at"] is not None:
+        if before["sla_policy_at"] is not None:
             await conn.execute(
                 "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-                ticket_id,
+                before["id"],
                 "sla_policy_changed",
-                {"from": ticket["sla_policy_name"], "to": name, "reason": reason},
+                {"from": before["sla_policy_name"], "to": name, "reason": reason},
             )
-    return policy
+    return chosen, ticket
 
 
 async def _current_policy(
     conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings
-) -> Policy | None:
+) -> _Stored | None:
     if ticket["sla_policy_id"] is not None:
-        row = await conn.fetchrow(
-            "SELECT * FROM sla_policies WHERE id = $1", ticket["sla_policy_id"]
-        )
+        row = await conn.fetchrow(f"{_POLICY_SELECT} WHERE p.id = $1", ticket["sla_policy_id"])
         if row is not None:
-            return _policy(row)
+            return _Stored(_policy(row), row["calendar_spec"])
     if ticket["sla_policy_name"] == "built-in":
-        return builtin_policy(sla)
+        return _Stored(builtin_policy(sla))
     return None
 
 
@@ -267,6 +283,34 @@ async def _events(conn: asyncpg.Connection, ticket: asyncpg.Record) -> list[SlaE
     return events
 
 
+# The stored values of one clock, in the order `_UPSERT_CLOCKS` takes them as arrays.
+_CLOCK_VALUES = (
+    "target_minutes",
+    "business_time",
+    "started_at",
+    "due_at",
+    "warn_at",
+    "met_at",
+    "breached",
+    "breached_at",
+    "paused",
+    "counted_seconds",
+)
+_UPSERT_CLOCKS = """
+    INSERT INTO ticket_sla_clocks (ticket_id, target_minutes, business_time, started_at,
+        due_at, warn_at, met_at, breached, breached_at, paused, counted_seconds, clock, cycle,
+        updated_at)
+    SELECT $1, v.*, $14 FROM unnest($2::int[], $3::bool[], $4::timestamptz[],
+        $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::bool[],
+        $9::timestamptz[], $10::bool[], $11::float8[], $12::text[], $13::int[]) AS v
+    ON CONFLICT (ticket_id, clock, cycle) DO UPDATE SET
+        target_minutes = EXCLUDED.target_minutes, business_time = EXCLUDED.business_time,
+        started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at,
+        warn_at = EXCLUDED.warn_at, met_at = EXCLUDED.met_at, breached = EXCLUDED.breached,
+        breached_at = EXCLUDED.breached_at, paused = EXCLUDED.paused,
+        counted_seconds = EXCLUDED.counted_seconds, updated_at = EXCLUDED.updated_at"""
+
+
 async def refresh(
     conn: asyncpg.Connection,
     ticket_id: int,
@@ -278,21 +322,29 @@ async def refresh(
     """Recompute and store the ticket's clocks (call inside the changing transaction)."""
     now = now or await conn.fetchval("SELECT clock_timestamp()")
     assert now is not None
-    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1 FOR UPDATE", ticket_id)
+    # The levels already fired come with the locked row (refresh never changes them).
+    ticket = await conn.fetchrow(
+        """SELECT t.*, coalesce((SELECT jsonb_agg(jsonb_build_array(e.clock, e.cycle, e.level))
+                                 FROM sla_escalations e WHERE e.ticket_id = t.id), '[]')
+                       AS sla_fired
+           FROM tickets t WHERE t.id = $1 FOR UPDATE""",
+        ticket_id,
+    )
     if ticket is None:
         return Refreshed(ticket_id, None, [])
+    fired = {(clock, cycle, level) for clock, cycle, level in ticket["sla_fired"]}
     if reselect or ticket["sla_policy_at"] is None:
-        policy = await select_policy(conn, ticket_id, sla, at=now)
-        ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+        chosen, ticket = await _select_policy(conn, ticket, sla, at=now)
     else:
-        policy = await _current_policy(conn, ticket, sla)
-    if policy is None:
+        chosen = await _current_policy(conn, ticket, sla)
+    if chosen is None:
         await _store_none(conn, ticket_id)
         return Refreshed(ticket_id, None, [])
+    policy = chosen.policy
     events = await _events(conn, ticket)
     retargeted = ticket["sla_policy_at"] if ticket["sla_policy_at"] > ticket["created_at"] else None
     try:
-        business = await calendar_for(conn, policy.calendar_id, sla)
+        business = _calendar(chosen.calendar_spec, sla)
         zone = BusinessCalendar.twenty_four_seven(sla.timezone)
         computed = {
             base: compute_clocks(
@@ -369,47 +421,30 @@ async def refresh(
                     "channel": ticket["channel"],
                 },
             )
+    changed = [
+        (key, values)
+        for key, values in final.items()
+        if key not in stored or any(stored[key][name] != v for name, v in values.items())
+    ]
+    if changed:  # one statement for every clock that moved
         await conn.execute(
-            """INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, target_minutes,
-                   business_time, started_at, due_at, warn_at, met_at, breached, breached_at,
-                   paused, counted_seconds, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-               ON CONFLICT (ticket_id, clock, cycle) DO UPDATE SET
-                   target_minutes = EXCLUDED.target_minutes,
-                   business_time = EXCLUDED.business_time, started_at = EXCLUDED.started_at,
-                   due_at = EXCLUDED.due_at, warn_at = EXCLUDED.warn_at,
-                   met_at = EXCLUDED.met_at, breached = EXCLUDED.breached,
-                   breached_at = EXCLUDED.breached_at, paused = EXCLUDED.paused,
-                   counted_seconds = EXCLUDED.counted_seconds, updated_at = EXCLUDED.updated_at""",
+            _UPSERT_CLOCKS,
             ticket_id,
-            key[0],
-            key[1],
-            values["target_minutes"],
-            values["business_time"],
-            values["started_at"],
-            values["due_at"],
-            values["warn_at"],
-            values["met_at"],
-            values["breached"],
-            values["breached_at"],
-            values["paused"],
-            values["counted_seconds"],
+            *([values[name] for _, values in changed] for name in _CLOCK_VALUES),
+            [key[0] for key, _ in changed],
+            [key[1] for key, _ in changed],
             now,
         )
     gone = [key for key in stored if key not in final]
-    for clock, cycle in gone:  # e.g. a policy without that target any more
+    if gone:  # e.g. a policy without that target any more
         await conn.execute(
-            "DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND clock = $2 AND cycle = $3",
+            """DELETE FROM ticket_sla_clocks
+               WHERE ticket_id = $1
+                 AND (clock, cycle) IN (SELECT * FROM unnest($2::text[], $3::int[]))""",
             ticket_id,
-            clock,
-            cycle,
+            [clock for clock, _ in gone],
+            [cycle for _, cycle in gone],
         )
-    fired = {
-        (r["clock"], r["cycle"], r["level"])
-        for r in await conn.fetch(
-            "SELECT clock, cycle, level FROM sla_escalations WHERE ticket_id = $1", ticket_id
-        )
-    }
     pending = _pending_levels(policy, final, calendars, fired)
     running = [v for v in final.values() if v["met_at"] is None and v["due_at"] is not None]
     next_due = min((v["due_at"] for v in running), default=None)

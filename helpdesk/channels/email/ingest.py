@@ -198,13 +198,27 @@ async def ingest_email(
                 now,
                 parsed.auto_submitted,
             )
+        dropped = [
+            {"filename": a.filename, "size": a.size, "reason": a.dropped_reason}
+            for a in parsed.attachments
+            if a.dropped_reason is not None
+        ]
+        # The message, its raw source and the ticket's event in one round trip.
         message_id = await conn.fetchval(
-            """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
-                                     channel_account, external_id, body_text, body_html,
-                                     created_at, sender_address, reply_to_addresses,
-                                     recipient_addresses)
-               VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-               RETURNING id""",
+            """WITH message AS (
+                   INSERT INTO messages (ticket_id, direction, kind, author_customer_id,
+                                         channel, channel_account, external_id, body_text,
+                                         body_html, created_at, sender_address,
+                                         reply_to_addresses, recipient_addresses)
+                   VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                   RETURNING id),
+               source AS (
+                   INSERT INTO message_sources (message_id, raw) SELECT id, $12 FROM message),
+               event AS (
+                   INSERT INTO ticket_events (ticket_id, action, changes)
+                   SELECT $1, $13, $14::jsonb || jsonb_build_object('message_id', id)
+                   FROM message)
+               SELECT id FROM message""",
             ticket_id,
             customer_id,
             CHANNEL,
@@ -216,9 +230,14 @@ async def ingest_email(
             parsed.from_email,
             _addresses(parsed.reply_to),
             _addresses([*parsed.to, *parsed.cc]),
-        )
-        await conn.execute(
-            "INSERT INTO message_sources (message_id, raw) VALUES ($1, $2)", message_id, raw
+            raw,
+            "created" if created else "customer_replied",
+            {
+                "channel": CHANNEL,
+                "warnings": parsed.warnings,
+                "dropped_attachments": dropped,
+                "auto_submitted": parsed.auto_submitted,
+            },
         )
         for attachment in parsed.attachments:
             if attachment.dropped_reason is not None:
@@ -230,24 +249,6 @@ async def ingest_email(
                 attachment.content_type[:255],
                 attachment.content,
             )
-        dropped = [
-            {"filename": a.filename, "size": a.size, "reason": a.dropped_reason}
-            for a in parsed.attachments
-            if a.dropped_reason is not None
-        ]
-        await conn.execute(
-            """INSERT INTO ticket_events (ticket_id, action, changes)
-               VALUES ($1, $2, $3)""",
-            ticket_id,
-            "created" if created else "customer_replied",
-            {
-                "message_id": message_id,
-                "channel": CHANNEL,
-                "warnings": parsed.warnings,
-                "dropped_attachments": dropped,
-                "auto_submitted": parsed.auto_submitted,
-            },
-        )
         if created:
             await sla_service.record(conn, ticket_id, "created", now)
         else:
