@@ -23,6 +23,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _on_release(conn: asyncpg.Connection) -> None:
+    """Nothing to undo beyond what asyncpg always does on release (roll back an open
+    transaction, drop listeners), so no reset query: it would cost a round trip per
+    release. Pooled connections carry no session state by design: no session `SET`, no
+    `LISTEN`, no session advisory lock; those live on dedicated connections (the SLA
+    due-soon listener, the IMAP mailbox lock), never on pooled ones."""
+
+
 async def create_pool(
     dsn: str, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
@@ -31,6 +39,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_on_release,
         command_timeout=30,
         **kwargs,
     )

@@ -35,14 +35,10 @@ def not_found_key(agent_id: int) -> str:
 
 async def _check_not_found_budget(ctx: AppContext, principal: Principal) -> None:
     """Slow down id walking: after too many 404s in a window, answer 429 for a while."""
-    try:
-        count = await ctx.redis.get(not_found_key(principal.agent_id))
-    except Exception:  # Redis down must not lock agents out
-        return
-    if count is not None and int(count) >= ctx.settings.auth.not_found_limit:
+    retry_after = ctx.over_budget.retry_after(principal.agent_id)
+    if retry_after is not None:
         raise TooManyRequests(
-            "Too many requests for objects that do not exist",
-            retry_after=ctx.settings.auth.not_found_window_seconds,
+            "Too many requests for objects that do not exist", retry_after=retry_after
         )
 
 

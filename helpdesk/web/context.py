@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import asyncpg
@@ -21,6 +22,32 @@ from helpdesk.observability import Metrics
 log = logging.getLogger(__name__)
 
 
+class OverBudget:
+    """Agents who spent their not-found budget (too many 404s in a window: id walking),
+    as this process learnt from the counts its own 404s returned, and until when.
+
+    Kept in the process so that no request pays a Redis round trip for the check. The
+    count itself is shared in Redis: once it is over the limit, every process blocks the
+    agent at its next 404, so N processes let through at most N - 1 extra 404s."""
+
+    def __init__(self) -> None:
+        self._until: dict[int, float] = {}
+
+    def block(self, agent_id: int, seconds: float) -> None:
+        self._until[agent_id] = time.monotonic() + seconds
+
+    def retry_after(self, agent_id: int) -> int | None:
+        """Seconds left of the agent's block, or None when not blocked."""
+        until = self._until.get(agent_id)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._until[agent_id]
+            return None
+        return max(1, round(left))
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -28,6 +55,7 @@ class AppContext:
     redis: ArqRedis
     passwords: Passwords
     metrics: Metrics
+    over_budget: OverBudget = field(default_factory=OverBudget)
 
     async def enqueue(self, function: str, *args: object, job_id: str) -> None:
         """Hand a job to the workers after the transaction committed.

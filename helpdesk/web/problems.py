@@ -94,7 +94,10 @@ def _after_denial(request: Request[Any, Any, Any], status: int, reason: str) -> 
                     async with ctx.redis.pipeline(transaction=True) as pipe:
                         pipe.set(key, 0, ex=ctx.settings.auth.not_found_window_seconds, nx=True)
                         pipe.incr(key)
-                        await pipe.execute()
+                        pipe.ttl(key)
+                        _, count, ttl = await pipe.execute()
+                    if count >= ctx.settings.auth.not_found_limit and ttl > 0:
+                        ctx.over_budget.block(principal.agent_id, ttl)
                 except Exception:
                     log.warning("could not count a 404 towards the id-walking budget")
             try:
