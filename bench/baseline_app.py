@@ -1,8 +1,8 @@
 """The console API's baseline: a minimal litestar app doing one trivial query.
 
-Served by uvicorn like `helpdesk serve`, with an asyncpg pool of the same size as the
-API's, on the same PostgreSQL: what any litestar + asyncpg endpoint costs on this
-machine before any helpdesk work (authentication, scope, the query itself).
+Served by uvicorn like `helpdesk serve`, with the API's asyncpg pool (same settings, same
+size), on the same PostgreSQL: what any litestar + asyncpg endpoint costs on this machine
+before any helpdesk work (authentication, scope, the query itself).
 
     python -m bench.baseline_app --dsn DSN --port PORT --pool N
 """
@@ -13,10 +13,11 @@ import argparse
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
-import asyncpg
 import uvicorn
 from litestar import Litestar, get
 from litestar.datastructures import State
+
+from helpdesk.db.pool import create_pool
 
 
 @get("/ping")
@@ -34,7 +35,7 @@ async def healthz() -> dict[str, str]:
 def create_app(dsn: str, pool_size: int) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
+        app.state.pool = await create_pool(dsn, min_size=1, max_size=pool_size)
         try:
             yield
         finally:
