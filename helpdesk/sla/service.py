@@ -164,24 +164,19 @@ _POLICY_SELECT = """SELECT p.*, c.spec AS calendar_spec FROM sla_policies p
 
 
 @dataclass(frozen=True)
-class _Stored:
+class _PolicyCalendar:
     """A policy as refresh uses it: the policy and its calendar's stored spec."""
 
     policy: Policy
     calendar_spec: Any = None
 
 
-async def _active(conn: asyncpg.Connection) -> list[_Stored] | None:
+async def _active_policies(conn: asyncpg.Connection) -> list[_PolicyCalendar] | None:
+    """Every active policy in order; None when the database holds no policy at all."""
     rows = await conn.fetch(f"{_POLICY_SELECT} ORDER BY p.position, p.id")
     if not rows:
         return None
-    return [_Stored(_policy(r), r["calendar_spec"]) for r in rows if r["active"]]
-
-
-async def active_policies(conn: asyncpg.Connection) -> list[Policy] | None:
-    """Every active policy in order; None when the database holds no policy at all."""
-    stored = await _active(conn)
-    return None if stored is None else [s.policy for s in stored]
+    return [_PolicyCalendar(_policy(r), r["calendar_spec"]) for r in rows if r["active"]]
 
 
 def _calendar(spec: Any, sla: SlaSettings) -> BusinessCalendar:
@@ -204,13 +199,14 @@ async def _facts(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketFact
 
 async def _select_policy(
     conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings, *, at: datetime
-) -> tuple[_Stored | None, asyncpg.Record]:
+) -> tuple[_PolicyCalendar | None, asyncpg.Record]:
     """Choose (again) the ticket's policy and record it with the reason; None when no
     policy matches. Returns the ticket row as it now is; the caller refreshes the clocks."""
-    stored = await _active(conn)
-    chosen: _Stored | None
+    stored = await _active_policies(conn)
+    chosen: _PolicyCalendar | None
     if stored is None:
-        chosen, reason = _Stored(builtin_policy(sla)), "built-in default (no policies stored)"
+        chosen = _PolicyCalendar(builtin_policy(sla))
+        reason = "built-in default (no policies stored)"
     else:
         match = choose([s.policy for s in stored], await _facts(conn, ticket))
         if match is None:
@@ -247,13 +243,13 @@ async def _select_policy(
 
 async def _current_policy(
     conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings
-) -> _Stored | None:
+) -> _PolicyCalendar | None:
     if ticket["sla_policy_id"] is not None:
         row = await conn.fetchrow(f"{_POLICY_SELECT} WHERE p.id = $1", ticket["sla_policy_id"])
         if row is not None:
-            return _Stored(_policy(row), row["calendar_spec"])
+            return _PolicyCalendar(_policy(row), row["calendar_spec"])
     if ticket["sla_policy_name"] == "built-in":
-        return _Stored(builtin_policy(sla))
+        return _PolicyCalendar(builtin_policy(sla))
     return None
 
 
