@@ -67,7 +67,7 @@ FULL = Sizes(
     console_concurrency=50,
     cursor_pages=100,
     search_requests=50,
-    sla_sizes=(10_000, 100_000, 1_000_000),
+    sla_sizes=(100_000, 1_000_000, 3_000_000),  # the target: x30 open, same due
     sla_due=1000,
     outbound_replies=1000,
 )

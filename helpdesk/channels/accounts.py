@@ -103,7 +103,8 @@ def _check_names(kind: str, settings: dict[str, Any], secrets: dict[str, Any]) -
             )
 
 
-def _account(row: asyncpg.Record) -> ChannelAccount:
+def account_from_row(row: asyncpg.Record) -> ChannelAccount:
+    """A ChannelAccount from a row holding the account's columns (a join may add more)."""
     return ChannelAccount(
         id=row["id"],
         kind=row["kind"],
@@ -131,12 +132,12 @@ async def get_account(conn: asyncpg.Connection, kind: str, name: str) -> Channel
     row = await conn.fetchrow(
         "SELECT * FROM channel_accounts WHERE kind = $1 AND name = $2", kind, name
     )
-    return None if row is None else _account(row)
+    return None if row is None else account_from_row(row)
 
 
 async def get_account_by_id(conn: asyncpg.Connection, account_id: int) -> ChannelAccount | None:
     row = await conn.fetchrow("SELECT * FROM channel_accounts WHERE id = $1", account_id)
-    return None if row is None else _account(row)
+    return None if row is None else account_from_row(row)
 
 
 async def list_accounts(conn: asyncpg.Connection) -> list[ChannelAccountOut]:

@@ -165,15 +165,18 @@ async def store_inbound(
                ON CONFLICT (channel, channel_account, external_id)
                DO UPDATE SET last_inbound_at = greatest(conversations.last_inbound_at,
                                                         EXCLUDED.last_inbound_at)
-               RETURNING id, ticket_id""",
+               RETURNING id, ticket_id, clock_timestamp() AS now""",
             channel,
             account,
             message.conversation_id,
             customer_id,
             message.sent_at,
         )
+        # The clock is read once the conversation is ours, so messages of one conversation
+        # get increasing times in the order they are stored. The ticket is read by its own
+        # statement: a subquery here would see the snapshot from before the lock wait.
+        now: datetime = conversation["now"]
         ticket = await _follow_merges(conn, conversation["ticket_id"])
-        now = await conn.fetchval("SELECT clock_timestamp()")
         created = ticket is None or ticket["status"] == "closed"
         if created:
             ticket_id = await conn.fetchval(

@@ -170,16 +170,17 @@ async def process_event(
     A failure is recorded on the event and retried by the sweep, up to a limit, after
     which the event stays visibly `failed` with the reason.
     """
-    # One connection for the whole event: every acquire costs a reset round trip.
+    # One connection for the whole event, and the event comes with its account.
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
-            "SELECT * FROM inbound_events WHERE id = $1 AND status = 'pending'", event_id
+            """SELECT e.payload, a.* FROM inbound_events e
+               JOIN channel_accounts a ON a.id = e.account_id
+               WHERE e.id = $1 AND e.status = 'pending'""",
+            event_id,
         )
         if row is None:
             return None
-        account = await accounts.get_account_by_id(conn, row["account_id"])
-        if account is None:
-            return None
+        account = accounts.account_from_row(row)
         adapter = adapter_for(account.kind, settings)
         if adapter is None:
             return None

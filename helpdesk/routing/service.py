@@ -23,7 +23,7 @@ from helpdesk.channels import outbox
 from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, InvalidInput
 from helpdesk.routing import assign, classify
-from helpdesk.routing.rules import RoutingFacts, RoutingRule, RuleConditions, choose
+from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
 from helpdesk.sla import service as sla_service
 
 log = logging.getLogger(__name__)
@@ -44,54 +44,76 @@ class Routed:
 async def classification_rules(conn: asyncpg.Connection) -> classify.ClassificationRules:
     """The admin-edited rules, else the defaults of `config/`."""
     stored = await conn.fetchval("SELECT rules FROM classification_rules WHERE id = 1")
+    return _classification_rules(stored)
+
+
+def _classification_rules(stored: Any) -> classify.ClassificationRules:
     if stored is None:
         return classify.default_rules()
     return msgspec.convert(stored, classify.ClassificationRules)
 
 
-async def _rules(conn: asyncpg.Connection) -> list[RoutingRule]:
-    rows = await conn.fetch("SELECT * FROM routing_rules WHERE active ORDER BY position, id")
-    return [
-        RoutingRule(
-            id=r["id"],
-            name=r["name"],
-            position=r["position"],
-            conditions=msgspec.convert(r["conditions"], RuleConditions),
-            group_id=r["group_id"],
-            priority=r["priority"],
-            tags=tuple(r["tags"]),
-        )
-        for r in rows
-    ]
+@dataclass(frozen=True)
+class _RoutingConfig:
+    classification: classify.ClassificationRules
+    rules: list[RoutingRule]
+    first_line: list[tuple[int, list[str]]]  # (group id, categories), lowest id first
+
+    def first_line_group(self, category: str | None) -> int | None:
+        return next((g for g, categories in self.first_line if category in categories), None)
 
 
-async def _first_line_group(conn: asyncpg.Connection, category: str | None) -> int | None:
-    if category is None:
-        return None
-    found: int | None = await conn.fetchval(
-        "SELECT id FROM groups WHERE $1 = ANY(first_line_categories) ORDER BY id LIMIT 1",
-        category,
+# What routing is configured with, in one round trip (three small admin-edited tables).
+_CONFIG = """
+SELECT (SELECT rules FROM classification_rules WHERE id = 1) AS classification,
+       coalesce((SELECT jsonb_agg(jsonb_build_object(
+                            'id', r.id, 'name', r.name, 'position', r.position,
+                            'conditions', r.conditions, 'group_id', r.group_id,
+                            'priority', r.priority, 'tags', r.tags)
+                        ORDER BY r.position, r.id)
+                 FROM routing_rules r WHERE r.active), '[]') AS rules,
+       coalesce((SELECT jsonb_agg(jsonb_build_array(g.id, g.first_line_categories)
+                                  ORDER BY g.id)
+                 FROM groups g WHERE cardinality(g.first_line_categories) > 0), '[]')
+           AS first_line
+"""
+
+
+async def _config(conn: asyncpg.Connection) -> _RoutingConfig:
+    row = await conn.fetchrow(_CONFIG)
+    return _RoutingConfig(
+        classification=_classification_rules(row["classification"]),
+        rules=[msgspec.convert(r, RoutingRule) for r in row["rules"]],
+        first_line=[(int(g), list(categories)) for g, categories in row["first_line"]],
     )
-    return found
+
+
+# The ticket (locked), its first inbound message and its customer, in one round trip.
+_TICKET = """
+SELECT t.*, clock_timestamp() AS routing_at, c AS customer,
+       first.body_text AS first_text, first.sender_address AS first_sender
+FROM tickets t
+LEFT JOIN customers c ON c.id = t.customer_id
+LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address FROM messages m
+                   WHERE m.ticket_id = t.id AND m.direction = 'inbound'
+                   ORDER BY m.id LIMIT 1) first ON true
+WHERE t.id = $1 AND t.routed_at IS NULL
+FOR UPDATE OF t
+"""
 
 
 async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> Routed | None:
     """Route one ticket (in the caller's transaction); None if it was routed already."""
-    ticket = await conn.fetchrow(
-        "SELECT * FROM tickets WHERE id = $1 AND routed_at IS NULL FOR UPDATE", ticket_id
-    )
+    ticket = await conn.fetchrow(_TICKET, ticket_id)
     if ticket is None:
         return None
-    first = await conn.fetchrow(
-        """SELECT body_text, sender_address FROM messages
-           WHERE ticket_id = $1 AND direction = 'inbound' ORDER BY id LIMIT 1""",
-        ticket_id,
+    text = ticket["first_text"] or ""
+    sender = ticket["first_sender"]
+    customer = ticket["customer"]
+    config = await _config(conn)
+    result = classify.classify(
+        config.classification, ticket["subject"], text, ticket["channel"], sender
     )
-    text = first["body_text"] if first else ""
-    sender = first["sender_address"] if first else None
-    customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", ticket["customer_id"])
-    rules = await classification_rules(conn)
-    result = classify.classify(rules, ticket["subject"], text, ticket["channel"], sender)
     category = ticket["category"]
     updates: dict[str, Any] = {}
     if category is None:
@@ -119,7 +141,7 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
         text=text,
         customer={k: v for k, v in dict(customer or {}).items() if k != "id"},
     )
-    chosen = choose(await _rules(conn), facts)
+    chosen = choose(config.rules, facts)
     reason = "no routing rule matched"
     group_id = ticket["group_id"]
     internal_group = None
@@ -132,7 +154,7 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
         if rule.tags:
             updates["tags"] = sorted(set(ticket["tags"]) | set(rule.tags))
     if group_id is None:
-        first_line = await _first_line_group(conn, category)
+        first_line = config.first_line_group(category)
         if first_line is not None:
             group_id = first_line
             reason += f"; first line for {category}"
@@ -143,7 +165,7 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
     else:
         reason = f"group chosen at creation; {reason}"
     updates |= {"routing_reason": reason}
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    now: datetime = ticket["routing_at"]
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(updates, start=2))
     await conn.execute(
         f"""UPDATE tickets SET {sets}, routed_at = ${len(updates) + 2},
