@@ -240,14 +240,14 @@ async def store_inbound(
         for filename, content_type, content in attachments:
             await store_attachment(conn, message_id, filename[:255], content_type[:255], content)
         if created:
-            await sla_service.record(conn, ticket_id, "created", now)
+            await sla_service.start(conn, ticket_id, sla, now=now)
         else:
             await sla_service.record(
                 conn, ticket_id, "customer_message", now, message_id=message_id
             )
             if ticket is not None and ticket["status"] == "solved":
                 await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
-        await sla_service.refresh(conn, ticket_id, sla, now=now)
+            await sla_service.refresh(conn, ticket_id, sla, now=now)
     return StoredMessage(
         ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False
     )

@@ -256,23 +256,41 @@ async def _current_policy(
 # --- refresh ---------------------------------------------------------------------------------
 
 
-async def _events(conn: asyncpg.Connection, ticket: asyncpg.Record) -> list[SlaEvent]:
-    rows = await conn.fetch(
-        """SELECT e.at, e.type, e.status, e.origin FROM sla_events e
-           LEFT JOIN messages m ON m.id = e.message_id
-           WHERE e.ticket_id = $1
-             AND NOT (e.type = 'agent_reply' AND coalesce(m.delivery_status, '') = 'failed')
-           ORDER BY e.at, e.id""",
-        ticket["id"],
+# A ticket's history as refresh replays it: its events (without agent replies whose
+# delivery failed for good) and its stored clocks, in one round trip. Read after the
+# ticket row is locked, so the statement's snapshot holds every committed change.
+_HISTORY = """
+SELECT ARRAY(SELECT ROW(e.at, e.type, e.status, e.origin)
+             FROM sla_events e LEFT JOIN messages m ON m.id = e.message_id
+             WHERE e.ticket_id = $1
+               AND NOT (e.type = 'agent_reply' AND coalesce(m.delivery_status, '') = 'failed')
+             ORDER BY e.at, e.id) AS events,
+       ARRAY(SELECT c FROM ticket_sla_clocks c WHERE c.ticket_id = $1) AS clocks
+"""
+
+
+@dataclass(frozen=True)
+class _History:
+    events: list[SlaEvent]
+    clocks: dict[ClockKey, Any]  # stored clock rows by (clock, cycle)
+
+
+async def _history(conn: asyncpg.Connection, ticket: asyncpg.Record) -> _History:
+    row = await conn.fetchrow(_HISTORY, ticket["id"])
+    return _History(
+        events=_events(ticket, row["events"]),
+        clocks={(c["clock"], c["cycle"]): c for c in row["clocks"]},
     )
+
+
+def _events(ticket: asyncpg.Record, rows: list[tuple[Any, ...]]) -> list[SlaEvent]:
+    """The engine's events from stored (at, type, status, origin) rows, in order."""
     events: list[SlaEvent] = []
-    for row in rows:
-        if not events and row["type"] != "created":
+    for at, type_, status, origin in rows:
+        if not events and type_ != "created":
             events.append(SlaEvent(at=ticket["created_at"], type="created"))
-        events.append(
-            SlaEvent(at=row["at"], type=row["type"], status=row["status"], origin=row["origin"])
-        )
-        if row["type"] == "status" and row["status"] == "closed":
+        events.append(SlaEvent(at=at, type=type_, status=status, origin=origin))
+        if type_ == "status" and status == "closed":
             break  # closed is final: nothing after it counts
     if not events:  # a ticket from before the engine: created is all we know
         events.append(SlaEvent(at=ticket["created_at"], type="created"))
@@ -307,6 +325,17 @@ _UPSERT_CLOCKS = """
         counted_seconds = EXCLUDED.counted_seconds, updated_at = EXCLUDED.updated_at"""
 
 
+async def start(
+    conn: asyncpg.Connection, ticket_id: int, sla: SlaSettings, *, now: datetime
+) -> Refreshed:
+    """Record the `created` event of a ticket inserted in this transaction, at `now`, and
+    store its first clocks. Its history is that one event and no clock, so unlike
+    `refresh` nothing needs to be read back."""
+    await record(conn, ticket_id, "created", now)
+    known = _History(events=[SlaEvent(at=now, type="created")], clocks={})
+    return await refresh(conn, ticket_id, sla, now=now, _known=known)
+
+
 async def refresh(
     conn: asyncpg.Connection,
     ticket_id: int,
@@ -314,6 +343,7 @@ async def refresh(
     *,
     now: datetime | None = None,
     reselect: bool = False,
+    _known: _History | None = None,
 ) -> Refreshed:
     """Recompute and store the ticket's clocks (call inside the changing transaction)."""
     now = now or await conn.fetchval("SELECT clock_timestamp()")
@@ -337,7 +367,8 @@ async def refresh(
         await _store_none(conn, ticket_id)
         return Refreshed(ticket_id, None, [])
     policy = chosen.policy
-    events = await _events(conn, ticket)
+    history = _known or await _history(conn, ticket)
+    events = history.events
     retargeted = ticket["sla_policy_at"] if ticket["sla_policy_at"] > ticket["created_at"] else None
     try:
         business = _calendar(chosen.calendar_spec, sla)
@@ -369,10 +400,7 @@ async def refresh(
             state = getattr(result, clock)
             if state is not None:
                 rows[(clock, 0)] = (created_at, state, base)
-    stored = {
-        (r["clock"], r["cycle"]): r
-        for r in await conn.fetch("SELECT * FROM ticket_sla_clocks WHERE ticket_id = $1", ticket_id)
-    }
+    stored = history.clocks
     final: dict[ClockKey, dict[str, Any]] = {}
     for key, (started, state, base) in rows.items():
         old = stored.get(key)

@@ -250,11 +250,11 @@ async def ingest_email(
                 attachment.content,
             )
         if created:
-            await sla_service.record(conn, ticket_id, "created", now)
+            await sla_service.start(conn, ticket_id, sla, now=now)
         else:
             kind = "customer_auto_reply" if parsed.auto_submitted else "customer_message"
             await sla_service.record(conn, ticket_id, kind, now, message_id=message_id)
             if ticket is not None and ticket["status"] == "solved" and not parsed.auto_submitted:
                 await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
-        await sla_service.refresh(conn, ticket_id, sla, now=now)
+            await sla_service.refresh(conn, ticket_id, sla, now=now)
     return IngestResult(ticket_id, message_id, created, False)
