@@ -6,8 +6,10 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
+from helpdesk.tickets.queries import SEARCH_WINDOW
 from tests.conftest import AgentHandle, Client, Factory
 
 
@@ -184,3 +186,51 @@ async def test_cursor_from_another_sort_is_rejected(client: Client, factory: Fac
         headers=agent.headers,
     )
     assert response.status_code == 400
+
+
+async def test_search_beyond_the_newest_tickets_finds_rare_and_frequent_words(
+    client: Client, factory: Factory, db: asyncpg.Connection
+) -> None:
+    """More tickets than a search reads row by row (SEARCH_WINDOW): a rare word in the
+    oldest ticket is still found, a word in a few old tickets comes newest first, and a
+    word in every ticket pages through them all without gaps."""
+    agent = await factory.agent("agent")
+    customer = await db.fetchval("INSERT INTO customers (name) VALUES ('Jana') RETURNING id")
+    count = SEARCH_WINDOW + 150
+    rows = await db.fetch(
+        """INSERT INTO tickets (subject, channel, customer_id, created_at, updated_at)
+           SELECT 'Dotaz ' || n, 'api', $1, now() - make_interval(mins => $2 - n), now()
+           FROM generate_series(1, $2) AS n RETURNING id, created_at""",
+        customer,
+        count,
+    )
+    oldest_first = [r["id"] for r in sorted(rows, key=lambda r: r["created_at"])]
+    every_100th = oldest_first[::100]  # 12 tickets, most older than the newest window
+    await db.execute(
+        """INSERT INTO messages (ticket_id, direction, kind, channel, body_text)
+           SELECT id, 'inbound', 'public', 'api',
+                  'Děkuji za pomoc.'
+                  || CASE WHEN id = $1 THEN ' Kompresor v lednici hlučí.' ELSE '' END
+                  || CASE WHEN id = ANY($2::bigint[]) THEN ' Chci reklamaci.' ELSE '' END
+           FROM unnest($3::bigint[]) AS id""",
+        oldest_first[0],
+        every_100th,
+        oldest_first,
+    )
+
+    assert await search(client, agent, q="kompresor") == [oldest_first[0]]
+    assert await search(client, agent, q="reklamaci", limit=100) == every_100th[::-1]
+    newest_first = oldest_first[::-1]
+    seen: list[int] = []
+    cursor = None
+    for _ in range(count // 100 + 1):
+        params: dict[str, Any] = {"q": "dekuji", "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get("/tickets", params=params, headers=agent.headers)
+        assert response.status_code == 200, response.text
+        seen += [t["id"] for t in response.json()["items"]]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == newest_first
