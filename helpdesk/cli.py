@@ -101,6 +101,18 @@ async def _seed(settings: Settings) -> bool:
         await conn.close()
 
 
+def use_uvloop() -> bool:
+    """Run the service's event loops on uvloop where it is installed (a dependency except
+    on Windows): asyncpg, redis and the HTTP server then spend markedly less CPU per round
+    trip than on the stock asyncio loop. False when it is not available."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
 def _uvicorn_server(  # type: ignore[no-untyped-def]
     settings: Settings, *, own_signals: bool, metrics: Metrics | None = None
 ):
@@ -476,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
+        if args.command in ("run", "serve", "worker"):
+            use_uvloop()
         if args.command == "run":
             return cmd_run(settings)
         if args.command == "serve":

@@ -12,7 +12,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,18 @@ from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect
 
 TEST_PASSWORD = "correct horse battery staple"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """Every async test on the event loop the service runs on (`helpdesk.cli.use_uvloop`):
+    uvloop where it is installed, else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return {"uvloop": uvloop.new_event_loop}
 
 
 def _with_database(dsn: str, database: str) -> str:

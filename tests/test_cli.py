@@ -183,3 +183,22 @@ def test_mail_parse_prints_the_parser_preview_without_a_database(tmp_path: Path)
         "bounce",
     }
     assert not (tmp_path / "var").exists()
+
+
+def test_service_commands_run_on_uvloop() -> None:
+    """`run`, `serve` and `worker` put their event loops on uvloop (a dependency on
+    Linux): the CPU per database round trip is what ingestion throughput is made of."""
+    import uvloop
+
+    from helpdesk.cli import use_uvloop
+
+    before = asyncio.get_event_loop_policy()
+    try:
+        assert use_uvloop()
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(before)
