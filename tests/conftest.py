@@ -32,6 +32,7 @@ from helpdesk.config import Settings, load_settings
 from helpdesk.db.embedded import EmbeddedPostgres, EmbeddedRedis
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect
+from tests.channels.email.smtp_server import SmtpTestServer
 
 TEST_PASSWORD = "correct horse battery staple"
 
@@ -269,3 +270,14 @@ class Factory:
 @pytest.fixture
 def factory(db: asyncpg.Connection, passwords: Passwords, settings: Settings) -> Factory:
     return Factory(db, passwords, settings)
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpTestServer]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    server = SmtpTestServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

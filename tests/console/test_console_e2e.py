@@ -146,16 +146,6 @@ async def shot(page: Any, name: str) -> None:
     await asyncio.to_thread(page.save_screenshot, str(ARTIFACTS / f"{name}.png"))
 
 
-@pytest.fixture
-async def smtp() -> Any:
-    server = SmtpTestServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def test_agent_sees_mail_arrive_live_replies_and_the_sla_clock_stops(
     client: Client,
     db: asyncpg.Connection,

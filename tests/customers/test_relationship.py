@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 
 from helpdesk.config import CustomerSettings, Settings
 from helpdesk.csat import tokens
@@ -257,16 +256,6 @@ async def solve(client: Client, db: asyncpg.Connection, agent: AgentHandle, tick
 
 
 LINK = re.compile(r"/csat/([0-9]+\.[0-9]+\.[A-Za-z0-9_-]{22})")
-
-
-@pytest.fixture
-async def smtp() -> Any:
-    server = SmtpTestServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_email_survey_link_rates_once_per_ticket_and_a_low_rating_alerts(

@@ -5,10 +5,7 @@ customer's answer to that reply joins the same ticket."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
 
 from helpdesk.channels.email import accounts
 from helpdesk.channels.email.accounts import EmailAccountCreate
@@ -20,16 +17,6 @@ from tests.channels.test_outbox import run_worker
 from tests.conftest import Client, Factory
 
 CUSTOMER = "jana.novakova@example.cz"
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpTestServer]:
-    server = SmtpTestServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def customer_mail() -> bytes:

@@ -134,16 +134,6 @@ async def pool(db: asyncpg.Connection, database_url: str) -> AsyncIterator[async
 
 
 @pytest.fixture
-async def smtp() -> AsyncIterator[SmtpTestServer]:
-    server = SmtpTestServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 def channel_senders(pool: asyncpg.Pool, settings: Settings) -> dict[str, Sender]:
     return senders(pool, settings)
 
