@@ -199,9 +199,10 @@ async def _facts(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketFact
 
 async def _select_policy(
     conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings, *, at: datetime
-) -> tuple[_PolicyCalendar | None, asyncpg.Record]:
-    """Choose (again) the ticket's policy and record it with the reason; None when no
-    policy matches. Returns the ticket row as it now is; the caller refreshes the clocks."""
+) -> tuple[_PolicyCalendar | None, dict[str, Any]]:
+    """Choose (again) the ticket's policy, None when no policy matches, and the ticket
+    columns that record the choice and its reason when it changed (the caller writes
+    them with the clocks: one row version instead of two)."""
     stored = await _active_policies(conn)
     chosen: _PolicyCalendar | None
     if stored is None:
@@ -219,26 +220,47 @@ async def _select_policy(
         (policy.id if policy else None) != ticket["sla_policy_id"]
         or name != ticket["sla_policy_name"]
     )
-    if changed:
-        before = ticket
-        ticket = await conn.fetchrow(
-            """UPDATE tickets SET sla_policy_id = $2, sla_policy_name = $3,
-                   sla_policy_reason = $4, sla_policy_at = $5
-               WHERE id = $1 RETURNING *""",
-            before["id"],
-            policy.id if policy else None,
-            name,
-            reason,
-            at,
+    if not changed:
+        return chosen, {}
+    if ticket["sla_policy_at"] is not None:
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            ticket["id"],
+            "sla_policy_changed",
+            {"from": ticket["sla_policy_name"], "to": name, "reason": reason},
         )
-        if before["sla_policy_at"] is not None:
-            await conn.execute(
-                "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-                before["id"],
-                "sla_policy_changed",
-                {"from": before["sla_policy_name"], "to": name, "reason": reason},
-            )
-    return chosen, ticket
+    return chosen, {
+        "sla_policy_id": policy.id if policy else None,
+        "sla_policy_name": name,
+        "sla_policy_reason": reason,
+        "sla_policy_at": at,
+    }
+
+
+# The ticket columns refresh writes (names are never taken from input).
+_REFRESH_COLUMNS = frozenset(
+    {
+        "sla_policy_id",
+        "sla_policy_name",
+        "sla_policy_reason",
+        "sla_policy_at",
+        "next_sla_due_at",
+        "next_sla_warn_at",
+        "next_sla_check_at",
+        "first_response_due_at",
+    }
+)
+
+
+async def _write_ticket(conn: asyncpg.Connection, ticket_id: int, values: dict[str, Any]) -> None:
+    """One UPDATE of the columns that changed. Every row version of a ticket costs an
+    entry in each of its indexes, so refresh writes at most one, and none when nothing
+    moved."""
+    if not values:
+        return
+    assert _REFRESH_COLUMNS.issuperset(values)
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
+    await conn.execute(f"UPDATE tickets SET {sets} WHERE id = $1", ticket_id, *values.values())
 
 
 async def _current_policy(
@@ -359,17 +381,19 @@ async def refresh(
     if ticket is None:
         return Refreshed(ticket_id, None, [])
     fired = {(clock, cycle, level) for clock, cycle, level in ticket["sla_fired"]}
+    policy_changes: dict[str, Any] = {}
     if reselect or ticket["sla_policy_at"] is None:
-        chosen, ticket = await _select_policy(conn, ticket, sla, at=now)
+        chosen, policy_changes = await _select_policy(conn, ticket, sla, at=now)
     else:
         chosen = await _current_policy(conn, ticket, sla)
     if chosen is None:
-        await _store_none(conn, ticket_id)
+        await _store_none(conn, ticket, policy_changes)
         return Refreshed(ticket_id, None, [])
     policy = chosen.policy
     history = _known or await _history(conn, ticket)
     events = history.events
-    retargeted = ticket["sla_policy_at"] if ticket["sla_policy_at"] > ticket["created_at"] else None
+    policy_at = policy_changes.get("sla_policy_at", ticket["sla_policy_at"])
+    retargeted = policy_at if policy_at > ticket["created_at"] else None
     try:
         business = _calendar(chosen.calendar_spec, sla)
         zone = BusinessCalendar.twenty_four_seven(sla.timezone)
@@ -386,6 +410,7 @@ async def refresh(
     except (InvalidEvents, InvalidCalendar, ValueError) as error:
         # Never fail the change that triggered this: keep the last stored clocks.
         log.warning("sla refresh skipped", extra={"ticket_id": ticket_id, "error": str(error)})
+        await _write_ticket(conn, ticket_id, policy_changes)
         return Refreshed(ticket_id, ticket["next_sla_check_at"], [])
     calendars = {True: business, False: zone}
     rows: dict[ClockKey, tuple[datetime, ClockState, bool]] = {}
@@ -475,16 +500,14 @@ async def refresh(
     next_warn = min((v["warn_at"] for v in running if v["warn_at"]), default=None)
     next_check = min((d.at for d in pending), default=None)
     fr = final.get(("first_response", 0))
-    await conn.execute(
-        """UPDATE tickets SET next_sla_due_at = $2, next_sla_warn_at = $3,
-               next_sla_check_at = $4, first_response_due_at = $5
-           WHERE id = $1""",
-        ticket_id,
-        next_due,
-        next_warn,
-        next_check,
-        fr["due_at"] if fr else None,
-    )
+    summary = {
+        "next_sla_due_at": next_due,
+        "next_sla_warn_at": next_warn,
+        "next_sla_check_at": next_check,
+        "first_response_due_at": fr["due_at"] if fr else None,
+    }
+    moved = {name: value for name, value in summary.items() if ticket[name] != value}
+    await _write_ticket(conn, ticket_id, policy_changes | moved)
     if next_check is not None and next_check <= now + sweep_horizon(sla):
         # Due before the sweep would see it: workers listening schedule the exact check
         # once this transaction commits (NOTIFY is delivered on commit only).
@@ -526,14 +549,16 @@ def _pending_levels(
     return sorted(found, key=lambda d: d.at)
 
 
-async def _store_none(conn: asyncpg.Connection, ticket_id: int) -> None:
-    await conn.execute(
-        """UPDATE tickets SET next_sla_due_at = NULL, next_sla_warn_at = NULL,
-               next_sla_check_at = NULL, first_response_due_at = NULL
-           WHERE id = $1""",
-        ticket_id,
+async def _store_none(
+    conn: asyncpg.Connection, ticket: asyncpg.Record, policy_changes: dict[str, Any]
+) -> None:
+    """No policy applies: no running clock, nothing due (met and breached clocks stay)."""
+    summary = dict.fromkeys(
+        ("next_sla_due_at", "next_sla_warn_at", "next_sla_check_at", "first_response_due_at")
     )
+    moved = {name: value for name, value in summary.items() if ticket[name] != value}
+    await _write_ticket(conn, ticket["id"], policy_changes | moved)
     await conn.execute(
         "DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached",
-        ticket_id,
+        ticket["id"],
     )
