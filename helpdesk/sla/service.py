@@ -252,15 +252,18 @@ _REFRESH_COLUMNS = frozenset(
 )
 
 
-async def _write_ticket(conn: asyncpg.Connection, ticket_id: int, values: dict[str, Any]) -> None:
-    """One UPDATE of the columns that changed. Every row version of a ticket costs an
-    entry in each of its indexes, so refresh writes at most one, and none when nothing
-    moved."""
-    if not values:
-        return
+async def _write_ticket(
+    conn: asyncpg.Connection, ticket: asyncpg.Record, values: dict[str, Any]
+) -> None:
+    """One UPDATE of the `values` that differ from the locked `ticket` row. Every row
+    version of a ticket costs an entry in each of its indexes, so refresh writes at most
+    one, and none when nothing moved."""
     assert _REFRESH_COLUMNS.issuperset(values)
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
-    await conn.execute(f"UPDATE tickets SET {sets} WHERE id = $1", ticket_id, *values.values())
+    moved = {name: value for name, value in values.items() if ticket[name] != value}
+    if not moved:
+        return
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(moved, start=2))
+    await conn.execute(f"UPDATE tickets SET {sets} WHERE id = $1", ticket["id"], *moved.values())
 
 
 async def _current_policy(
@@ -410,7 +413,7 @@ async def refresh(
     except (InvalidEvents, InvalidCalendar, ValueError) as error:
         # Never fail the change that triggered this: keep the last stored clocks.
         log.warning("sla refresh skipped", extra={"ticket_id": ticket_id, "error": str(error)})
-        await _write_ticket(conn, ticket_id, policy_changes)
+        await _write_ticket(conn, ticket, policy_changes)
         return Refreshed(ticket_id, ticket["next_sla_check_at"], [])
     calendars = {True: business, False: zone}
     rows: dict[ClockKey, tuple[datetime, ClockState, bool]] = {}
@@ -506,8 +509,7 @@ async def refresh(
         "next_sla_check_at": next_check,
         "first_response_due_at": fr["due_at"] if fr else None,
     }
-    moved = {name: value for name, value in summary.items() if ticket[name] != value}
-    await _write_ticket(conn, ticket_id, policy_changes | moved)
+    await _write_ticket(conn, ticket, policy_changes | summary)
     if next_check is not None and next_check <= now + sweep_horizon(sla):
         # Due before the sweep would see it: workers listening schedule the exact check
         # once this transaction commits (NOTIFY is delivered on commit only).
@@ -553,11 +555,10 @@ async def _store_none(
     conn: asyncpg.Connection, ticket: asyncpg.Record, policy_changes: dict[str, Any]
 ) -> None:
     """No policy applies: no running clock, nothing due (met and breached clocks stay)."""
-    summary = dict.fromkeys(
+    nothing_due = dict.fromkeys(
         ("next_sla_due_at", "next_sla_warn_at", "next_sla_check_at", "first_response_due_at")
     )
-    moved = {name: value for name, value in summary.items() if ticket[name] != value}
-    await _write_ticket(conn, ticket["id"], policy_changes | moved)
+    await _write_ticket(conn, ticket, policy_changes | nothing_due)
     await conn.execute(
         "DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached",
         ticket["id"],
