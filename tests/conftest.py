@@ -170,12 +170,9 @@ class _TestServer(uvicorn.Server):
         yield
 
 
-@pytest.fixture
-async def client(
-    db: asyncpg.Connection, settings: Settings, passwords: Passwords
-) -> AsyncIterator[Client]:
-    """The real app behind a real HTTP server on loopback, so requests truly run concurrently."""
-    app = create_app(settings, passwords)
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[Client]:
+    """`app` behind a real HTTP server on loopback, and a client for it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -198,6 +195,15 @@ async def client(
         server.should_exit = True
         await serving
         sock.close()
+
+
+@pytest.fixture
+async def client(
+    db: asyncpg.Connection, settings: Settings, passwords: Passwords
+) -> AsyncIterator[Client]:
+    """The real app behind a real HTTP server on loopback, so requests truly run concurrently."""
+    async with serve(create_app(settings, passwords)) as http:
+        yield http
 
 
 @dataclass

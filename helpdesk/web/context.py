@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from arq.connections import ArqRedis
@@ -56,6 +57,11 @@ class AppContext:
     passwords: Passwords
     metrics: Metrics
     over_budget: OverBudget = field(default_factory=OverBudget)
+    # Requests waiting for a pooled connection, served in arrival order (RequestConnection).
+    connection_queue: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connection_queue = asyncio.Semaphore(self.settings.database_pool_max)
 
     async def enqueue(self, function: str, *args: object, job_id: str) -> None:
         """Hand a job to the workers after the transaction committed.
@@ -74,10 +80,54 @@ def provide_context(state: State) -> AppContext:
     return ctx
 
 
-async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
-    ctx: AppContext = state.ctx
-    async with ctx.pool.acquire() as conn:
-        yield conn
+class RequestConnection:
+    """A pooled connection taken once per request, in arrival order.
+
+    Authentication reads the token with it and the handler's `db` dependency gets the
+    same connection, so a request waits for the pool once, not twice. The wait is
+    first come, first served (`AppContext.connection_queue`): asyncpg's pool gives a
+    returned connection to any request that runs before the woken waiter does, and
+    the waiter then goes to the back of the queue. With 50 concurrent requests on 10
+    connections that made the listing's p99 latency 3-4 times its median.
+    """
+
+    SCOPE_KEY = "helpdesk.connection"
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.conn: asyncpg.Connection | None = None
+
+    async def acquire(self) -> asyncpg.Connection:
+        await self.ctx.connection_queue.acquire()
+        try:
+            self.conn = await self.ctx.pool.acquire()
+        except BaseException:
+            self.ctx.connection_queue.release()
+            raise
+        return self.conn
+
+    async def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await self.ctx.pool.release(conn)
+            finally:
+                self.ctx.connection_queue.release()
+
+
+async def provide_db(request: Request[Any, Any, State]) -> AsyncGenerator[asyncpg.Connection, None]:
+    """The request's connection (taken by authentication, or now for routes without
+    it), released when the handler is done: litestar ends dependencies before it sends
+    the response."""
+    lease: RequestConnection | None = request.scope.pop(RequestConnection.SCOPE_KEY, None)  # type: ignore[misc]
+    if lease is None or lease.conn is None:
+        lease = RequestConnection(request.app.state.ctx)
+        await lease.acquire()
+    assert lease.conn is not None
+    try:
+        yield lease.conn
+    finally:
+        await lease.release()
 
 
 def provide_principal(request: Request[Principal, bytes, State]) -> Principal:
