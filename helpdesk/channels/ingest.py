@@ -9,7 +9,9 @@ arriving later is then a duplicate and does not overwrite the newer text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -22,7 +24,6 @@ from helpdesk.channels.adapter import (
 )
 from helpdesk.config import SlaSettings
 from helpdesk.sla import service as sla_service
-from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.service import store_attachment
 
 _STATUS_RANK = {None: 0, "delivered": 1, "read": 2}
@@ -52,48 +53,61 @@ def subject_from(message: InboundMessage) -> str:
 async def customer_for(
     conn: asyncpg.Connection, channel: str, account: str, sender: SenderIdentity
 ) -> int:
-    """The customer behind `sender`, created if new.
+    """The id of the customer behind `sender`, created if new (see `customer_row_for`)."""
+    row = await customer_row_for(conn, channel, account, sender)
+    return int(row["id"])
+
+
+# A new customer and its identity in one statement; `linked` is false when a concurrent
+# transaction linked this identity first (the new row is then an orphan to delete).
+_NEW_CUSTOMER = """
+WITH customer AS (
+    INSERT INTO customers (name, email, phone) VALUES ($4, $5, $6) RETURNING *),
+identity AS (
+    INSERT INTO customer_identities (customer_id, channel, channel_account, external_id,
+                                     display_name)
+    SELECT id, $1, $2, $3, $4 FROM customer
+    ON CONFLICT DO NOTHING RETURNING customer_id)
+SELECT customer.*, EXISTS (SELECT FROM identity) AS linked FROM customer
+"""
+
+_BY_IDENTITY = """
+SELECT c.* FROM customer_identities i JOIN customers c ON c.id = i.customer_id
+WHERE i.channel = $1 AND i.channel_account = $2 AND i.external_id = $3
+"""
+
+
+async def customer_row_for(
+    conn: asyncpg.Connection, channel: str, account: str, sender: SenderIdentity
+) -> Mapping[str, Any]:
+    """The customer behind `sender` (its `customers` row), created if new.
 
     A new identity joins an existing customer only through an identifier the provider
     verified (email, phone) that matches exactly one customer; never through a name.
     """
-    existing = await conn.fetchval(
-        """SELECT customer_id FROM customer_identities
-           WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
-        channel,
-        account,
-        sender.external_id,
-    )
+    key = (channel, account, sender.external_id)
+    existing: Mapping[str, Any] | None = await conn.fetchrow(_BY_IDENTITY, *key)
     if existing is not None:
-        return int(existing)
+        return existing
+    name = sender.display_name[:200]
     customer_id = await _verified_match(conn, sender)
-    async with conn.transaction():  # a savepoint: a lost race rolls back only this
-        if customer_id is None:
-            customer_id = await conn.fetchval(
-                "INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
-                sender.display_name[:200],
-                sender.email,
-                sender.phone,
-            )
-        linked = await conn.fetchval(
+    if customer_id is None:
+        created: asyncpg.Record = await conn.fetchrow(
+            _NEW_CUSTOMER, *key, name, sender.email, sender.phone
+        )
+        if created["linked"]:
+            return {k: v for k, v in created.items() if k != "linked"}
+        await conn.execute("DELETE FROM customers WHERE id = $1", created["id"])
+    else:
+        await conn.execute(
             """INSERT INTO customer_identities (customer_id, channel, channel_account,
                                                external_id, display_name)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING customer_id""",
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
             customer_id,
-            channel,
-            account,
-            sender.external_id,
-            sender.display_name[:200],
+            *key,
+            name,
         )
-    if linked is not None:
-        return int(linked)
-    winner: int = await conn.fetchval(
-        """SELECT customer_id FROM customer_identities
-           WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
-        channel,
-        account,
-        sender.external_id,
-    )
+    winner: Mapping[str, Any] = await conn.fetchrow(_BY_IDENTITY, *key)
     return winner
 
 
@@ -126,6 +140,40 @@ async def _follow_merges(conn: asyncpg.Connection, ticket_id: int | None) -> asy
     return None
 
 
+# A new ticket (with its first SLA columns) and its conversation pointing at it.
+_NEW_TICKET = f"""
+WITH ticket AS (
+    INSERT INTO tickets (subject, channel, channel_account, customer_id, conversation_id,
+                         created_at, updated_at, {", ".join(sla_service.START_COLUMNS)})
+    VALUES ($1, $2, $3, $4, $5, $6, $6,
+            {", ".join(f"${i}" for i, _ in enumerate(sla_service.START_COLUMNS, start=7))})
+    RETURNING id),
+linked AS (UPDATE conversations SET ticket_id = (SELECT id FROM ticket) WHERE id = $5)
+SELECT id FROM ticket
+"""
+
+
+async def _insert_ticket(
+    conn: asyncpg.Connection,
+    message: InboundMessage,
+    customer_id: int,
+    conversation_id: int,
+    plan: sla_service.StartPlan,
+    now: datetime,
+) -> int:
+    ticket_id: int = await conn.fetchval(
+        _NEW_TICKET,
+        subject_from(message),
+        message.channel,
+        message.channel_account,
+        customer_id,
+        conversation_id,
+        now,
+        *(plan.columns[name] for name in sla_service.START_COLUMNS),
+    )
+    return ticket_id
+
+
 async def store_inbound(
     conn: asyncpg.Connection,
     message: InboundMessage,
@@ -151,7 +199,8 @@ async def store_inbound(
         )
         if existing is not None:
             return await _redelivered(conn, existing, message)
-        customer_id = await customer_for(conn, channel, account, message.sender)
+        customer = await customer_row_for(conn, channel, account, message.sender)
+        customer_id = customer["id"]
         # Messages of one conversation are stored one at a time: the upsert locks the
         # conversation row, FOR NO KEY UPDATE only since it changes no key column (a new
         # row is held by its inserting transaction alike). A stronger lock would block the
@@ -179,18 +228,11 @@ async def store_inbound(
         ticket = await _follow_merges(conn, conversation["ticket_id"])
         created = ticket is None or ticket["status"] == "closed"
         if created:
-            ticket_id = await conn.fetchval(
-                """INSERT INTO tickets (subject, channel, channel_account, customer_id,
-                                       conversation_id, first_response_due_at, created_at,
-                                       updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id""",
-                subject_from(message),
-                channel,
-                account,
-                customer_id,
-                conversation["id"],
-                first_response_due(now, sla.first_response_minutes),
-                now,
+            plan = await sla_service.plan_start(
+                conn, sla_service.new_ticket_facts(channel, customer), sla, now=now
+            )
+            ticket_id = await _insert_ticket(
+                conn, message, customer_id, conversation["id"], plan, now
             )
         else:
             assert ticket is not None
@@ -204,12 +246,12 @@ async def store_inbound(
                 ticket_id,
                 now,
             )
-        if conversation["ticket_id"] != ticket_id:  # a new ticket, or a merge followed
-            await conn.execute(
-                "UPDATE conversations SET ticket_id = $2 WHERE id = $1",
-                conversation["id"],
-                ticket_id,
-            )
+            if conversation["ticket_id"] != ticket_id:  # a merge followed
+                await conn.execute(
+                    "UPDATE conversations SET ticket_id = $2 WHERE id = $1",
+                    conversation["id"],
+                    ticket_id,
+                )
         # The message, its raw source and the ticket's event in one round trip.
         message_id = await conn.fetchval(
             """WITH message AS (
@@ -240,7 +282,7 @@ async def store_inbound(
         for filename, content_type, content in attachments:
             await store_attachment(conn, message_id, filename[:255], content_type[:255], content)
         if created:
-            await sla_service.start(conn, ticket_id, sla, now=now)
+            await sla_service.start(conn, ticket_id, plan, now=now)
         else:
             await sla_service.record(
                 conn, ticket_id, "customer_message", now, message_id=message_id

@@ -10,6 +10,7 @@ agent or the API is not re-classified, a group chosen at creation is not replace
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,10 +89,12 @@ async def _config(conn: asyncpg.Connection) -> _RoutingConfig:
     )
 
 
-# The ticket (locked), its first inbound message and its customer, in one round trip.
-_TICKET = """
+# The ticket (locked), its first inbound message, its customer and the SLA levels fired
+# on it, in one round trip.
+_TICKET = f"""
 SELECT t.*, clock_timestamp() AS routing_at, c AS customer,
-       first.body_text AS first_text, first.sender_address AS first_sender
+       first.body_text AS first_text, first.sender_address AS first_sender,
+       {sla_service.SLA_FIRED}
 FROM tickets t
 LEFT JOIN customers c ON c.id = t.customer_id
 LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address FROM messages m
@@ -166,13 +169,28 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
         reason = f"group chosen at creation; {reason}"
     updates |= {"routing_reason": reason}
     now: datetime = ticket["routing_at"]
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(updates, start=2))
+    # The policy may depend on what routing sets (category, priority, group). Its clocks
+    # are computed before the ticket is written, and the acknowledgement (which quotes
+    # the first-response due time) is queued, so that one UPDATE writes routing, clocks
+    # and acknowledgement: each row version of a ticket costs an entry in every index.
+    routed = {**dict(ticket), **updates}
+    sla_plan = await sla_service.plan_refresh(
+        conn, routed, settings.sla, now=now, reselect=True, customer=customer
+    )
+    routed |= sla_plan.columns
+    written = updates | sla_plan.columns
+    outbox_ids = []
+    acknowledgement = await _acknowledge(conn, routed, settings, now)
+    if acknowledgement is not None:
+        outbox_ids.append(acknowledgement)
+        written["acknowledged_at"] = routed["acknowledged_at"] = now
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(written, start=2))
     await conn.execute(
-        f"""UPDATE tickets SET {sets}, routed_at = ${len(updates) + 2},
+        f"""UPDATE tickets SET {sets}, routed_at = ${len(written) + 2},
                 updated_at = clock_timestamp(), version = version + 1
             WHERE id = $1""",
         ticket_id,
-        *updates.values(),
+        *written.values(),
         now,
     )
     changes: dict[str, Any] = {
@@ -190,13 +208,8 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
         changes,
         reason,
     )
-    # The policy may depend on what routing just set (category, priority, group).
-    await sla_service.refresh(conn, ticket_id, settings.sla, now=now, reselect=True)
+    await sla_service.apply_refresh(conn, routed, sla_plan, write_ticket=False)
     assignee = await assign.assign(conn, ticket_id) if group_id is not None else None
-    outbox_ids = []
-    acknowledgement = await _acknowledge(conn, ticket_id, settings)
-    if acknowledgement is not None:
-        outbox_ids.append(acknowledgement)
     return Routed(ticket_id, group_id, assignee, outbox_ids)
 
 
@@ -205,10 +218,12 @@ def acknowledgement_text(template: str, number: int, due: datetime | None, zone:
     return template.replace("{number}", str(number)).replace("{due}", when)
 
 
-async def _acknowledge(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> int | None:
+async def _acknowledge(
+    conn: asyncpg.Connection, ticket: Mapping[str, Any], settings: Settings, now: datetime
+) -> int | None:
     """The customer's confirmation, once per ticket, on the chat channel they used, in
-    their language, with the ticket number and the first-response due time."""
-    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    their language, with the ticket number and the first-response due time; queued at
+    `now` (the caller sets `acknowledged_at`). Returns the outbox id."""
     if (
         not settings.routing.acknowledge
         or ticket["channel"] not in ACK_CHANNELS
@@ -222,21 +237,23 @@ async def _acknowledge(conn: asyncpg.Connection, ticket_id: int, settings: Setti
         return None
     due = ticket["first_response_due_at"]
     text = acknowledgement_text(template, ticket["number"], due, settings.sla.timezone)
-    row = await conn.fetchrow(
-        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
-                                 body_text, delivery_status)
-           VALUES ($1, 'outbound', 'public', $2, $3, $4, 'pending') RETURNING id, created_at""",
-        ticket_id,
+    # The message and its SLA event (an automatic message meets no clock) at once.
+    message_id = await conn.fetchval(
+        """WITH message AS (
+               INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
+                                     body_text, delivery_status, created_at)
+               VALUES ($1, 'outbound', 'public', $2, $3, $4, 'pending', $5) RETURNING id),
+           event AS (
+               INSERT INTO sla_events (ticket_id, at, type, message_id)
+               SELECT $1, $5, 'auto_reply', id FROM message)
+           SELECT id FROM message""",
+        ticket["id"],
         ticket["channel"],
         ticket["channel_account"],
         text,
+        now,
     )
-    await conn.execute(
-        "UPDATE tickets SET acknowledged_at = $2 WHERE id = $1", ticket_id, row["created_at"]
-    )
-    # An automatic message: it meets no SLA clock.
-    await sla_service.record(conn, ticket_id, "auto_reply", row["created_at"], message_id=row["id"])
-    return await outbox.add(conn, row["id"], ticket_id, ticket["channel"])
+    return await outbox.add(conn, message_id, ticket["id"], ticket["channel"])
 
 
 async def unrouted(conn: asyncpg.Connection, limit: int = 500) -> list[int]:

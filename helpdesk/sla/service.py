@@ -21,6 +21,7 @@ Rules kept here rather than in the pure engine (design page 1.6-1.7):
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -185,85 +186,57 @@ def _calendar(spec: Any, sla: SlaSettings) -> BusinessCalendar:
     return BusinessCalendar.twenty_four_seven(sla.timezone)
 
 
-async def _facts(conn: asyncpg.Connection, ticket: asyncpg.Record) -> TicketFacts:
-    customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", ticket["customer_id"])
-    attributes = {k: v for k, v in dict(customer or {}).items() if k not in ("id",)}
+def customer_facts(customer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The customer's attributes as policy conditions see them (a customers row)."""
+    return {k: v for k, v in dict(customer or {}).items() if k != "id"}
+
+
+def new_ticket_facts(channel: str, customer: Mapping[str, Any] | None) -> TicketFacts:
+    """What a policy sees of a ticket being created from a customer's message."""
     return TicketFacts(
-        priority=ticket["priority"],
-        category=ticket["category"],
-        channel=ticket["channel"],
-        group_id=ticket["group_id"],
-        customer=attributes,
+        priority="normal",  # the column's default
+        category=None,
+        channel=channel,
+        group_id=None,
+        customer=customer_facts(customer),
     )
 
 
-async def _select_policy(
-    conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings, *, at: datetime
-) -> tuple[_PolicyCalendar | None, dict[str, Any]]:
-    """Choose (again) the ticket's policy, None when no policy matches, and the ticket
-    columns that record the choice and its reason when it changed (the caller writes
-    them with the clocks: one row version instead of two)."""
-    stored = await _active_policies(conn)
-    chosen: _PolicyCalendar | None
+def _choose_policy(
+    stored: list[_PolicyCalendar] | None, facts: TicketFacts, sla: SlaSettings
+) -> tuple[_PolicyCalendar | None, str]:
+    """The policy that applies (None when none matches) and why."""
     if stored is None:
-        chosen = _PolicyCalendar(builtin_policy(sla))
-        reason = "built-in default (no policies stored)"
-    else:
-        match = choose([s.policy for s in stored], await _facts(conn, ticket))
-        if match is None:
-            chosen, reason = None, "no policy matched"
-        else:
-            chosen, reason = next(s for s in stored if s.policy is match[0]), match[1]
+        return _PolicyCalendar(builtin_policy(sla)), "built-in default (no policies stored)"
+    match = choose([s.policy for s in stored], facts)
+    if match is None:
+        return None, "no policy matched"
+    return next(s for s in stored if s.policy is match[0]), match[1]
+
+
+def _policy_columns(chosen: _PolicyCalendar | None, reason: str, at: datetime) -> dict[str, Any]:
     policy = chosen.policy if chosen else None
-    name = policy.name if policy else None
-    changed = ticket["sla_policy_at"] is None or (
-        (policy.id if policy else None) != ticket["sla_policy_id"]
-        or name != ticket["sla_policy_name"]
-    )
-    if not changed:
-        return chosen, {}
-    if ticket["sla_policy_at"] is not None:
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-            ticket["id"],
-            "sla_policy_changed",
-            {"from": ticket["sla_policy_name"], "to": name, "reason": reason},
-        )
-    return chosen, {
+    return {
         "sla_policy_id": policy.id if policy else None,
-        "sla_policy_name": name,
+        "sla_policy_name": policy.name if policy else None,
         "sla_policy_reason": reason,
         "sla_policy_at": at,
     }
 
 
-# The ticket columns refresh writes (names are never taken from input).
-_REFRESH_COLUMNS = frozenset(
-    {
-        "sla_policy_id",
-        "sla_policy_name",
-        "sla_policy_reason",
-        "sla_policy_at",
-        "next_sla_due_at",
-        "next_sla_warn_at",
-        "next_sla_check_at",
-        "first_response_due_at",
-    }
+# The ticket columns the SLA engine writes (names are never taken from input), in the
+# order a new ticket's INSERT lists them (`StartPlan.columns`).
+START_COLUMNS = (
+    "sla_policy_id",
+    "sla_policy_name",
+    "sla_policy_reason",
+    "sla_policy_at",
+    "next_sla_due_at",
+    "next_sla_warn_at",
+    "next_sla_check_at",
+    "first_response_due_at",
 )
-
-
-async def _write_ticket(
-    conn: asyncpg.Connection, ticket: asyncpg.Record, values: dict[str, Any]
-) -> None:
-    """One UPDATE of the `values` that differ from the locked `ticket` row. Every row
-    version of a ticket costs an entry in each of its indexes, so refresh writes at most
-    one, and none when nothing moved."""
-    assert _REFRESH_COLUMNS.issuperset(values)
-    moved = {name: value for name, value in values.items() if ticket[name] != value}
-    if not moved:
-        return
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(moved, start=2))
-    await conn.execute(f"UPDATE tickets SET {sets} WHERE id = $1", ticket["id"], *moved.values())
+_REFRESH_COLUMNS = frozenset(START_COLUMNS)
 
 
 async def _current_policy(
@@ -350,71 +323,40 @@ _UPSERT_CLOCKS = """
         counted_seconds = EXCLUDED.counted_seconds, updated_at = EXCLUDED.updated_at"""
 
 
-async def start(
-    conn: asyncpg.Connection, ticket_id: int, sla: SlaSettings, *, now: datetime
-) -> Refreshed:
-    """Record the `created` event of a ticket inserted in this transaction, at `now`, and
-    store its first clocks. Its history is that one event and no clock, so unlike
-    `refresh` nothing needs to be read back."""
-    await record(conn, ticket_id, "created", now)
-    known = _History(events=[SlaEvent(at=now, type="created")], clocks={})
-    return await refresh(conn, ticket_id, sla, now=now, _known=known)
+@dataclass(frozen=True)
+class _Computed:
+    """A ticket's clocks as the engine computes them, before anything is written."""
+
+    final: dict[ClockKey, dict[str, Any]]  # stored values of each clock, by key
+    pending: list[Due]
+    summary: dict[str, Any]  # the ticket's next_sla_* and first_response_due_at
 
 
-async def refresh(
-    conn: asyncpg.Connection,
-    ticket_id: int,
+def _compute(
+    chosen: _PolicyCalendar,
+    events: list[SlaEvent],
+    stored: dict[ClockKey, Any],
+    fired: set[tuple[str, int, str]],
     sla: SlaSettings,
     *,
-    now: datetime | None = None,
-    reselect: bool = False,
-    _known: _History | None = None,
-) -> Refreshed:
-    """Recompute and store the ticket's clocks (call inside the changing transaction)."""
-    now = now or await conn.fetchval("SELECT clock_timestamp()")
-    assert now is not None
-    # The levels already fired come with the locked row (refresh never changes them).
-    ticket = await conn.fetchrow(
-        """SELECT t.*, coalesce((SELECT jsonb_agg(jsonb_build_array(e.clock, e.cycle, e.level))
-                                 FROM sla_escalations e WHERE e.ticket_id = t.id), '[]')
-                       AS sla_fired
-           FROM tickets t WHERE t.id = $1 FOR UPDATE""",
-        ticket_id,
-    )
-    if ticket is None:
-        return Refreshed(ticket_id, None, [])
-    fired = {(clock, cycle, level) for clock, cycle, level in ticket["sla_fired"]}
-    policy_changes: dict[str, Any] = {}
-    if reselect or ticket["sla_policy_at"] is None:
-        chosen, policy_changes = await _select_policy(conn, ticket, sla, at=now)
-    else:
-        chosen = await _current_policy(conn, ticket, sla)
-    if chosen is None:
-        await _store_none(conn, ticket, policy_changes)
-        return Refreshed(ticket_id, None, [])
+    now: datetime,
+    retargeted: datetime | None,
+) -> _Computed:
+    """Replay `events` under the policy, keeping the sticky verdicts of `stored` clocks.
+    Pure; raises InvalidEvents, InvalidCalendar or ValueError on bad stored data."""
     policy = chosen.policy
-    history = _known or await _history(conn, ticket)
-    events = history.events
-    policy_at = policy_changes.get("sla_policy_at", ticket["sla_policy_at"])
-    retargeted = policy_at if policy_at > ticket["created_at"] else None
-    try:
-        business = _calendar(chosen.calendar_spec, sla)
-        zone = BusinessCalendar.twenty_four_seven(sla.timezone)
-        computed = {
-            base: compute_clocks(
-                policy.clock_policy(business_hours=base),
-                business if base else zone,
-                events,
-                max(now, events[-1].at),
-                retargeted_at=retargeted,
-            )
-            for base in {policy.counts_business_time(c) for c in CLOCKS}
-        }
-    except (InvalidEvents, InvalidCalendar, ValueError) as error:
-        # Never fail the change that triggered this: keep the last stored clocks.
-        log.warning("sla refresh skipped", extra={"ticket_id": ticket_id, "error": str(error)})
-        await _write_ticket(conn, ticket, policy_changes)
-        return Refreshed(ticket_id, ticket["next_sla_check_at"], [])
+    business = _calendar(chosen.calendar_spec, sla)
+    zone = BusinessCalendar.twenty_four_seven(sla.timezone)
+    computed = {
+        base: compute_clocks(
+            policy.clock_policy(business_hours=base),
+            business if base else zone,
+            events,
+            max(now, events[-1].at),
+            retargeted_at=retargeted,
+        )
+        for base in {policy.counts_business_time(c) for c in CLOCKS}
+    }
     calendars = {True: business, False: zone}
     rows: dict[ClockKey, tuple[datetime, ClockState, bool]] = {}
     created_at = events[0].at
@@ -428,7 +370,6 @@ async def refresh(
             state = getattr(result, clock)
             if state is not None:
                 rows[(clock, 0)] = (created_at, state, base)
-    stored = history.clocks
     final: dict[ClockKey, dict[str, Any]] = {}
     for key, (started, state, base) in rows.items():
         old = stored.get(key)
@@ -455,66 +396,287 @@ async def refresh(
             started, max(end, started)
         ).total_seconds()
         final[key] = values
-    for key, values in final.items():
-        old = stored.get(key)
-        if values["met_at"] is not None and (old is None or old["met_at"] is None):
-            # A live SLA event for supervisors, like warnings and breaches.
-            await conn.execute(
-                "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-                ticket_id,
-                "sla_met",
-                {
-                    "clock": key[0],
-                    "cycle": key[1],
-                    "met_at": values["met_at"].isoformat(),
-                    "breached": values["breached"],
-                    "group_id": ticket["group_id"],
-                    "assignee_id": ticket["assignee_id"],
-                    "channel": ticket["channel"],
-                },
+    pending = _pending_levels(policy, final, calendars, fired)
+    running = [v for v in final.values() if v["met_at"] is None and v["due_at"] is not None]
+    fr = final.get(("first_response", 0))
+    summary = {
+        "next_sla_due_at": min((v["due_at"] for v in running), default=None),
+        "next_sla_warn_at": min((v["warn_at"] for v in running if v["warn_at"]), default=None),
+        "next_sla_check_at": min((d.at for d in pending), default=None),
+        "first_response_due_at": fr["due_at"] if fr else None,
+    }
+    return _Computed(final, pending, summary)
+
+
+async def _upsert_clocks(
+    conn: asyncpg.Connection,
+    ticket_id: int,
+    changed: list[tuple[ClockKey, dict[str, Any]]],
+    now: datetime,
+    *,
+    created_event: bool = False,
+) -> None:
+    """One statement for every clock that moved (and a new ticket's `created` event)."""
+    sql = _UPSERT_CLOCKS
+    if created_event:
+        sql = f"""WITH created AS (INSERT INTO sla_events (ticket_id, at, type)
+                                   VALUES ($1, $14, 'created'))
+                  {_UPSERT_CLOCKS}"""
+    await conn.execute(
+        sql,
+        ticket_id,
+        *([values[name] for _, values in changed] for name in _CLOCK_VALUES),
+        [key[0] for key, _ in changed],
+        [key[1] for key, _ in changed],
+        now,
+    )
+
+
+def _due_soon(next_check: datetime | None, now: datetime, sla: SlaSettings) -> bool:
+    return next_check is not None and next_check <= now + sweep_horizon(sla)
+
+
+async def _notify_due_soon(conn: asyncpg.Connection, ticket_id: int) -> None:
+    """Due before the sweep would see it: workers listening schedule the exact check once
+    this transaction commits (NOTIFY is delivered on commit only)."""
+    await conn.execute("SELECT pg_notify($1, $2)", DUE_SOON_CHANNEL, str(ticket_id))
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """A new ticket's SLA, computed before its row exists: `columns` go into the ticket's
+    INSERT (one row version, not an insert and an update), then `start` stores the
+    `created` event and the first clocks."""
+
+    columns: dict[str, Any]  # every column of _REFRESH_COLUMNS
+    clocks: list[tuple[ClockKey, dict[str, Any]]]
+    due_soon: bool
+
+
+async def plan_start(
+    conn: asyncpg.Connection, facts: TicketFacts, sla: SlaSettings, *, now: datetime
+) -> StartPlan:
+    """Choose the policy of a ticket about to be created at `now` and compute its first
+    clocks (its history is the one `created` event; nothing has fired)."""
+    chosen, reason = _choose_policy(await _active_policies(conn), facts, sla)
+    columns = _policy_columns(chosen, reason, now) | _NOTHING_DUE
+    if chosen is None:
+        return StartPlan(columns, [], False)
+    try:
+        computed = _compute(
+            chosen, [SlaEvent(at=now, type="created")], {}, set(), sla, now=now, retargeted=None
+        )
+    except (InvalidEvents, InvalidCalendar, ValueError) as error:
+        log.warning("sla start skipped", extra={"error": str(error)})
+        return StartPlan(columns, [], False)
+    next_check = computed.summary["next_sla_check_at"]
+    return StartPlan(
+        columns | computed.summary,
+        list(computed.final.items()),
+        _due_soon(next_check, now, sla),
+    )
+
+
+async def start(
+    conn: asyncpg.Connection, ticket_id: int, plan: StartPlan, *, now: datetime
+) -> None:
+    """Store the `created` event and first clocks of a ticket inserted in this
+    transaction, at `now`, with `plan.columns`: one statement."""
+    await _upsert_clocks(conn, ticket_id, plan.clocks, now, created_event=True)
+    if plan.due_soon:
+        await _notify_due_soon(conn, ticket_id)
+
+
+# The ticket row locked for a refresh, with the escalation levels already fired (refresh
+# never changes them) as `sla_fired`.
+SLA_FIRED = """coalesce((SELECT jsonb_agg(jsonb_build_array(e.clock, e.cycle, e.level))
+                         FROM sla_escalations e WHERE e.ticket_id = t.id), '[]') AS sla_fired"""
+_LOCKED_TICKET = f"SELECT t.*, {SLA_FIRED} FROM tickets t WHERE t.id = $1 FOR UPDATE"
+
+_NOTHING_DUE = dict.fromkeys(
+    ("next_sla_due_at", "next_sla_warn_at", "next_sla_check_at", "first_response_due_at")
+)
+
+
+@dataclass
+class RefreshPlan:
+    """What one refresh writes, computed from the locked ticket as the caller holds it.
+    A caller that updates the ticket anyway (routing) puts `columns` in its own UPDATE:
+    every row version of a ticket costs an entry in each of its indexes."""
+
+    ticket_id: int
+    columns: dict[str, Any] = field(default_factory=dict)  # ticket columns that move
+    policy_changed: dict[str, Any] | None = None  # the `sla_policy_changed` event
+    met: list[tuple[ClockKey, dict[str, Any]]] = field(default_factory=list)
+    upsert: list[tuple[ClockKey, dict[str, Any]]] = field(default_factory=list)
+    gone: list[ClockKey] = field(default_factory=list)
+    clear_running: bool = False  # no policy applies any more
+    next_check: datetime | None = None
+    due: list[Due] = field(default_factory=list)  # levels due now, not fired yet
+    due_soon: bool = False
+    now: datetime | None = None
+
+
+def _moved(ticket: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    assert _REFRESH_COLUMNS.issuperset(values)
+    return {name: value for name, value in values.items() if ticket[name] != value}
+
+
+async def plan_refresh(
+    conn: asyncpg.Connection,
+    ticket: Mapping[str, Any],
+    sla: SlaSettings,
+    *,
+    now: datetime,
+    reselect: bool = False,
+    customer: Mapping[str, Any] | None = None,
+) -> RefreshPlan:
+    """Recompute the clocks of the locked `ticket` (a row with `sla_fired`, possibly with
+    the caller's pending changes applied); reads policies and history, writes nothing.
+    `customer` spares reading the ticket's customer when the caller holds it."""
+    fired = {(clock, cycle, level) for clock, cycle, level in ticket["sla_fired"]}
+    plan = RefreshPlan(ticket["id"], now=now)
+    policy_columns: dict[str, Any] = {}
+    chosen: _PolicyCalendar | None
+    if reselect or ticket["sla_policy_at"] is None:
+        if customer is None and ticket["customer_id"] is not None:
+            customer = await conn.fetchrow(
+                "SELECT * FROM customers WHERE id = $1", ticket["customer_id"]
             )
-    changed = [
+        facts = TicketFacts(
+            priority=ticket["priority"],
+            category=ticket["category"],
+            channel=ticket["channel"],
+            group_id=ticket["group_id"],
+            customer=customer_facts(customer),
+        )
+        chosen, reason = _choose_policy(await _active_policies(conn), facts, sla)
+        columns = _policy_columns(chosen, reason, now)
+        if ticket["sla_policy_at"] is None or (
+            columns["sla_policy_id"] != ticket["sla_policy_id"]
+            or columns["sla_policy_name"] != ticket["sla_policy_name"]
+        ):
+            policy_columns = columns
+            if ticket["sla_policy_at"] is not None:
+                plan.policy_changed = {
+                    "from": ticket["sla_policy_name"],
+                    "to": columns["sla_policy_name"],
+                    "reason": reason,
+                }
+    else:
+        chosen = await _current_policy(conn, ticket, sla)
+    if chosen is None:
+        plan.columns = _moved(ticket, policy_columns | _NOTHING_DUE)
+        plan.clear_running = True
+        return plan
+    history = await _history(conn, ticket)
+    policy_at = policy_columns.get("sla_policy_at", ticket["sla_policy_at"])
+    retargeted = policy_at if policy_at > ticket["created_at"] else None
+    try:
+        computed = _compute(
+            chosen, history.events, history.clocks, fired, sla, now=now, retargeted=retargeted
+        )
+    except (InvalidEvents, InvalidCalendar, ValueError) as error:
+        # Never fail the change that triggered this: keep the last stored clocks.
+        log.warning("sla refresh skipped", extra={"ticket_id": ticket["id"], "error": str(error)})
+        plan.columns = _moved(ticket, policy_columns)
+        plan.next_check = ticket["next_sla_check_at"]
+        return plan
+    stored, final = history.clocks, computed.final
+    plan.met = [
+        (key, values)
+        for key, values in final.items()
+        if values["met_at"] is not None and (key not in stored or stored[key]["met_at"] is None)
+    ]
+    plan.upsert = [
         (key, values)
         for key, values in final.items()
         if key not in stored or any(stored[key][name] != v for name, v in values.items())
     ]
-    if changed:  # one statement for every clock that moved
+    plan.gone = [key for key in stored if key not in final]  # e.g. a target dropped
+    plan.columns = _moved(ticket, policy_columns | computed.summary)
+    plan.next_check = computed.summary["next_sla_check_at"]
+    plan.due = [d for d in computed.pending if d.at <= now]
+    plan.due_soon = _due_soon(plan.next_check, now, sla)
+    return plan
+
+
+async def apply_refresh(
+    conn: asyncpg.Connection,
+    ticket: Mapping[str, Any],
+    plan: RefreshPlan,
+    *,
+    write_ticket: bool = True,
+) -> Refreshed:
+    """Write `plan`: events, clocks and (unless the caller writes `plan.columns` in its
+    own UPDATE) the ticket's SLA columns."""
+    ticket_id = plan.ticket_id
+    if plan.policy_changed is not None:
         await conn.execute(
-            _UPSERT_CLOCKS,
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
             ticket_id,
-            *([values[name] for _, values in changed] for name in _CLOCK_VALUES),
-            [key[0] for key, _ in changed],
-            [key[1] for key, _ in changed],
-            now,
+            "sla_policy_changed",
+            plan.policy_changed,
         )
-    gone = [key for key in stored if key not in final]
-    if gone:  # e.g. a policy without that target any more
+    for key, values in plan.met:  # a live SLA event for supervisors, like breaches
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            ticket_id,
+            "sla_met",
+            {
+                "clock": key[0],
+                "cycle": key[1],
+                "met_at": values["met_at"].isoformat(),
+                "breached": values["breached"],
+                "group_id": ticket["group_id"],
+                "assignee_id": ticket["assignee_id"],
+                "channel": ticket["channel"],
+            },
+        )
+    if plan.upsert:
+        assert plan.now is not None
+        await _upsert_clocks(conn, ticket_id, plan.upsert, plan.now)
+    if plan.gone:
         await conn.execute(
             """DELETE FROM ticket_sla_clocks
                WHERE ticket_id = $1
                  AND (clock, cycle) IN (SELECT * FROM unnest($2::text[], $3::int[]))""",
             ticket_id,
-            [clock for clock, _ in gone],
-            [cycle for _, cycle in gone],
+            [clock for clock, _ in plan.gone],
+            [cycle for _, cycle in plan.gone],
         )
-    pending = _pending_levels(policy, final, calendars, fired)
-    running = [v for v in final.values() if v["met_at"] is None and v["due_at"] is not None]
-    next_due = min((v["due_at"] for v in running), default=None)
-    next_warn = min((v["warn_at"] for v in running if v["warn_at"]), default=None)
-    next_check = min((d.at for d in pending), default=None)
-    fr = final.get(("first_response", 0))
-    summary = {
-        "next_sla_due_at": next_due,
-        "next_sla_warn_at": next_warn,
-        "next_sla_check_at": next_check,
-        "first_response_due_at": fr["due_at"] if fr else None,
-    }
-    await _write_ticket(conn, ticket, policy_changes | summary)
-    if next_check is not None and next_check <= now + sweep_horizon(sla):
-        # Due before the sweep would see it: workers listening schedule the exact check
-        # once this transaction commits (NOTIFY is delivered on commit only).
-        await conn.execute("SELECT pg_notify($1, $2)", DUE_SOON_CHANNEL, str(ticket_id))
-    return Refreshed(ticket_id, next_check, [d for d in pending if d.at <= now])
+    if plan.clear_running:  # met and breached clocks stay
+        await conn.execute(
+            """DELETE FROM ticket_sla_clocks
+               WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached""",
+            ticket_id,
+        )
+    if write_ticket and plan.columns:
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(plan.columns, start=2))
+        await conn.execute(
+            f"UPDATE tickets SET {sets} WHERE id = $1", ticket_id, *plan.columns.values()
+        )
+    if plan.due_soon:
+        await _notify_due_soon(conn, ticket_id)
+    return Refreshed(ticket_id, plan.next_check, plan.due)
+
+
+async def refresh(
+    conn: asyncpg.Connection,
+    ticket_id: int,
+    sla: SlaSettings,
+    *,
+    now: datetime | None = None,
+    reselect: bool = False,
+) -> Refreshed:
+    """Recompute and store the ticket's clocks (call inside the changing transaction)."""
+    now = now or await conn.fetchval("SELECT clock_timestamp()")
+    assert now is not None
+    ticket = await conn.fetchrow(_LOCKED_TICKET, ticket_id)
+    if ticket is None:
+        return Refreshed(ticket_id, None, [])
+    plan = await plan_refresh(conn, ticket, sla, now=now, reselect=reselect)
+    return await apply_refresh(conn, ticket, plan)
 
 
 def _pending_levels(
@@ -549,17 +711,3 @@ def _pending_levels(
             if at is not None:
                 found.append(Due(clock, cycle, level, at, actions))
     return sorted(found, key=lambda d: d.at)
-
-
-async def _store_none(
-    conn: asyncpg.Connection, ticket: asyncpg.Record, policy_changes: dict[str, Any]
-) -> None:
-    """No policy applies: no running clock, nothing due (met and breached clocks stay)."""
-    nothing_due = dict.fromkeys(
-        ("next_sla_due_at", "next_sla_warn_at", "next_sla_check_at", "first_response_due_at")
-    )
-    await _write_ticket(conn, ticket, policy_changes | nothing_due)
-    await conn.execute(
-        "DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached",
-        ticket["id"],
-    )

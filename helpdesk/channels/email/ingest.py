@@ -23,7 +23,6 @@ from helpdesk.channels.email.parse import ParsedEmail
 from helpdesk.config import SlaSettings
 from helpdesk.customers import service as customers
 from helpdesk.sla import service as sla_service
-from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets.models import CustomerRef
 from helpdesk.tickets.service import store_attachment
 
@@ -131,6 +130,11 @@ async def _thread(
     return None
 
 
+# A new ticket's SLA columns, computed before its INSERT (`sla_service.plan_start`).
+_SLA_COLUMNS = ", ".join(sla_service.START_COLUMNS)
+_SLA_VALUES = ", ".join(f"${i}" for i, _ in enumerate(sla_service.START_COLUMNS, start=6))
+
+
 async def ingest_email(
     conn: asyncpg.Connection,
     parsed: ParsedEmail,
@@ -172,16 +176,20 @@ async def ingest_email(
         created = ticket is None or ticket["status"] == "closed"
         now = await conn.fetchval("SELECT clock_timestamp()")
         if created:
+            customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", customer_id)
+            plan = await sla_service.plan_start(
+                conn, sla_service.new_ticket_facts(CHANNEL, customer), sla, now=now
+            )
             ticket_id = await conn.fetchval(
-                """INSERT INTO tickets (subject, channel, channel_account, customer_id,
-                                       first_response_due_at, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id""",
+                f"""INSERT INTO tickets (subject, channel, channel_account, customer_id,
+                                        created_at, updated_at, {_SLA_COLUMNS})
+                    VALUES ($1, $2, $3, $4, $5, $5, {_SLA_VALUES}) RETURNING id""",
                 single_line(parsed.subject or "(no subject)")[:998],
                 CHANNEL,
                 account,
                 customer_id,
-                first_response_due(now, sla.first_response_minutes),
                 now,
+                *(plan.columns[name] for name in sla_service.START_COLUMNS),
             )
         else:
             assert ticket is not None
@@ -250,7 +258,7 @@ async def ingest_email(
                 attachment.content,
             )
         if created:
-            await sla_service.start(conn, ticket_id, sla, now=now)
+            await sla_service.start(conn, ticket_id, plan, now=now)
         else:
             kind = "customer_auto_reply" if parsed.auto_submitted else "customer_message"
             await sla_service.record(conn, ticket_id, kind, now, message_id=message_id)
