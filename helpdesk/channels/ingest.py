@@ -237,12 +237,13 @@ async def store_inbound(
         else:
             assert ticket is not None
             ticket_id = ticket["id"]
-            await conn.execute(
-                """UPDATE tickets SET updated_at = $2, version = version + 1,
+            # The locked row comes back for the SLA refresh below (no second read).
+            updated = await conn.fetchrow(
+                f"""UPDATE tickets t SET updated_at = $2, version = version + 1,
                        status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
                                      ELSE status END,
                        solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END
-                   WHERE id = $1""",
+                   WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}""",
                 ticket_id,
                 now,
             )
@@ -266,7 +267,10 @@ async def store_inbound(
                    INSERT INTO ticket_events (ticket_id, action, changes)
                    SELECT $1, $10, jsonb_build_object('message_id', id, 'channel', $3::text,
                                                       'account', $4::text)
-                   FROM message)
+                   FROM message),
+               clock AS (  -- a reply moves the SLA clocks (a new ticket's start below)
+                   INSERT INTO sla_events (ticket_id, at, type, message_id)
+                   SELECT $1, $7, 'customer_message', id FROM message WHERE NOT $11)
                SELECT id FROM message""",
             ticket_id,
             customer_id,
@@ -278,18 +282,16 @@ async def store_inbound(
             message.sent_at if message.edited else None,
             raw,
             "created" if created else "customer_replied",
+            created,
         )
         for filename, content_type, content in attachments:
             await store_attachment(conn, message_id, filename[:255], content_type[:255], content)
         if created:
             await sla_service.start(conn, ticket_id, plan, now=now)
         else:
-            await sla_service.record(
-                conn, ticket_id, "customer_message", now, message_id=message_id
-            )
             if ticket is not None and ticket["status"] == "solved":
                 await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
-            await sla_service.refresh(conn, ticket_id, sla, now=now)
+            await sla_service.refresh(conn, ticket_id, sla, now=now, locked=updated)
     return StoredMessage(
         ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False
     )

@@ -668,11 +668,16 @@ async def refresh(
     *,
     now: datetime | None = None,
     reselect: bool = False,
+    locked: Mapping[str, Any] | None = None,
 ) -> Refreshed:
-    """Recompute and store the ticket's clocks (call inside the changing transaction)."""
+    """Recompute and store the ticket's clocks (call inside the changing transaction).
+    `locked`: the ticket's row with `sla_fired` when the caller has just locked it
+    (`UPDATE tickets t ... RETURNING t.*, SLA_FIRED`), so it is not read again. A level
+    fired while that UPDATE waited for the lock may be missing from `sla_fired`; firing
+    is idempotent, so the worst case is one early re-check."""
     now = now or await conn.fetchval("SELECT clock_timestamp()")
     assert now is not None
-    ticket = await conn.fetchrow(_LOCKED_TICKET, ticket_id)
+    ticket = locked if locked is not None else await conn.fetchrow(_LOCKED_TICKET, ticket_id)
     if ticket is None:
         return Refreshed(ticket_id, None, [])
     plan = await plan_refresh(conn, ticket, sla, now=now, reselect=reselect)

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from helpdesk.channels.adapter import InboundMessage, SenderIdentity, StatusUpdate
-from helpdesk.channels.ingest import StoredMessage, apply_status, store_inbound, subject_from
+from helpdesk.channels.ingest import (
+    StoredMessage,
+    apply_status,
+    customer_row_for,
+    store_inbound,
+    subject_from,
+)
 from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
 
@@ -137,3 +143,58 @@ def test_subjects_come_from_the_first_line() -> None:
     assert subject_from(message(text="\n\n  Reklamace   bot \nvíc textu")) == "Reklamace bot"
     assert len(subject_from(message(text="x" * 300))) == 80
     assert subject_from(message(text="")) == "New telegram conversation"
+
+
+async def test_a_new_sender_linked_concurrently_ends_as_one_customer(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    """Two first messages of a new sender stored at the same time (different message ids,
+    so the per-message lock does not serialise them): the one that links the identity
+    second gets the first one's customer, and its own new customer row is not left behind."""
+    first, second = await connect(database_url), await connect(database_url)
+    try:
+        async with first.transaction():
+            created = await customer_row_for(first, "telegram", "bot", message().sender)
+            racing = asyncio.create_task(
+                customer_row_for(second, "telegram", "bot", message().sender)
+            )
+            for _ in range(500):  # until the second waits for the first's identity row
+                waiting = await db.fetchval(
+                    """SELECT count(*) FROM pg_stat_activity
+                       WHERE wait_event_type = 'Lock' AND query LIKE '%customer_identities%'"""
+                )
+                if waiting or racing.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting == 1 and not racing.done()
+        linked = await asyncio.wait_for(racing, 30)
+    finally:
+        await first.close()
+        await second.close()
+
+    assert linked["id"] == created["id"]
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+    assert await db.fetchval("SELECT count(*) FROM customer_identities") == 1
+
+
+async def test_a_new_ticket_starts_with_its_clocks_and_policy_in_its_first_row(
+    db: asyncpg.Connection,
+) -> None:
+    """The SLA columns of a ticket opened by a chat message are right from its INSERT: the
+    first-response clock runs from the message's arrival and the ticket says which policy
+    applies, with the `created` SLA event recorded once."""
+    stored = await store(db, message())
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", stored.ticket_id)
+    clock = await db.fetchrow(
+        "SELECT * FROM ticket_sla_clocks WHERE ticket_id = $1 AND clock = 'first_response'",
+        stored.ticket_id,
+    )
+    assert ticket["sla_policy_name"] == "built-in"  # the test database holds no policy
+    assert ticket["sla_policy_at"] == ticket["created_at"]
+    assert clock["started_at"] == ticket["created_at"]
+    assert ticket["first_response_due_at"] == clock["due_at"]
+    assert clock["due_at"] - clock["started_at"] == timedelta(minutes=60)
+    assert ticket["next_sla_due_at"] == clock["due_at"]
+    assert ticket["next_sla_check_at"] is not None
+    events = await db.fetch("SELECT type FROM sla_events WHERE ticket_id = $1", stored.ticket_id)
+    assert [e["type"] for e in events] == ["created"]

@@ -194,14 +194,15 @@ async def ingest_email(
         else:
             assert ticket is not None
             ticket_id = ticket["id"]
-            # An auto-reply (out-of-office, bulk mail) does not reopen the ticket.
-            await conn.execute(
-                """UPDATE tickets SET updated_at = $2, version = version + 1,
+            # An auto-reply (out-of-office, bulk mail) does not reopen the ticket. The
+            # locked row comes back for the SLA refresh below (no second read).
+            updated = await conn.fetchrow(
+                f"""UPDATE tickets t SET updated_at = $2, version = version + 1,
                        status = CASE WHEN status IN ('solved', 'pending') AND NOT $3
                                      THEN 'open' ELSE status END,
                        solved_at = CASE WHEN status = 'solved' AND NOT $3 THEN NULL
                                         ELSE solved_at END
-                   WHERE id = $1""",
+                   WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}""",
                 ticket_id,
                 now,
                 parsed.auto_submitted,
@@ -264,5 +265,5 @@ async def ingest_email(
             await sla_service.record(conn, ticket_id, kind, now, message_id=message_id)
             if ticket is not None and ticket["status"] == "solved" and not parsed.auto_submitted:
                 await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
-            await sla_service.refresh(conn, ticket_id, sla, now=now)
+            await sla_service.refresh(conn, ticket_id, sla, now=now, locked=updated)
     return IngestResult(ticket_id, message_id, created, False)
