@@ -113,6 +113,9 @@ class CsatSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     poll_delay_seconds: float = 0.05
+    # arq starts at most this many jobs per poll, so a worker runs at most
+    # max_jobs / poll_delay_seconds jobs per second (20 and 0.05 s: 400 jobs/s).
+    max_jobs: int = 50
     outbox_relay_interval_seconds: int = 5
     outbox_lease_seconds: int = 180
     outbox_max_attempts: int = 8
@@ -163,6 +166,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         _check_range("request_max_body_bytes", self.request_max_body_bytes, 1024, 1 << 30)
         _check_range("attachment_max_bytes", self.attachment_max_bytes, 1, 25 * 1024 * 1024)
         _check_range("sla.first_response_minutes", self.sla.first_response_minutes, 1, 100_000)
+        _check_range("worker.max_jobs", self.worker.max_jobs, 1, 10_000)
         _check_range("auth.token_ttl_hours", self.auth.token_ttl_hours, 1, 24 * 365)
         _check_range("auth.login_max_failures", self.auth.login_max_failures, 1, 1000)
         _check_range("auth.argon2_memory_kib", self.auth.argon2_memory_kib, 8, 1 << 22)

@@ -122,7 +122,7 @@ def build_worker(
         poll_delay=settings.worker.poll_delay_seconds,
         handle_signals=handle_signals,
         burst=burst,
-        max_jobs=20,
+        max_jobs=settings.worker.max_jobs,
         job_timeout=120,
         keep_result=3600,
     )

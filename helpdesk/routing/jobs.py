@@ -26,10 +26,12 @@ def route_job_id(ticket_id: int) -> str:
 async def route_ticket(ctx: dict[str, Any], ticket_id: int) -> int | None:
     """Route one ticket; idempotent (a routed ticket is left alone)."""
     settings: Settings = ctx["settings"]
-    async with ctx["pool"].acquire() as conn, conn.transaction():
-        routed = await service.route(conn, ticket_id, settings)
-    if routed is None:
-        return None
+    async with ctx["pool"].acquire() as conn:
+        async with conn.transaction():
+            routed = await service.route(conn, ticket_id, settings)
+        if routed is None:
+            return None
+        await service.count_hits(conn, routed)
     for outbox_id in routed.outbox_ids:
         await ctx["redis"].enqueue_job(
             outbox.DELIVER_JOB, outbox_id, _job_id=outbox.job_id(outbox_id, 0)
