@@ -207,6 +207,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "redis": servers.redis_kind,
         "facts": facts,
         "missing": missing,
+        "only": list(args.only or []),
     }
     json_path, md_path, table = report.write(rows, info)
     print("\n" + table)

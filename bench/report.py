@@ -1,4 +1,5 @@
-"""The results: `bench/results/<date>-<host>[-quick].json` and a Markdown table."""
+"""The results: `bench/results/<date>-<host>[-quick][-only-<scenarios>].json` and a
+Markdown table (a run of some scenarios never overwrites a run of all of them)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ def markdown(rows: list[Row], info: dict[str, Any]) -> str:
 def write(rows: list[Row], info: dict[str, Any]) -> tuple[Path, Path, str]:
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if info["sizes"]["name"] == "full" else f"-{info['sizes']['name']}"
+    if info.get("only"):
+        suffix += "-only-" + "-".join(info["only"])
     stem = f"{info['date']}-{info['machine']['host']}{suffix}"
     table = markdown(rows, info)
     json_path = RESULTS / f"{stem}.json"
