@@ -287,3 +287,34 @@ async def smtp() -> AsyncIterator[SmtpTestServer]:
         yield server
     finally:
         await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def job_context(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """The context a worker job gets (pool, Redis, metrics), for running one job directly."""
+    from helpdesk.app import connect_redis
+    from helpdesk.db.pool import create_pool
+    from helpdesk.observability import Metrics
+
+    redis = connect_redis(settings.redis_url)
+    pool = await create_pool(settings.database_url)
+    try:
+        yield {"settings": settings, "pool": pool, "redis": redis, "metrics": Metrics()}
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+async def blocked_on_lock(db: asyncpg.Connection, query_like: str, task: asyncio.Task[Any]) -> bool:
+    """Wait until a statement matching `query_like` waits for a lock (True), or until
+    `task` ends first or 5 s pass (False): how a test knows a race is set up."""
+    for _ in range(500):
+        waiting = await db.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE wait_event_type = 'Lock' AND query LIKE $1""",
+            query_like,
+        )
+        if waiting or task.done():
+            return bool(waiting == 1 and not task.done())
+        await asyncio.sleep(0.01)
+    return False

@@ -141,12 +141,12 @@ async def _follow_merges(conn: asyncpg.Connection, ticket_id: int | None) -> asy
 
 
 # A new ticket (with its first SLA columns) and its conversation pointing at it.
+_SLA_COLUMNS, _SLA_VALUES = sla_service.start_columns_sql(7)
 _NEW_TICKET = f"""
 WITH ticket AS (
     INSERT INTO tickets (subject, channel, channel_account, customer_id, conversation_id,
-                         created_at, updated_at, {", ".join(sla_service.START_COLUMNS)})
-    VALUES ($1, $2, $3, $4, $5, $6, $6,
-            {", ".join(f"${i}" for i, _ in enumerate(sla_service.START_COLUMNS, start=7))})
+                         created_at, updated_at, {_SLA_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $6, {_SLA_VALUES})
     RETURNING id),
 linked AS (UPDATE conversations SET ticket_id = (SELECT id FROM ticket) WHERE id = $5)
 SELECT id FROM ticket
@@ -169,7 +169,7 @@ async def _insert_ticket(
         customer_id,
         conversation_id,
         now,
-        *(plan.columns[name] for name in sla_service.START_COLUMNS),
+        *plan.values(),
     )
     return ticket_id
 

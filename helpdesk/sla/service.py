@@ -239,6 +239,13 @@ START_COLUMNS = (
 _REFRESH_COLUMNS = frozenset(START_COLUMNS)
 
 
+def start_columns_sql(first_parameter: int) -> tuple[str, str]:
+    """A new ticket's INSERT column list of `START_COLUMNS` and its placeholders,
+    numbered from `first_parameter`; pass `StartPlan.values()` in that place."""
+    placeholders = (f"${i}" for i, _ in enumerate(START_COLUMNS, start=first_parameter))
+    return ", ".join(START_COLUMNS), ", ".join(placeholders)
+
+
 async def _current_policy(
     conn: asyncpg.Connection, ticket: asyncpg.Record, sla: SlaSettings
 ) -> _PolicyCalendar | None:
@@ -448,9 +455,13 @@ class StartPlan:
     INSERT (one row version, not an insert and an update), then `start` stores the
     `created` event and the first clocks."""
 
-    columns: dict[str, Any]  # every column of _REFRESH_COLUMNS
+    columns: dict[str, Any]  # every column of START_COLUMNS
     clocks: list[tuple[ClockKey, dict[str, Any]]]
     due_soon: bool
+
+    def values(self) -> list[Any]:
+        """The columns' values in `START_COLUMNS` order (see `start_columns_sql`)."""
+        return [self.columns[name] for name in START_COLUMNS]
 
 
 async def plan_start(

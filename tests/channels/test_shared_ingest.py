@@ -18,6 +18,7 @@ from helpdesk.channels.ingest import (
 )
 from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
+from tests.conftest import blocked_on_lock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -158,15 +159,8 @@ async def test_a_new_sender_linked_concurrently_ends_as_one_customer(
             racing = asyncio.create_task(
                 customer_row_for(second, "telegram", "bot", message().sender)
             )
-            for _ in range(500):  # until the second waits for the first's identity row
-                waiting = await db.fetchval(
-                    """SELECT count(*) FROM pg_stat_activity
-                       WHERE wait_event_type = 'Lock' AND query LIKE '%customer_identities%'"""
-                )
-                if waiting or racing.done():
-                    break
-                await asyncio.sleep(0.01)
-            assert waiting == 1 and not racing.done()
+            # The second waits for the first's identity row.
+            assert await blocked_on_lock(db, "%customer_identities%", racing)
         linked = await asyncio.wait_for(racing, 30)
     finally:
         await first.close()

@@ -12,14 +12,12 @@ import asyncpg
 import pytest
 from msgspec import structs
 
-from helpdesk.app import connect_redis
 from helpdesk.config import Settings
-from helpdesk.db.pool import connect, create_pool
-from helpdesk.observability import Metrics
+from helpdesk.db.pool import connect
 from helpdesk.routing import service
 from helpdesk.routing.jobs import route_ticket
 from tests.channels.test_outbox import run_worker
-from tests.conftest import AgentHandle, Client, Factory
+from tests.conftest import AgentHandle, Client, Factory, job_context
 
 FIRST_RESPONSE_START = """SELECT started_at FROM ticket_sla_clocks
                           WHERE ticket_id = $1 AND clock = 'first_response'"""
@@ -395,24 +393,21 @@ async def test_routing_does_not_wait_for_another_routings_rule_counters(
     assert (await ticket_row(db, first["id"]))["routed_at"] is not None
 
     holder = await connect(settings.database_url)
-    redis = connect_redis(settings.redis_url)
-    pool = await create_pool(settings.database_url)
     try:
-        holding = holder.transaction()
-        await holding.start()
-        await holder.execute("SELECT * FROM classification_hits FOR UPDATE")
-        ctx = {"settings": settings, "pool": pool, "redis": redis, "metrics": Metrics()}
-        routing = asyncio.create_task(route_ticket(ctx, second["id"]))
-        for _ in range(500):  # the routing commits while the counters are held
-            if (await ticket_row(db, second["id"]))["routed_at"] is not None or routing.done():
-                break
-            await asyncio.sleep(0.01)
-        assert (await ticket_row(db, second["id"]))["routed_at"] is not None
-        assert not routing.done()  # its count waits for the counters
-        await holding.commit()
-        await asyncio.wait_for(routing, 30)
+        async with job_context(settings) as ctx:
+            holding = holder.transaction()
+            await holding.start()
+            await holder.execute("SELECT * FROM classification_hits FOR UPDATE")
+            routing = asyncio.create_task(route_ticket(ctx, second["id"]))
+            for _ in range(500):  # the routing commits while the counters are held
+                row = await ticket_row(db, second["id"])
+                if row["routed_at"] is not None or routing.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert (await ticket_row(db, second["id"]))["routed_at"] is not None
+            assert not routing.done()  # its count waits for the counters
+            await holding.commit()
+            await asyncio.wait_for(routing, 30)
     finally:
         await holder.close()
-        await pool.close()
-        await redis.aclose()
     assert await db.fetchval("SELECT sum(hits) FROM classification_hits") > counted

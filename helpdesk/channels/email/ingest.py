@@ -131,8 +131,7 @@ async def _thread(
 
 
 # A new ticket's SLA columns, computed before its INSERT (`sla_service.plan_start`).
-_SLA_COLUMNS = ", ".join(sla_service.START_COLUMNS)
-_SLA_VALUES = ", ".join(f"${i}" for i, _ in enumerate(sla_service.START_COLUMNS, start=6))
+_SLA_COLUMNS, _SLA_VALUES = sla_service.start_columns_sql(6)
 
 
 async def ingest_email(
@@ -189,7 +188,7 @@ async def ingest_email(
                 account,
                 customer_id,
                 now,
-                *(plan.columns[name] for name in sla_service.START_COLUMNS),
+                *plan.values(),
             )
         else:
             assert ticket is not None

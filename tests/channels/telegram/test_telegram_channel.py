@@ -19,18 +19,16 @@ from typing import Any
 import asyncpg
 import httpx
 
-from helpdesk.app import connect_redis
 from helpdesk.channels.jobs import process_inbound_event
 from helpdesk.channels.telegram.commands import poll
 from helpdesk.config import Settings
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect, create_pool
-from helpdesk.observability import Metrics
 from tests.channels.telegram import payloads
 from tests.channels.telegram.conftest import ACCOUNT, SECRET, TOKEN, add_account
 from tests.channels.telegram.fake_bot_api import FakeBotApi
 from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
-from tests.conftest import Client, Factory, Servers
+from tests.conftest import Client, Factory, Servers, blocked_on_lock, job_context
 
 WEBHOOK = f"/channels/telegram/{ACCOUNT}/webhook"
 
@@ -526,15 +524,9 @@ async def test_a_new_chat_ticket_is_routed_and_assigned_by_the_job_that_stores_i
     event_id = await db.fetchval("SELECT id FROM inbound_events")
 
     # The store job alone, as the worker runs it, and nothing after it.
-    redis = connect_redis(settings.redis_url)
-    pool = await create_pool(settings.database_url)
-    try:
-        ctx = {"settings": settings, "pool": pool, "redis": redis, "metrics": Metrics()}
+    async with job_context(settings) as ctx:
         await process_inbound_event(ctx, event_id)
-        queued = [job.decode() for job in await redis.zrange("arq:queue", 0, -1)]
-    finally:
-        await pool.close()
-        await redis.aclose()
+        queued = [job.decode() for job in await ctx["redis"].zrange("arq:queue", 0, -1)]
 
     ticket = await db.fetchrow("SELECT * FROM tickets")
     assert ticket["routed_at"] is not None and ticket["group_id"] == group
@@ -555,31 +547,20 @@ async def test_a_message_arriving_while_its_ticket_is_being_routed_waits_and_is_
     event_id = await db.fetchval("SELECT id FROM inbound_events WHERE dedupe_key = '10001'")
 
     router = await connect(settings.database_url)
-    redis = connect_redis(settings.redis_url)
-    pool = await create_pool(settings.database_url)
     try:
-        routing = router.transaction()
-        await routing.start()
-        await router.execute("UPDATE tickets SET priority = 'high' WHERE id = $1", ticket_id)
-        ctx = {"settings": settings, "pool": pool, "redis": redis, "metrics": Metrics()}
-        store = asyncio.create_task(process_inbound_event(ctx, event_id))
-        for _ in range(500):  # until the store waits for the routing transaction's ticket
-            waiting = await db.fetchval(
-                """SELECT count(*) FROM pg_stat_activity
-                   WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tickets%'"""
-            )
-            if waiting or store.done():
-                break
-            await asyncio.sleep(0.01)
-        assert waiting == 1 and not store.done()
-        # The second update of the same ticket in the routing transaction.
-        await router.execute("UPDATE tickets SET updated_at = now() WHERE id = $1", ticket_id)
-        await routing.commit()
-        assert await asyncio.wait_for(store, 30) == 1
+        async with job_context(settings) as ctx:
+            routing = router.transaction()
+            await routing.start()
+            await router.execute("UPDATE tickets SET priority = 'high' WHERE id = $1", ticket_id)
+            store = asyncio.create_task(process_inbound_event(ctx, event_id))
+            # The store waits for the routing transaction's ticket.
+            assert await blocked_on_lock(db, "UPDATE tickets%", store)
+            # The second update of the same ticket in the routing transaction.
+            await router.execute("UPDATE tickets SET updated_at = now() WHERE id = $1", ticket_id)
+            await routing.commit()
+            assert await asyncio.wait_for(store, 30) == 1
     finally:
         await router.close()
-        await pool.close()
-        await redis.aclose()
 
     messages = await inbound(db)
     assert [m["body_text"] for m in messages] == [
