@@ -23,6 +23,7 @@ from helpdesk.channels.adapter import (
     StatusWatermark,
 )
 from helpdesk.config import SlaSettings
+from helpdesk.customers import service as customers
 from helpdesk.sla import service as sla_service
 from helpdesk.tickets.service import store_attachment
 
@@ -58,8 +59,8 @@ async def customer_for(
     return int(row["id"])
 
 
-# A new customer and its identity in one statement; `linked` is false when a concurrent
-# transaction linked this identity first (the new row is then an orphan to delete).
+# A new customer and its identity in one statement; `linked` is false when a transaction
+# that skipped `lock_identity` linked this identity first (the new row is then an orphan).
 _NEW_CUSTOMER = """
 WITH customer AS (
     INSERT INTO customers (name, email, phone) VALUES ($4, $5, $6) RETURNING *),
@@ -88,6 +89,10 @@ async def customer_row_for(
     key = (channel, account, sender.external_id)
     existing: Mapping[str, Any] | None = await conn.fetchrow(_BY_IDENTITY, *key)
     if existing is not None:
+        return existing
+    await customers.lock_identity(conn, *key)
+    existing = await conn.fetchrow(_BY_IDENTITY, *key)
+    if existing is not None:  # created by the transaction we waited for
         return existing
     name = sender.display_name[:200]
     customer_id = await _verified_match(conn, sender)

@@ -270,16 +270,37 @@ async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: Cu
     return new_id
 
 
+async def lock_identity(
+    conn: asyncpg.Connection, channel: str, account: str, external_id: str
+) -> None:
+    """Serialise the creation of one identity's customer until this transaction ends.
+
+    Two messages of a new sender often arrive together (a customer types three chat
+    lines in a row). Without this lock both transactions create a customer, one loses
+    the identity's unique key and must delete its orphan; that DELETE checks every
+    table that references customers and cost more than the messages themselves. Taken
+    only after a lookup missed, and then the lookup is repeated: the waiter sees the
+    winner's committed identity.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        f"identity:{channel}:{account}:{external_id}",
+    )
+
+
+_IDENTITY_OWNER = """SELECT customer_id FROM customer_identities
+WHERE channel = $1 AND channel_account = '' AND external_id = $2"""
+
+
 async def by_identity(
     conn: asyncpg.Connection, channel: str, external_id: str, ref: CustomerRef
 ) -> int:
     """The customer known on `channel` as `external_id`, created (with `ref`'s data) if new."""
-    existing = await conn.fetchval(
-        """SELECT customer_id FROM customer_identities
-           WHERE channel = $1 AND channel_account = '' AND external_id = $2""",
-        channel,
-        external_id,
-    )
+    existing = await conn.fetchval(_IDENTITY_OWNER, channel, external_id)
+    if existing is not None:
+        return int(existing)
+    await lock_identity(conn, channel, "", external_id)
+    existing = await conn.fetchval(_IDENTITY_OWNER, channel, external_id)
     if existing is not None:
         return int(existing)
     async with conn.transaction():  # a savepoint when the caller holds a transaction
@@ -297,14 +318,9 @@ async def by_identity(
             external_id,
             ref.name,
         )
-        if linked is None:  # someone else created this person meanwhile: use theirs
+        if linked is None:  # linked meanwhile by a path that skips the lock: use theirs
             await conn.execute("DELETE FROM customers WHERE id = $1", customer_id)
-            winner: int = await conn.fetchval(
-                """SELECT customer_id FROM customer_identities
-                   WHERE channel = $1 AND channel_account = '' AND external_id = $2""",
-                channel,
-                external_id,
-            )
+            winner: int = await conn.fetchval(_IDENTITY_OWNER, channel, external_id)
             return winner
         return int(customer_id)
 

@@ -150,8 +150,8 @@ async def test_a_new_sender_linked_concurrently_ends_as_one_customer(
     db: asyncpg.Connection, database_url: str
 ) -> None:
     """Two first messages of a new sender stored at the same time (different message ids,
-    so the per-message lock does not serialise them): the one that links the identity
-    second gets the first one's customer, and its own new customer row is not left behind."""
+    so the per-message lock does not serialise them): the second waits for the first's
+    identity and gets its customer without creating one of its own."""
     first, second = await connect(database_url), await connect(database_url)
     try:
         async with first.transaction():
@@ -159,8 +159,8 @@ async def test_a_new_sender_linked_concurrently_ends_as_one_customer(
             racing = asyncio.create_task(
                 customer_row_for(second, "telegram", "bot", message().sender)
             )
-            # The second waits for the first's identity row.
-            assert await blocked_on_lock(db, "%customer_identities%", racing)
+            # The second waits on the identity's lock, before it inserts anything.
+            assert await blocked_on_lock(db, "%pg_advisory_xact_lock%", racing)
         linked = await asyncio.wait_for(racing, 30)
     finally:
         await first.close()
@@ -169,6 +169,39 @@ async def test_a_new_sender_linked_concurrently_ends_as_one_customer(
     assert linked["id"] == created["id"]
     assert await db.fetchval("SELECT count(*) FROM customers") == 1
     assert await db.fetchval("SELECT count(*) FROM customer_identities") == 1
+    # No customer row was made and deleted again (that DELETE scans every referencing
+    # table); the identity of the one customer is the first and only sequence value.
+    assert await db.fetchval("SELECT last_value FROM customers_id_seq") == created["id"]
+
+
+async def test_an_identity_linked_by_a_path_without_the_lock_leaves_no_orphan(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    """An identity inserted meanwhile by code that does not take the identity lock (an
+    import, an agent linking a profile): the ingest's own new customer loses the unique
+    key, is deleted, and the message goes to the customer who holds the identity."""
+    owner = await db.fetchval("INSERT INTO customers (name) VALUES ('Imported') RETURNING id")
+    other, ingesting = await connect(database_url), await connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute(
+                """INSERT INTO customer_identities (customer_id, channel, channel_account,
+                                                   external_id)
+                   VALUES ($1, 'telegram', 'bot', $2)""",
+                owner,
+                message().sender.external_id,
+            )
+            racing = asyncio.create_task(
+                customer_row_for(ingesting, "telegram", "bot", message().sender)
+            )
+            assert await blocked_on_lock(db, "%customer_identities%", racing)
+        linked = await asyncio.wait_for(racing, 30)
+    finally:
+        await other.close()
+        await ingesting.close()
+
+    assert linked["id"] == owner
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
 
 
 async def test_a_new_ticket_starts_with_its_clocks_and_policy_in_its_first_row(

@@ -90,6 +90,31 @@ async def test_concurrent_first_deliveries_make_one_ticket(
     assert await db.fetchval("SELECT count(*) FROM customers") == 1
 
 
+async def test_two_mails_of_a_new_sender_at_once_make_one_customer(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    """Different mails (so different message locks) from an address never seen before,
+    stored concurrently: one customer, and no customer row created and deleted again."""
+    mails = [
+        mail(message_id=f"<burst-{n}@customer.example>", subject=f"Dotaz {n}") for n in range(4)
+    ]
+    conns = [await connect(database_url) for _ in mails]
+    try:
+        results = await asyncio.gather(
+            *(ingest(c, raw) for c, raw in zip(conns, mails, strict=True))
+        )
+    finally:
+        for conn in conns:
+            await conn.close()
+    customers = {
+        await db.fetchval("SELECT customer_id FROM tickets WHERE id = $1", r.ticket_id)
+        for r in results
+    }
+    assert len(customers) == 1
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+    assert await db.fetchval("SELECT last_value FROM customers_id_seq") == customers.pop()
+
+
 async def test_mail_without_message_id_is_deduplicated_by_content(
     db: asyncpg.Connection,
 ) -> None:
