@@ -43,7 +43,8 @@ from bench.scenarios import (
 from bench.stats import Row
 from helpdesk.agents import service as agents
 from helpdesk.agents.models import AgentCreate
-from helpdesk.config import load_settings
+from helpdesk.agents.passwords import Passwords
+from helpdesk.config import AuthSettings, load_settings
 from helpdesk.db.pool import create_pool
 
 SCENARIOS = [
@@ -62,7 +63,7 @@ async def _admin_headers(pool: asyncpg.Pool) -> dict[str, str]:
     async with pool.acquire() as conn:
         agent = await agents.create_agent(
             conn,
-            None,  # type: ignore[arg-type] - no password, nothing to hash
+            Passwords(AuthSettings()),  # unused: no password to hash
             AgentCreate(email="bench.admin@example.cz", name="Bench admin", role="admin"),
         )
         token, _ = await agents.issue_token(conn, agent.id, 24)
@@ -106,7 +107,7 @@ def memory_rows(bench: Bench) -> None:
 async def run(bench: Bench, only: list[str]) -> None:
     logdir = bench.servers.workdir / "logs"
     steps: list[tuple[str, str, Callable[[], Awaitable[None]]]] = [
-        ("ingestion", "1 ingestion", lambda: ingestion.run(bench)),
+        ("ingestion", "1 ingestion", lambda: ingestion.run(bench, logdir)),
         ("latency", "2 webhook to assigned", lambda: latency.run(bench)),
         ("outbound", "6 outbound", lambda: outbound.run(bench, logdir)),
         ("sla", "4 SLA sweep", lambda: sla_sweep.run(bench)),

@@ -1,8 +1,10 @@
-"""The console API's baseline: a minimal litestar app doing one trivial query.
+"""Baselines served over HTTP: a minimal litestar app.
 
 Served by uvicorn like `helpdesk serve`, with the API's asyncpg pool (same settings, same
 size), on the same PostgreSQL: what any litestar + asyncpg endpoint costs on this machine
-before any helpdesk work (authentication, scope, the query itself).
+before any helpdesk work. `GET /ping` does one trivial query (the console's baseline);
+`POST /ingest` runs the raw SQL ingest transaction (`bench.raw_ingest`) for one message,
+which shows what HTTP alone costs the ingestion baseline.
 
     python -m bench.baseline_app --dsn DSN --port PORT --pool N
 """
@@ -13,11 +15,20 @@ import argparse
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
+import msgspec
 import uvicorn
-from litestar import Litestar, get
+from litestar import Litestar, get, post
 from litestar.datastructures import State
 
+from bench.raw_ingest import ingest_one
 from helpdesk.db.pool import create_pool
+
+
+class RawMessage(msgspec.Struct):
+    account_id: int
+    number: int
+    chat: int
+    text: str
 
 
 @get("/ping")
@@ -25,6 +36,13 @@ async def ping(state: State) -> dict[str, int]:
     async with state.pool.acquire() as conn:
         value: int = await conn.fetchval("SELECT 1")
     return {"value": value}
+
+
+@post("/ingest", status_code=200)
+async def ingest(state: State, data: RawMessage) -> dict[str, bool]:
+    async with state.pool.acquire() as conn:
+        await ingest_one(conn, data.account_id, data.number, data.chat, data.text)
+    return {"stored": True}
 
 
 @get("/healthz")
@@ -41,7 +59,7 @@ def create_app(dsn: str, pool_size: int) -> Litestar:
         finally:
             await app.state.pool.close()
 
-    return Litestar(route_handlers=[ping, healthz], lifespan=[lifespan], debug=False)
+    return Litestar(route_handlers=[ping, ingest, healthz], lifespan=[lifespan], debug=False)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from bench.stats import Row
 class Sizes:
     name: str
     runs: int  # every number is the median of this many runs
-    ingest_messages: int  # per run and concurrency
+    ingest_messages: int  # per run and concurrency; even (conversations of two)
     concurrencies: tuple[int, ...]
     raw_insert_rows: int  # per run of the raw INSERT baseline
     e2e_seconds: float  # per run of the steady arrival rate

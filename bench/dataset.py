@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -73,11 +74,11 @@ def agent_text(rng: random.Random) -> str:
 
 
 async def copy(
-    conn: asyncpg.Connection, table: str, columns: list[str], rows: Iterator[tuple]
-) -> int:  # type: ignore[type-arg]
+    conn: asyncpg.Connection, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]
+) -> int:
     """COPY `rows` into `table` in batches; returns how many were written."""
     written = 0
-    batch: list[tuple] = []  # type: ignore[type-arg]
+    batch: list[tuple[Any, ...]] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= 50_000:

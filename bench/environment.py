@@ -235,3 +235,29 @@ class MemorySampler:
             for process in self.processes:
                 process.sample(phase)
             self.phase = previous
+
+
+def start_baseline_app(
+    database_url: str, pool_size: int, logdir: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`bench.baseline_app` on a free port, with a pool of `pool_size`; (process, URL)."""
+    port = free_port()
+    process = start_process(
+        "baseline-app",
+        [
+            sys.executable,
+            "-m",
+            "bench.baseline_app",
+            "--dsn",
+            database_url,
+            "--port",
+            str(port),
+            "--pool",
+            str(pool_size),
+        ],
+        {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        logdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", process)
+    return process.popen, url

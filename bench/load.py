@@ -114,20 +114,26 @@ class LoadResult:
             raise RuntimeError(f"{what}: unexpected HTTP statuses {bad}")
 
 
-async def closed_loop(base_url: str, request: Request, total: int, concurrency: int) -> LoadResult:
+async def closed_loop(
+    base_url: str, request: Request, total: int, concurrency: int, *, in_order: int = 1
+) -> LoadResult:
     """`total` requests by `concurrency` workers, each sending its next as soon as the
-    previous one was answered (throughput at a fixed number of clients)."""
+    previous one was answered (throughput at a fixed number of clients). A worker takes
+    `in_order` consecutive requests at a time and sends them one after the other: the
+    messages of one conversation, as one customer sends them."""
     result = LoadResult(elapsed=0.0, sent_at=[0.0] * total)
-    counter = iter(range(total))
+    counter = iter(range(0, total, in_order))
 
     async def worker(http: Http) -> None:
-        for index in counter:
-            started = time.perf_counter()
-            result.sent_at[index] = time.time()
-            response = await request(http, index)
-            result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
-            if response.is_success:
-                result.latencies.append(time.perf_counter() - started)
+        for first in counter:
+            for index in range(first, min(first + in_order, total)):
+                started = time.perf_counter()
+                result.sent_at[index] = time.time()
+                response = await request(http, index)
+                status = response.status_code
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if response.is_success:
+                    result.latencies.append(time.perf_counter() - started)
 
     async with Http(base_url, concurrency) as http:
         began = time.perf_counter()

@@ -11,17 +11,17 @@ the last page with the first (issue 8: no slower than 1.5 times).
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
 from bench import dataset
 from bench.context import Bench
-from bench.environment import ROOT, free_port, start_process, wait_http
-from bench.load import Http, LoadResult, Response, closed_loop
+from bench.environment import start_baseline_app
+from bench.load import Http, LoadResult, Request, Response, closed_loop
 from bench.stats import Row, median
 from helpdesk.agents import service as agents
 
@@ -102,21 +102,22 @@ async def _listing_urls(bench: Bench) -> list[str]:
     return urls
 
 
-async def _measure(bench: Bench, send: object, total: int, base_url: str = "") -> LoadResult:
+async def _measure(bench: Bench, send: Request, total: int, base_url: str = "") -> LoadResult:
     result = await closed_loop(
         base_url or bench.base_url, send, total, bench.sizes.console_concurrency
-    )  # type: ignore[arg-type]
+    )
     result.check("console request")
     return result
 
 
 def _rows(bench: Bench, case: str, results: list[LoadResult], baseline: list[LoadResult]) -> None:
     base_name = f"litestar SELECT 1, pool {bench.pool_size}, c={bench.sizes.console_concurrency}"
-    for metric, unit, better, pick in (
+    metrics: list[tuple[str, str, Literal["higher", "lower"], Callable[[LoadResult], float]]] = [
         ("requests/s", "req/s", "higher", lambda r: r.rate),
         ("p50", "ms", "lower", lambda r: r.p(50)),
         ("p99", "ms", "lower", lambda r: r.p(99)),
-    ):
+    ]
+    for metric, unit, better, pick in metrics:
         bench.add(
             Row(
                 "3 console API",
@@ -124,7 +125,7 @@ def _rows(bench: Bench, case: str, results: list[LoadResult], baseline: list[Loa
                 metric,
                 unit,
                 runs=[pick(r) for r in results],
-                better=better,  # type: ignore[arg-type]
+                better=better,
                 baseline_name=base_name,
                 baseline_runs=[pick(r) for r in baseline],
                 note="issue 8 target: listing p99 <= 50 ms"
@@ -132,29 +133,6 @@ def _rows(bench: Bench, case: str, results: list[LoadResult], baseline: list[Loa
                 else "",
             )
         )
-
-
-def start_baseline_app(bench: Bench, logdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = start_process(
-        "baseline-app",
-        [
-            sys.executable,
-            "-m",
-            "bench.baseline_app",
-            "--dsn",
-            bench.database_url,
-            "--port",
-            str(port),
-            "--pool",
-            str(bench.pool_size),
-        ],
-        {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        logdir,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", process)
-    return process.popen, url
 
 
 async def run(bench: Bench, logdir: Path) -> None:
@@ -167,7 +145,7 @@ async def run(bench: Bench, logdir: Path) -> None:
     tickets = console["tickets"]
     targets: list[int] = console["reply_targets"]
 
-    popen, baseline_url = start_baseline_app(bench, logdir)
+    popen, baseline_url = start_baseline_app(bench.database_url, bench.pool_size, logdir)
     try:
 
         async def ping(http: Http, index: int) -> Response:

@@ -26,6 +26,8 @@ from bench.scenarios.ingestion import TELEGRAM_ACCOUNT, TELEGRAM_SECRET, telegra
 from bench.stats import Row, percentile
 from helpdesk.agents import service as agents
 from helpdesk.agents.models import AgentCreate
+from helpdesk.agents.passwords import Passwords
+from helpdesk.config import AuthSettings
 
 ONLINE_AGENTS = 8
 _numbers = itertools.count(500_000_000)
@@ -51,7 +53,7 @@ async def setup(bench: Bench) -> None:
             for n in range(ONLINE_AGENTS):
                 agent = await agents.create_agent(
                     conn,
-                    None,  # type: ignore[arg-type] - no password, so no hashing
+                    Passwords(AuthSettings()),  # unused: no password to hash
                     AgentCreate(
                         email=f"bench.online{n}@example.cz",
                         name=f"Online {n}",

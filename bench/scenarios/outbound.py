@@ -74,7 +74,8 @@ async def _reply_run(bench: Bench, tickets: list[int]) -> float:
         failed = by_status.get("failed", 0) + by_status.get("possibly_sent", 0)
         if failed:
             raise RuntimeError(f"outbound: deliveries failed: {by_status}")
-        return by_status.get("sent", 0) == len(tickets)
+        sent: int = by_status.get("sent", 0)
+        return sent == len(tickets)
 
     done = await wait_for(all_sent, 300, "every reply to be delivered", interval=0.05)
     return len(tickets) / (done - began)
