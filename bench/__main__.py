@@ -13,11 +13,12 @@ import asyncio
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 
 from bench import report
-from bench.context import FULL, QUICK, Bench
+from bench.context import FULL, QUICK, SMOKE, Bench
 from bench.environment import (
     BIN,
     MemorySampler,
@@ -136,7 +137,7 @@ async def run(bench: Bench, only: list[str]) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    sizes = QUICK if args.quick else FULL
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     only = args.only or SCENARIOS
     servers = Servers.start()
     processes: list[Process] = []
@@ -210,15 +211,20 @@ async def main_async(args: argparse.Namespace) -> int:
         "missing": missing,
         "only": list(args.only or []),
     }
-    json_path, md_path, table = report.write(rows, info)
+    json_path, md_path, table = report.write(rows, info, args.out or report.RESULTS)
     print("\n" + table)
     print(f"written: {json_path} and {md_path}")
-    return 0
+    failed = [m for m in missing if ": failed (" in m]
+    return 1 if failed else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, one run: checks the suite works"
+    )
+    parser.add_argument("--out", type=Path, help="where results go (default bench/results)")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     args = parser.parse_args()
     return asyncio.run(main_async(args))

@@ -53,6 +53,27 @@ QUICK = Sizes(
     outbound_replies=100,
 )
 
+# Seconds, not a measurement: every scenario runs once on tiny data, so the test suite
+# can check that the suite still works (tests/test_bench_smoke.py).
+SMOKE = Sizes(
+    name="smoke",
+    runs=1,
+    ingest_messages=20,
+    concurrencies=(1, 8),
+    raw_insert_rows=100,
+    e2e_seconds=2,
+    console_tickets=2_000,
+    console_messages=10_000,
+    console_agents=20,
+    console_requests=50,
+    console_concurrency=8,
+    cursor_pages=5,
+    search_requests=3,
+    sla_sizes=(1_000, 3_000),
+    sla_due=50,
+    outbound_replies=10,
+)
+
 FULL = Sizes(
     name="full",
     runs=5,

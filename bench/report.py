@@ -82,15 +82,15 @@ def markdown(rows: list[Row], info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(rows: list[Row], info: dict[str, Any]) -> tuple[Path, Path, str]:
-    RESULTS.mkdir(exist_ok=True)
+def write(rows: list[Row], info: dict[str, Any], folder: Path = RESULTS) -> tuple[Path, Path, str]:
+    folder.mkdir(exist_ok=True)
     suffix = "" if info["sizes"]["name"] == "full" else f"-{info['sizes']['name']}"
     if info.get("only"):
         suffix += "-only-" + "-".join(info["only"])
     stem = f"{info['date']}-{info['machine']['host']}{suffix}"
     table = markdown(rows, info)
-    json_path = RESULTS / f"{stem}.json"
-    md_path = RESULTS / f"{stem}.md"
+    json_path = folder / f"{stem}.json"
+    md_path = folder / f"{stem}.md"
     document = {**info, "rows": [row.as_json() for row in rows]}
     json_path.write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
     md_path.write_text(table)
