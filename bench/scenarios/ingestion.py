@@ -44,7 +44,6 @@ from bench.cpu import CpuMeter, describe
 from bench.dataset import customer_text
 from bench.environment import start_baseline_app
 from bench.load import Http, Response, closed_loop
-from bench.raw_ingest import ingest_one
 from bench.stats import Row, percentile
 from helpdesk.db.pool import create_pool
 
@@ -291,7 +290,7 @@ async def raw_ingest_run(bench: Bench, concurrency: int, meter: CpuMeter | None 
                 for index in range(start, min(start + 2, len(numbers))):
                     number = numbers[index]
                     chat = 7_000_000 + numbers[start]
-                    await ingest_one(conn, account_id, number, chat, texts[index])
+                    await raw_ingest.ingest_one(conn, account_id, number, chat, texts[index])
 
     try:
         if meter:
