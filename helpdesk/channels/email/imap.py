@@ -39,8 +39,7 @@ import msgspec
 from aioimaplib import aioimaplib  # type: ignore[import-untyped]
 
 from helpdesk.channels.email.accounts import EmailAccount, active_imap_accounts
-from helpdesk.channels.email.receive import Receipt, receive
-from helpdesk.channels.outbox import DELIVER_JOB, job_id
+from helpdesk.channels.email.receive import Receipt, follow_up_jobs, receive
 from helpdesk.config import Settings
 from helpdesk.db.pool import UNAVAILABLE_ERRORS, connect
 
@@ -802,11 +801,11 @@ class MailPoller:
     async def enqueue(self, receipt: Receipt) -> None:
         if self.redis is None:
             return
-        for outbox_id in receipt.outbox_ids:
+        for function, argument, job_id in follow_up_jobs(receipt):
             try:
-                await self.redis.enqueue_job(DELIVER_JOB, outbox_id, _job_id=job_id(outbox_id, 0))
-            except Exception:  # Redis down: the relay picks the row up later
-                log.warning("enqueue failed; left for the relay", extra={"job": DELIVER_JOB})
+                await self.redis.enqueue_job(function, argument, _job_id=job_id)
+            except Exception:  # Redis down: the relay or the sweep picks the row up later
+                log.warning("enqueue failed; left for the relay", extra={"job": function})
 
 
 class _MailboxLoop:

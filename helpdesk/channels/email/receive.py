@@ -25,6 +25,7 @@ from helpdesk.channels.email.loops import (
 )
 from helpdesk.channels.email.parse import ParsedEmail, parse_email
 from helpdesk.config import Settings
+from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,16 @@ class Receipt(msgspec.Struct, kw_only=True):
     reason: str | None = None
     # Deliveries queued by this mail (an acknowledgement): enqueue after commit.
     outbox_ids: list[int] = msgspec.field(default_factory=list)
+
+
+def follow_up_jobs(receipt: Receipt) -> list[tuple[str, int, str]]:
+    """The worker jobs (name, argument, job id) a stored mail asks for, to enqueue once
+    it is committed: its deliveries, and routing a new ticket now rather than at the
+    next routing sweep (which stays the safety net when Redis loses the job)."""
+    jobs = [(outbox.DELIVER_JOB, i, outbox.job_id(i, 0)) for i in receipt.outbox_ids]
+    if receipt.created_ticket and receipt.ticket_id is not None:
+        jobs.append((ROUTE_JOB, receipt.ticket_id, route_job_id(receipt.ticket_id)))
+    return jobs
 
 
 def parse_for(settings: Settings, raw: bytes) -> ParsedEmail:

@@ -23,8 +23,7 @@ from helpdesk.channels.email.accounts import (
     EmailAccountUpdate,
 )
 from helpdesk.channels.email.quarantine import QuarantinedMail, QuarantinePage, QuarantineStatus
-from helpdesk.channels.email.receive import Receipt, receive
-from helpdesk.channels.outbox import DELIVER_JOB, job_id
+from helpdesk.channels.email.receive import Receipt, follow_up_jobs, receive
 from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
 from helpdesk.web.auth import ADMIN
@@ -65,9 +64,9 @@ async def read_capped(request: Request[Any, Any, Any], limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def enqueue_deliveries(ctx: AppContext, outbox_ids: list[int]) -> None:
-    for outbox_id in outbox_ids:
-        await ctx.enqueue(DELIVER_JOB, outbox_id, job_id=job_id(outbox_id, 0))
+async def enqueue_follow_ups(ctx: AppContext, receipt: Receipt) -> None:
+    for function, argument, job_id in follow_up_jobs(receipt):
+        await ctx.enqueue(function, argument, job_id=job_id)
 
 
 async def provider_account(
@@ -94,7 +93,7 @@ async def store_mail(
     """Through the one door; whatever it did (stored, duplicate, bounce, quarantined)
     is a 200, so the provider stops retrying only once the mail is durable."""
     receipt = await receive(db, ctx.settings, account, raw, source="http")
-    await enqueue_deliveries(ctx, receipt.outbox_ids)
+    await enqueue_follow_ups(ctx, receipt)
     return receipt
 
 
@@ -126,7 +125,7 @@ class EmailIntakeController(Controller):
             raise Unauthenticated("Missing or wrong intake secret")
         raw = await read_capped(request, ctx.settings.email.max_message_bytes)
         receipt = await receive(db, ctx.settings, found, raw, source="http")
-        await enqueue_deliveries(ctx, receipt.outbox_ids)
+        await enqueue_follow_ups(ctx, receipt)
         return receipt
 
     @post(
@@ -169,7 +168,7 @@ class EmailIntakeController(Controller):
             if not await providers.claim_mailgun_token(db, found.id, token, timestamp):
                 raise Unauthenticated(REFUSED)
             receipt = await receive(db, ctx.settings, found, raw, source="http")
-        await enqueue_deliveries(ctx, receipt.outbox_ids)
+        await enqueue_follow_ups(ctx, receipt)
         return receipt
 
     @post(
@@ -333,7 +332,7 @@ class EmailQuarantineController(Controller):
     ) -> QuarantinedMail:
         """Import the mail again after a fix; 409 with the reason if it still fails."""
         entry, receipt = await quarantine.reprocess(db, ctx.settings, entry_id, principal)
-        await enqueue_deliveries(ctx, receipt.outbox_ids)
+        await enqueue_follow_ups(ctx, receipt)
         return entry
 
     @post("/{entry_id:int}/discard", status_code=200)

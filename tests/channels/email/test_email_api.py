@@ -10,7 +10,9 @@ import logging
 import asyncpg
 import pytest
 
+from helpdesk.config import Settings
 from tests.channels.email.builders import INBOUND_SECRET, mail, support_account
+from tests.channels.test_outbox import run_worker
 from tests.conftest import Client, Factory
 
 INTAKE = "/channels/email/support/inbound"
@@ -245,3 +247,32 @@ async def test_intake_keeps_the_body_byte_exact_whatever_its_content_type(
         "SELECT raw FROM message_sources WHERE message_id = $1", response.json()["message_id"]
     )
     assert bytes(stored) == raw
+
+
+async def test_a_new_mail_ticket_is_routed_at_once_and_a_reply_queues_no_routing(
+    client: Client, db: asyncpg.Connection, settings: Settings
+) -> None:
+    """The intake queues the new ticket's routing job after its commit, as the chat
+    webhooks do; the routing sweep is only the safety net."""
+    from redis.asyncio import Redis
+
+    await support_account(db)
+    first = (await client.post(INTAKE, content=mail(), headers=BEARER)).json()
+    reply = await client.post(
+        INTAKE,
+        content=mail(message_id="<m2@customer.example>", in_reply_to="<m1@customer.example>"),
+        headers=BEARER,
+    )
+    assert reply.json()["ticket_id"] == first["ticket_id"] and first["created_ticket"]
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        queued = [j.decode() for j in await redis.zrange("arq:queue", 0, -1)]
+    finally:
+        await redis.aclose()
+    assert [j.split(":")[1] for j in queued if j.startswith("route:")] == [str(first["ticket_id"])]
+
+    await run_worker(settings)
+    routed = await db.fetchrow(
+        "SELECT routed_at, category FROM tickets WHERE id = $1", first["ticket_id"]
+    )
+    assert routed["routed_at"] is not None and routed["category"] == "complaint"
