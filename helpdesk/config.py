@@ -22,7 +22,9 @@ ENV_PREFIX = "HELPDESK_"
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     token_ttl_hours: int = 720
     login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
     login_window_seconds: int = 900
+    known_device_days: int = 365
     not_found_limit: int = 60
     not_found_window_seconds: int = 60
     argon2_time_cost: int = 3
