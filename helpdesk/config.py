@@ -78,6 +78,9 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     )
     # How often the worker looks for tickets not routed yet and queues waiting for agents.
     sweep_interval_seconds: int = 2
+    # The internal group (by name) a ticket is escalated to when the escalation names no
+    # group and routing named none for the ticket (empty: none, such an escalation is 422).
+    default_escalation_group: str = ""
 
 
 class CustomerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

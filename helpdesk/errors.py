@@ -79,6 +79,14 @@ class PreconditionRequired(HelpdeskError):
     title = "If-Match header required"
 
 
+class NotConfigured(HelpdeskError):
+    """The request is valid but the deployment lacks a setting it needs (an admin fixes it)."""
+
+    status_code = 422
+    slug = "not-configured"
+    title = "Not configured"
+
+
 class TooManyRequests(HelpdeskError):
     status_code = 429
     slug = "too-many-requests"
