@@ -22,7 +22,9 @@ ENV_PREFIX = "HELPDESK_"
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     token_ttl_hours: int = 720
     login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
     login_window_seconds: int = 900
+    known_device_days: int = 365
     not_found_limit: int = 60
     not_found_window_seconds: int = 60
     argon2_time_cost: int = 3
@@ -76,6 +78,9 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     )
     # How often the worker looks for tickets not routed yet and queues waiting for agents.
     sweep_interval_seconds: int = 2
+    # The internal group (by name) a ticket is escalated to when the escalation names no
+    # group and routing named none for the ticket (empty: none, such an escalation is 422).
+    default_escalation_group: str = ""
 
 
 class CustomerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -79,6 +79,23 @@ class PreconditionRequired(HelpdeskError):
     title = "If-Match header required"
 
 
+class ClientDisconnected(HelpdeskError):
+    """The client closed the connection before its request body was complete. Nobody
+    reads the answer; it only ends the request without an error in the log."""
+
+    status_code = 400
+    slug = "client-disconnected"
+    title = "The client disconnected before sending the whole request"
+
+
+class NotConfigured(HelpdeskError):
+    """The request is valid but the deployment lacks a setting it needs (an admin fixes it)."""
+
+    status_code = 422
+    slug = "not-configured"
+    title = "Not configured"
+
+
 class TooManyRequests(HelpdeskError):
     status_code = 429
     slug = "too-many-requests"

@@ -37,6 +37,10 @@ class TokenOut(msgspec.Struct):
     token: str
     expires_at: datetime
     agent: AgentOut
+    # Login only: marks this client as a known device of the agent; send it back on later
+    # logins (browsers get it as the `helpdesk_device` cookie, others as the
+    # `X-Helpdesk-Device` header) so the agent can log in while the account is throttled.
+    device_token: str | None = None
 
 
 class AgentOut(msgspec.Struct):

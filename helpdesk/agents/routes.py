@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.datastructures import Cookie
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from helpdesk.agents import service
+from helpdesk.agents import service, throttle
 from helpdesk.agents.models import (
     AgentCreate,
     AgentOut,
@@ -34,10 +35,17 @@ class AuthController(Controller):
         db: Db,
         ctx: Ctx,
         data: JSONBody[LoginRequest],
-    ) -> TokenOut:
-        """Exchange e-mail and password for a bearer token (shown once)."""
+    ) -> Response[TokenOut]:
+        """Exchange e-mail and password for a bearer token (shown once).
+
+        Failed logins are throttled per client address and per account (429 with
+        Retry-After); a device the agent logged in from before (the `helpdesk_device`
+        cookie or `X-Helpdesk-Device` header) is not held back by the account's limit."""
+        device = request.headers.get(throttle.DEVICE_HEADER) or request.cookies.get(
+            throttle.DEVICE_COOKIE, ""
+        )
         async with db.transaction():
-            token, expires_at, agent = await service.login(
+            token, expires_at, agent, device_token = await service.login(
                 db,
                 ctx.redis,
                 ctx.passwords,
@@ -45,8 +53,22 @@ class AuthController(Controller):
                 data.email,
                 data.password,
                 client_ip(request),
+                device[:200],
             )
-        return TokenOut(token=token, expires_at=expires_at, agent=agent)
+        return Response(
+            TokenOut(token=token, expires_at=expires_at, agent=agent, device_token=device_token),
+            cookies=[
+                Cookie(
+                    key=throttle.DEVICE_COOKIE,
+                    value=device_token,
+                    path="/auth",
+                    max_age=ctx.settings.auth.known_device_days * 86400,
+                    httponly=True,
+                    samesite="strict",
+                    secure=request.url.scheme == "https",
+                )
+            ],
+        )
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT)
     async def logout(self, principal: Caller, db: Db) -> None:
@@ -83,6 +105,7 @@ class AuthController(Controller):
         async with db.transaction():
             token, expires_at = await service.change_own_password(
                 db,
+                ctx.redis,
                 ctx.passwords,
                 ctx.settings.auth,
                 principal,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from redis.asyncio import Redis
 
+from helpdesk.agents import throttle
 from helpdesk.agents.models import (
     AgentCreate,
     AgentOut,
@@ -20,7 +21,7 @@ from helpdesk.agents.models import (
 from helpdesk.agents.passwords import Passwords
 from helpdesk.audit import service as audit
 from helpdesk.config import AuthSettings
-from helpdesk.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthenticated
+from helpdesk.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
 TOKEN_PREFIX = "hd_"  # noqa: S105 - a public marker, not a secret
 
@@ -105,30 +106,45 @@ async def login(
     email: str,
     password: str,
     ip: str | None,
-) -> tuple[str, datetime, AgentOut]:
-    """Check e-mail and password, then issue a token.
+    device_token: str = "",
+) -> tuple[str, datetime, AgentOut, str]:
+    """Check e-mail and password, then issue a token and the device token to keep.
 
     Failures are audited by the API's error handler (after the rollback), not here.
 
-    The attempt counter is taken *before* the password is checked, atomically in Redis,
-    so N concurrent guesses never get more than `login_max_failures` verifications.
+    Throttled per client address, and per account unless the request comes from a device
+    the account logged in from before (`helpdesk.agents.throttle`): every counter is
+    taken *before* the password is checked, atomically in Redis, so N concurrent guesses
+    never get more verifications than the limits allow.
     """
-    key = "helpdesk:login-attempts:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(key, 0, ex=settings.login_window_seconds, nx=True)
-        pipe.incr(key)
-        pipe.ttl(key)
-        _, attempts, ttl = await pipe.execute()
-    if attempts > settings.login_max_failures:
-        raise TooManyRequests("Too many failed logins; try again later", retry_after=max(ttl, 1))
+    if ip:
+        await throttle.take(
+            redis,
+            throttle.address_key(ip),
+            settings.login_max_failures_per_address,
+            settings.login_window_seconds,
+            "Too many failed logins from your address; try again later",
+        )
     row = await conn.fetchrow(
         "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND active",
         email.strip(),
     )
+    key = await throttle.signing_key(conn)
+    device_id = throttle.Device(device_token).id_for(key, row["id"]) if row else None
+    counter = throttle.device_key(device_id) if device_id else throttle.account_key(email)
+    await throttle.take(
+        redis,
+        counter,
+        settings.login_max_failures,
+        settings.login_window_seconds,
+        "Too many failed logins; try again later",
+    )
     if not await passwords.verify(row["password_hash"] if row else None, password):
         raise Unauthenticated("Wrong e-mail or password")
     assert row is not None
-    await redis.delete(key)
+    await redis.delete(counter)
+    if ip:
+        await throttle.give_back(redis, throttle.address_key(ip))
     if passwords.needs_rehash(row["password_hash"]):
         await conn.execute(
             "UPDATE agents SET password_hash = $2 WHERE id = $1",
@@ -144,8 +160,12 @@ async def login(
         object_id=row["id"],
         actor_agent_id=row["id"],
         ip=ip,
+        detail={"known_device": device_id is not None},
     )
-    return token, expires_at, await get_agent(conn, row["id"])
+    device = throttle.sign_device(
+        key, row["id"], device_id or throttle.new_device_id(), throttle.device_expiry(settings)
+    )
+    return token, expires_at, await get_agent(conn, row["id"]), device
 
 
 async def get_agent(conn: asyncpg.Connection, agent_id: int) -> AgentOut:
@@ -266,13 +286,24 @@ async def update_agent(
 
 async def change_own_password(
     conn: asyncpg.Connection,
+    redis: Redis,
     passwords: Passwords,
     settings: AuthSettings,
     principal: Principal,
     current_password: str,
     new_password: str,
 ) -> tuple[str, datetime]:
-    """Change the caller's password; every token of the agent is revoked, a new one issued."""
+    """Change the caller's password; every token of the agent is revoked, a new one issued.
+
+    Wrong current passwords are throttled per agent like logins (`login_max_failures`
+    in `login_window_seconds`), so a stolen token cannot guess the password."""
+    await throttle.take(
+        redis,
+        throttle.password_change_key(principal.agent_id),
+        settings.login_max_failures,
+        settings.login_window_seconds,
+        "Too many wrong current passwords; try again later",
+    )
     password_hash = await conn.fetchval(
         "SELECT password_hash FROM agents WHERE id = $1", principal.agent_id
     )
@@ -284,6 +315,7 @@ async def change_own_password(
         await passwords.hash(new_password),
     )
     await revoke_all_tokens(conn, principal.agent_id)
+    await redis.delete(throttle.password_change_key(principal.agent_id))
     await audit.record(
         conn,
         action="agent.password_change",

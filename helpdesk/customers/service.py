@@ -240,7 +240,21 @@ async def get_customer(
 
 
 async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: CustomerRef) -> int:
-    """The customer a new ticket belongs to; identities make this race-safe and unique."""
+    """The customer a new ticket belongs to; identities make this race-safe and unique.
+
+    A partner agent is never linked to a customer outside its scope (`_partner_customer`).
+    """
+    if ref.id is None and principal.is_partner and (ref.email or ref.phone):
+        number = ref.phone and normalize_phone(ref.phone)
+        if ref.phone and not ref.email and number is None:
+            raise InvalidInput(PHONE_RULE, field="customer.phone")
+        return await _partner_customer(
+            conn,
+            principal,
+            name=ref.name,
+            email=ref.email.strip().lower() if ref.email else None,
+            phone=number or ref.phone,
+        )
     if ref.id is not None:
         params = Params()
         visible = _visible(principal, params)
@@ -268,6 +282,88 @@ async def find_or_create(conn: asyncpg.Connection, principal: Principal, ref: Cu
         "INSERT INTO customers (name) VALUES ($1) RETURNING id", ref.name
     )
     return new_id
+
+
+async def _partner_customer(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    *,
+    name: str,
+    email: str | None = None,
+    phone: str | None = None,
+) -> int:
+    """The customer a partner's new ticket belongs to, never one outside its scope.
+
+    A customer the partner already sees (through a ticket of its groups) is reused when
+    its identity or contact matches. Otherwise a new customer is made with the contact
+    data on the row and no identity, whether or not the address or number belongs to
+    somebody else: a partner's answer never depends on customers it cannot see, and an
+    identity (which a partner did not prove) is never claimed. An internal agent merges
+    the two when they are one person; a mail from the address links its identity to
+    the one customer that has it (`helpdesk.channels.ingest`).
+    """
+    params = Params()
+    visible = _visible(principal, params)
+    if email:
+        match = f"lower(c.email) = lower({params.add(email)})"
+        identity = (
+            f"c.id IN (SELECT i.customer_id FROM customer_identities i WHERE i.channel = 'email'"
+            f" AND i.channel_account = '' AND i.external_id = lower({params.add(email)}))"
+        )
+    else:
+        assert phone is not None
+        number = params.add(phone)
+        match = f"regexp_replace(coalesce(c.phone, ''), '[[:space:]()./-]', '', 'g') = {number}"
+        identity = (
+            f"c.id IN (SELECT i.customer_id FROM customer_identities i WHERE i.channel = 'phone'"
+            f" AND i.channel_account = '' AND i.external_id = {number})"
+        )
+    found = await conn.fetchval(
+        f"""SELECT c.id FROM customers c WHERE ({identity} OR {match}) AND {visible}
+            ORDER BY ({identity}) DESC, c.id DESC LIMIT 1""",
+        *params.values,
+    )
+    if found is not None:
+        return int(found)
+    new_id: int = await conn.fetchval(
+        "INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+        name,
+        email,
+        phone,
+    )
+    return new_id
+
+
+async def call_customer(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    number: str,
+    name: str,
+    *,
+    ticket_customer_id: int | None = None,
+) -> int:
+    """Whose call this is: `by_phone` for internal agents; for a partner, a customer it
+    sees with that number, else the ticket's customer (a call logged on a ticket), else
+    a new one; a partner never links a number to a customer or claims its identity."""
+    if not principal.is_partner:
+        return await by_phone(conn, number, name, fallback_customer_id=ticket_customer_id)
+    if ticket_customer_id is None:
+        return await _partner_customer(conn, principal, name=name, phone=number)
+    params = Params()
+    visible = _visible(principal, params)
+    digits = params.add(number)
+    found = await conn.fetchval(
+        f"""SELECT c.id FROM customers c
+            WHERE (c.id IN (SELECT i.customer_id FROM customer_identities i
+                            WHERE i.channel = 'phone' AND i.channel_account = ''
+                              AND i.external_id = {digits})
+                   OR regexp_replace(coalesce(c.phone, ''), '[[:space:]()./-]', '', 'g')
+                      = {digits})
+              AND {visible}
+            ORDER BY (c.id = {params.add(ticket_customer_id)}) DESC, c.id DESC LIMIT 1""",
+        *params.values,
+    )
+    return ticket_customer_id if found is None else int(found)
 
 
 async def lock_identity(

@@ -22,7 +22,7 @@ import msgspec
 from helpdesk.agents.models import Principal
 from helpdesk.channels import outbox
 from helpdesk.config import Settings
-from helpdesk.errors import Conflict, Forbidden, InvalidInput
+from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
 from helpdesk.routing import assign, classify
 from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
 from helpdesk.sla import service as sla_service
@@ -306,6 +306,25 @@ async def record_category_change(
     await conn.execute("UPDATE tickets SET category_source = 'agent' WHERE id = $1", ticket_id)
 
 
+async def _default_escalation_group(conn: asyncpg.Connection, settings: Settings) -> int:
+    """The deployment's internal group for escalations that name none (partners cannot
+    list internal groups); 422 saying what an admin must configure when there is none."""
+    name = settings.routing.default_escalation_group
+    how = (
+        "an admin must set routing.default_escalation_group to an internal group's name, "
+        "or add a routing rule that names the internal group for such tickets"
+    )
+    if not name:
+        raise NotConfigured(f"No internal group to escalate this ticket to: {how}")
+    row = await conn.fetchrow("SELECT id, first_line_categories FROM groups WHERE name = $1", name)
+    if row is None or row["first_line_categories"]:
+        raise NotConfigured(
+            "routing.default_escalation_group does not name an internal group "
+            f"(one without first_line_categories): {how}"
+        )
+    return int(row["id"])
+
+
 async def escalate(
     conn: asyncpg.Connection,
     principal: Principal,
@@ -315,7 +334,10 @@ async def escalate(
     settings: Settings,
 ) -> int:
     """Hand a first-line ticket to an internal group with a reason. The SLA clocks keep
-    running from the ticket's start (the customer's wait does not restart)."""
+    running from the ticket's start (the customer's wait does not restart).
+
+    Without `group_id`: the group routing named for the ticket, else the deployment's
+    `routing.default_escalation_group`."""
     from helpdesk.tickets.service import get_in_scope
 
     ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
@@ -326,7 +348,7 @@ async def escalate(
     )
     target = group_id or row["escalation_group_id"]
     if target is None:
-        raise InvalidInput("Name the internal group to escalate to", field="group_id")
+        target = await _default_escalation_group(conn, settings)
     group = await conn.fetchrow(
         "SELECT id, first_line_categories FROM groups WHERE id = $1", target
     )

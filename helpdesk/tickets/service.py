@@ -283,14 +283,15 @@ async def log_call(
     """Record a phone call on a ticket in the caller's scope (404 outside it).
 
     The number becomes (or already is) a `phone` identity: of the customer who already
-    has it, else of the ticket's customer.
+    has it, else of the ticket's customer. A partner's call never reaches beyond its
+    scope: it is the ticket's customer's unless a customer the partner sees has the number.
     """
     number = await _checked_call(conn, call)
     ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
     if ticket.status == "closed":
         raise Conflict("The ticket is closed; open a new ticket from the call")
-    customer_id = await customers.by_phone(
-        conn, number, "", fallback_customer_id=ticket.customer_id
+    customer_id = await customers.call_customer(
+        conn, principal, number, "", ticket_customer_id=ticket.customer_id
     )
     message, _ = await _store_call(conn, principal, ticket, customer_id, number, call)
     await sla_service.refresh(conn, ticket.id, sla)
@@ -307,11 +308,12 @@ async def create_ticket_from_call(
     """Open a `phone` ticket whose first message is the call.
 
     The customer is the one the number belongs to (identity, else exactly one customer
-    with that phone), else a new customer with that phone and `name`.
+    with that phone), else a new customer with that phone and `name`; for a partner,
+    only customers in its scope are candidates (`customers.call_customer`).
     """
     number = await _checked_call(conn, data)
     await _check_new_ticket(conn, principal, data)
-    customer_id = await customers.by_phone(conn, number, data.name)
+    customer_id = await customers.call_customer(conn, principal, number, data.name)
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
     origin = "customer" if data.direction == "inbound" else "agent"
     ticket = await _open_ticket(conn, principal, data, "phone", customer_id, now, sla, origin)

@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from helpdesk.errors import ClientDisconnected
 from helpdesk.observability import Metrics, request_id_var
 
 log = logging.getLogger("helpdesk.access")
@@ -42,7 +43,7 @@ async def observe_request(
         await send(message)
 
     try:
-        await app(scope, receive, send_with_id)
+        await app(scope, until_disconnect(receive), send_with_id)
     finally:
         elapsed = time.perf_counter() - started
         route = scope.get("path_template") or "unmatched"
@@ -62,6 +63,30 @@ async def observe_request(
             },
         )
         request_id_var.reset(token)
+
+
+def until_disconnect(receive: Receive) -> Receive:
+    """`receive` that turns a disconnect before the end of the request body into
+    `ClientDisconnected`, logged as one INFO line.
+
+    Whoever reads the body (the framework, the JSON sanitiser, a webhook) would
+    otherwise get the framework's 500 exception, logged as an unhandled error with a
+    traceback: any client could fill the log without credentials. A disconnect after
+    the body (an event stream listening for it) passes through unchanged.
+    """
+    complete = False
+
+    async def guarded() -> Any:
+        nonlocal complete
+        message: Any = await receive()
+        if message["type"] == "http.request":
+            complete = complete or not message.get("more_body", False)
+        elif message["type"] == "http.disconnect" and not complete:
+            log.info("client disconnected before sending the whole request body")
+            raise ClientDisconnected
+        return message
+
+    return guarded
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from argon2 import PasswordHasher
 
@@ -160,6 +161,96 @@ async def test_concurrent_bad_logins_hit_the_limit_exactly(
     assert int(limited.headers["retry-after"]) > 0
     # Even the right password is refused until the window passes.
     assert (await login(client, agent.email)).status_code == 429
+
+
+async def test_guesses_from_elsewhere_do_not_lock_out_the_agents_known_device(
+    client: Client, factory: Factory
+) -> None:
+    """Issue 19: wrong passwords from unknown devices throttle those, not the agent's own
+    browser (cookie) or client (header) that logged in before."""
+    agent = await factory.agent("agent")
+    other = await factory.agent("agent")
+    limit = load_settings({}).auth.login_max_failures
+    first = await login(client, agent.email)
+    assert first.status_code == 200, first.text
+    device = first.json()["device_token"]
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith(f"helpdesk_device={device};")
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/auth" in cookie
+    other_device = (await login(client, other.email)).json()["device_token"]
+    assert client.cookies["helpdesk_device"] == other_device
+    async with httpx.AsyncClient(base_url=client.base_url) as attacker:
+        guesses = [await login(attacker, agent.email, f"guess {i}") for i in range(limit + 3)]
+        assert [r.status_code for r in guesses] == [401] * limit + [429] * 3
+        assert int(guesses[-1].headers["retry-after"]) > 0
+        assert guesses[-1].headers["content-type"].startswith("application/problem+json")
+        # The right password from an unknown device waits, as do forged or foreign tokens.
+        assert (await login(attacker, agent.email)).status_code == 429
+        for token in (other_device, device[:-2] + "AA", "1.99999999999.x.y"):
+            forged = await attacker.post(
+                "/auth/login",
+                json={"email": agent.email, "password": TEST_PASSWORD},
+                headers={"X-Helpdesk-Device": token},
+            )
+            assert forged.status_code == 429, token
+        by_header = await attacker.post(
+            "/auth/login",
+            json={"email": agent.email, "password": TEST_PASSWORD},
+            headers={"X-Helpdesk-Device": device},
+        )
+        assert by_header.status_code == 200, by_header.text
+        assert by_header.json()["device_token"].split(".")[2] == device.split(".")[2]
+    client.cookies.set("helpdesk_device", device)
+    assert (await login(client, agent.email)).status_code == 200
+
+
+async def test_failures_over_many_emails_from_one_address_are_throttled(
+    client: Client, factory: Factory
+) -> None:
+    """Issue 19: spraying guesses over many accounts from one address hits a limit too."""
+    agent = await factory.agent("agent")
+    limit = load_settings({}).auth.login_max_failures_per_address
+    responses = await asyncio.gather(
+        *(login(client, f"nobody{i}@example.test", "guess") for i in range(limit + 5))
+    )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(401) == limit
+    assert statuses.count(429) == 5
+    limited = next(r for r in responses if r.status_code == 429)
+    assert int(limited.headers["retry-after"]) > 0
+    assert "address" in limited.json()["detail"]
+    assert (await login(client, agent.email)).status_code == 429
+
+
+async def test_successful_logins_do_not_use_up_the_address_limit(
+    client: Client, factory: Factory
+) -> None:
+    agent = await factory.agent("agent")
+    limit = load_settings({}).auth.login_max_failures_per_address
+    for _ in range(limit + 2):
+        assert (await login(client, agent.email)).status_code == 200
+
+
+async def test_password_change_guesses_are_throttled(client: Client, factory: Factory) -> None:
+    """Issue 19: a stolen token cannot guess the current password without limit."""
+    agent = await factory.agent("agent")
+    limit = load_settings({}).auth.login_max_failures
+
+    async def change(current: str) -> Any:
+        return await client.post(
+            "/auth/password",
+            json={"current_password": current, "new_password": "a brand new passphrase"},
+            headers=agent.headers,
+        )
+
+    responses = await asyncio.gather(*(change(f"guess {i}") for i in range(limit + 10)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [401] * limit + [429] * 10
+    limited = next(r for r in responses if r.status_code == 429)
+    assert limited.headers["content-type"].startswith("application/problem+json")
+    assert int(limited.headers["retry-after"]) > 0
+    assert (await change(TEST_PASSWORD)).status_code == 429
+    assert (await client.get("/auth/me", headers=agent.headers)).status_code == 200
 
 
 @pytest.mark.parametrize("role", ["agent", "partner", "supervisor"])
