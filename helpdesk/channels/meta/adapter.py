@@ -390,6 +390,13 @@ class WhatsAppAdapter(_MetaAdapter):
             url = str(response.json().get("url") or "")
             return await self._download(http, cdn_url(account, url), token)
 
+    @staticmethod
+    def _addressee(outbound: OutboundChatMessage) -> dict[str, str]:
+        """`to` for a phone number; `recipient` for a business-scoped user id (a user with
+        a username whose number Meta does not share, e.g. `CZ.1502576394655843`)."""
+        conversation = outbound.conversation_id
+        return {"to": conversation} if conversation.isdigit() else {"recipient": conversation}
+
     def _reply_context(self, outbound: OutboundChatMessage) -> dict[str, Any]:
         quoted = outbound.reply_to_external_id
         return {"context": {"message_id": quoted}} if quoted else {}
@@ -406,7 +413,7 @@ class WhatsAppAdapter(_MetaAdapter):
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": outbound.conversation_id,
+            **self._addressee(outbound),
             "type": "text",
             "text": {"body": text, "preview_url": False},
             **self._reply_context(outbound),
@@ -443,7 +450,7 @@ class WhatsAppAdapter(_MetaAdapter):
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": outbound.conversation_id,
+            **self._addressee(outbound),
             "type": kind,
             kind: media,
         }

@@ -149,10 +149,14 @@ class FakeGraphApi:
             return web.json_response(
                 {"recipient_id": body["recipient"]["id"], "message_id": f"m_out{number}"}
             )
+        if "to" in body:
+            contact = {"input": body["to"], "wa_id": body["to"]}
+        else:  # sent to a business-scoped user id: no phone number is disclosed
+            contact = {"input": body["recipient"], "user_id": body["recipient"]}
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "contacts": [contact],
                 "messages": [{"id": f"wamid.OUT{number}"}],
             }
         )

@@ -23,6 +23,7 @@ from tests.channels.meta.conftest import APP_SECRET, TOKEN, VERIFY_TOKEN
 from tests.channels.meta.fake_graph_api import FakeGraphApi
 from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
 from tests.conftest import Client, Factory
+from workers.settings import build_worker
 
 ACCOUNT = "shop"
 
@@ -638,3 +639,87 @@ def test_window_arithmetic() -> None:
     assert reply_refusal("whatsapp", now - timedelta(days=2), now, human_agent_tag=True)
     assert reply_refusal("whatsapp", None, now) is not None
     assert reply_refusal("telegram", None, now) is None
+
+
+# --- every kind arrives (issue 19) ----------------------------------------------------------
+
+
+async def test_whatsapp_username_without_phone_opens_a_ticket_and_is_answered_by_bsuid(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: the contact's missing `wa_id` failed the decoding of the whole delivery,
+    which was still marked processed: the customer's message was lost without a trace."""
+    body = payloads.whatsapp_username_message(
+        {"id": "wamid.USR1", "type": "text", "text": {"body": "Kdy otevíráte?"}}
+    )
+    ticket_id = await ticket_from(client, db, settings, "whatsapp", body)
+    assert await db.fetchval("SELECT body_text FROM messages") == "Kdy otevíráte?"
+    identity = await db.fetchrow("SELECT external_id, display_name FROM customer_identities")
+    assert tuple(identity) == (payloads.BSUID, "@jana.shop")
+    assert await db.fetchval("SELECT status FROM inbound_events") == "processed"
+
+    agent = await factory.agent("agent")
+    await reply(client, agent, ticket_id, "Od devíti.")
+    await run_worker(settings)
+    (call,) = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
+    assert call.body["recipient"] == payloads.BSUID
+    assert "to" not in call.body
+    assert call.body["text"]["body"] == "Od devíti."
+
+
+async def test_whatsapp_kinds_that_were_dropped_reach_the_agent(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
+) -> None:
+    await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.K0", "Objednávka")
+    )
+    for body in (
+        payloads.whatsapp_contacts("wamid.K1"),
+        payloads.whatsapp_order("wamid.K2"),
+        payloads.whatsapp_flow_reply("wamid.K3", "wamid.OUT1"),
+        payloads.whatsapp_reaction("wamid.K4", "wamid.OUT1", "🙏"),
+        payloads.whatsapp_unsupported("wamid.K5", "poll_creation"),
+    ):
+        assert (await deliver(client, "whatsapp", body)).status_code == 200
+    await run_worker(settings)
+    assert (
+        await deliver(
+            client, "whatsapp", payloads.whatsapp_edit("wamid.K6", "wamid.K0", "Objednávka 2")
+        )
+    ).status_code == 200
+    await run_worker(settings)
+
+    rows = await db.fetch("SELECT external_id, body_text, edited_at FROM messages ORDER BY id")
+    texts = {r["external_id"]: r["body_text"] for r in rows}
+    assert texts["wamid.K0"] == "Objednávka 2"
+    assert rows[0]["edited_at"] is not None
+    assert texts["wamid.K1"].startswith("[Shared contact: Petr Svoboda")
+    assert "di9ozbzfi4" in texts["wamid.K2"]
+    assert "address: Veveří 12, Brno" in texts["wamid.K3"]
+    assert texts["wamid.K4"] == "[Reacted 🙏 to a message]"
+    assert texts["wamid.K5"] == "[The customer sent a poll; open WhatsApp to see it]"
+    assert await db.fetchval("SELECT count(DISTINCT ticket_id) FROM messages") == 1
+    statuses = await db.fetch("SELECT status FROM inbound_events")
+    assert {r["status"] for r in statuses} == {"processed"}
+
+
+async def test_a_body_that_is_no_delivery_is_failed_visibly(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
+) -> None:
+    """Before: a signed body that decoded to nothing was marked processed, no error."""
+    response = await deliver(client, "messenger", b'{"object": "page", "entry": 5}')
+    assert response.status_code == 200
+    worker = build_worker(settings, handle_signals=False, burst=True)
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+    assert worker.jobs_failed == 1
+    row = await db.fetchrow("SELECT status, attempts, last_error FROM inbound_events")
+    assert (row["status"], row["attempts"]) == ("pending", 1)  # the sweep tries again
+    assert row["last_error"].startswith("MalformedDelivery: not a Meta webhook delivery")
