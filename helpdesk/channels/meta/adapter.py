@@ -9,6 +9,7 @@ A reply outside the 24-hour customer-service window is refused before the reques
 
 from __future__ import annotations
 
+import mimetypes
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -235,6 +236,7 @@ class _MetaAdapter:
         failure after the first piece went out fails the delivery saying so, not resent."""
         token = self._token(account)
         tagged = self._check_window(account, outbound)
+        self._check_files(outbound)
         requests = [("text", piece) for piece in split_text(outbound.text, _TEXT_LIMITS[self.kind])]
         requests += [("file", str(i)) for i in range(len(outbound.attachments))]
         if not requests:
@@ -260,6 +262,13 @@ class _MetaAdapter:
                 first = first or sent
         assert first is not None
         return first
+
+    def _check_files(self, outbound: OutboundChatMessage) -> None:
+        """Raises, before anything is sent, when a file cannot go out on this channel."""
+
+    def _file_type(self, filename: str, content_type: str) -> str:
+        """The Send API attachment type a file goes out as."""
+        return _attachment_type(content_type)
 
     async def _send_text(
         self,
@@ -330,7 +339,7 @@ class MessengerAdapter(_MetaAdapter):
         filename, content_type, content = attachment
         message = {
             "attachment": {
-                "type": _attachment_type(content_type),
+                "type": self._file_type(filename, content_type),
                 "payload": {"is_reusable": False},
             }
         }
@@ -349,11 +358,75 @@ class MessengerAdapter(_MetaAdapter):
         return _message_id(answer, self.kind)
 
 
+# What Instagram messaging takes (Meta's "Upload Media for Instagram Messaging"): PNG,
+# JPEG and GIF images up to 8 MB; MP4, OGG, AVI, MOV and WebM videos, AAC, M4A, WAV and
+# MP4 audio and PDF files up to 25 MB. Anything else it refuses, unlike Messenger.
+_INSTAGRAM_TYPES = {
+    "image/png": "image",
+    "image/jpeg": "image",
+    "image/gif": "image",
+    "video/mp4": "video",
+    "video/ogg": "video",
+    "video/x-msvideo": "video",
+    "video/avi": "video",
+    "video/quicktime": "video",
+    "video/webm": "video",
+    "audio/aac": "audio",
+    "audio/x-aac": "audio",
+    "audio/mp4": "audio",
+    "audio/m4a": "audio",
+    "audio/x-m4a": "audio",
+    "audio/wav": "audio",
+    "audio/x-wav": "audio",
+    "audio/wave": "audio",
+    "audio/vnd.wave": "audio",
+    "application/pdf": "file",
+}
+_INSTAGRAM_LIMITS = {"image": 8 * 1024 * 1024, "video": 25 * 1024 * 1024}
+_INSTAGRAM_LIMITS |= {"audio": 25 * 1024 * 1024, "file": 25 * 1024 * 1024}
+_INSTAGRAM_ACCEPTS = (
+    "Instagram takes PNG, JPEG and GIF images up to 8 MB, MP4, OGG, AVI, MOV and WebM "
+    "videos, AAC, M4A, WAV and MP4 audio and PDF files up to 25 MB"
+)
+
+
+def instagram_file_type(filename: str, content_type: str) -> str | None:
+    """The Instagram attachment type of a file, or None when Instagram refuses it. A
+    generic content type is judged by the file name's extension."""
+    declared = content_type.split(";")[0].strip().lower()
+    found = _INSTAGRAM_TYPES.get(declared)
+    if found is None and declared in {"", "application/octet-stream", "binary/octet-stream"}:
+        guessed, _ = mimetypes.guess_type(filename)
+        found = _INSTAGRAM_TYPES.get(guessed or "")
+    return found
+
+
 class InstagramAdapter(MessengerAdapter):
-    """Instagram messaging: the same Send API, through the page linked to the account."""
+    """Instagram messaging: the same Send API, through the page linked to the account;
+    each file goes out as the attachment type Instagram takes for it."""
 
     kind: ChannelKind = "instagram"
     recipient_setting = "instagram_account_id"
+
+    def _check_files(self, outbound: OutboundChatMessage) -> None:
+        """Every file checked before the first request: a reply is refused whole, with
+        the reason, rather than sent without a file the agent attached."""
+        refused = []
+        for filename, content_type, content in outbound.attachments:
+            kind = instagram_file_type(filename, content_type)
+            if kind is None:
+                refused.append(f"{filename} ({content_type})")
+            elif len(content) > _INSTAGRAM_LIMITS[kind]:
+                refused.append(f"{filename} ({len(content) // (1024 * 1024)} MB)")
+        if refused:
+            raise PermanentDeliveryError(
+                f"Instagram cannot take {', '.join(refused)}: {_INSTAGRAM_ACCEPTS}. Nothing "
+                "was sent; send the file another way (e.g. by e-mail or as a link) and "
+                "reply without it"
+            )
+
+    def _file_type(self, filename: str, content_type: str) -> str:
+        return instagram_file_type(filename, content_type) or "file"
 
 
 class WhatsAppAdapter(_MetaAdapter):

@@ -723,3 +723,83 @@ async def test_a_body_that_is_no_delivery_is_failed_visibly(
     row = await db.fetchrow("SELECT status, attempts, last_error FROM inbound_events")
     assert (row["status"], row["attempts"]) == ("pending", 1)  # the sweep tries again
     assert row["last_error"].startswith("MalformedDelivery: not a Meta webhook delivery")
+
+
+def attachment(filename: str, content_type: str, content: bytes) -> dict[str, str]:
+    return {
+        "filename": filename,
+        "content_type": content_type,
+        "content": base64.b64encode(content).decode(),
+    }
+
+
+async def test_instagram_files_go_out_as_the_type_instagram_takes(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: the type came from the content type's major part alone, so e.g. an
+    `audio/mpeg` went as audio (Instagram refuses MP3) and anything else as `file`."""
+    ticket_id = await ticket_from(
+        client, db, settings, "instagram", payloads.instagram_text("aWdf_1", "Pošlete foto")
+    )
+    agent = await factory.agent("agent")
+    files = [
+        attachment("foto.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+        attachment("hlas.m4a", "audio/x-m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(32)),
+        attachment("video.mov", "application/octet-stream", b"\x00\x00\x00\x14ftypqt  "),
+        attachment("navod.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n"),
+    ]
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies",
+        json={"text": "Tady jsou.", "attachments": files},
+        headers=agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    await run_worker(settings)
+
+    text, *uploads = graph_api.calls_to("me/messages")
+    assert text.body["message"] == {"text": "Tady jsou."}
+    sent = [(c.files["filedata"][0], c.body["message"]["attachment"]["type"]) for c in uploads]
+    assert sent == [
+        ("foto.png", "image"),
+        ("hlas.m4a", "audio"),
+        ("video.mov", "video"),
+        ("navod.pdf", "file"),
+    ]
+    view = await message_view(client, agent, ticket_id, response.json()["id"])
+    assert view["delivery_status"] == "sent"
+
+
+async def test_instagram_refuses_a_file_it_cannot_take_visibly_and_sends_nothing(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "instagram", payloads.instagram_text("aWdf_1", "Smlouvu prosím")
+    )
+    agent = await factory.agent("agent")
+    docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies",
+        json={
+            "text": "Smlouva v příloze.",
+            "attachments": [attachment("smlouva.docx", docx, b"PK\x03\x04" + bytes(32))],
+        },
+        headers=agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    await run_worker(settings)
+
+    assert graph_api.calls_to("me/messages") == []
+    view = await message_view(client, agent, ticket_id, response.json()["id"])
+    assert view["delivery_status"] == "failed"
+    assert "Instagram cannot take smlouva.docx" in view["delivery_error"]
+    assert "PDF" in view["delivery_error"] and "Nothing was sent" in view["delivery_error"]

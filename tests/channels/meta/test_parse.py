@@ -526,3 +526,15 @@ def test_one_odd_event_does_not_take_its_delivery_down() -> None:
     body["entry"][0]["messaging"].insert(0, odd)
     items = normalize("messenger", body)
     assert [i.text for i in items if isinstance(i, InboundMessage)] == ["Dobrý den"]
+
+
+def test_instagram_file_types() -> None:
+    from helpdesk.channels.meta.adapter import instagram_file_type
+
+    assert instagram_file_type("a.jpg", "image/jpeg") == "image"
+    assert instagram_file_type("a.webp", "image/webp") is None
+    assert instagram_file_type("a.mp3", "audio/mpeg") is None
+    assert instagram_file_type("a.wav", "audio/wav; codecs=1") == "audio"
+    assert instagram_file_type("a.webm", "video/webm") == "video"
+    assert instagram_file_type("a.pdf", "application/octet-stream") == "file"
+    assert instagram_file_type("a.zip", "application/zip") is None
