@@ -9,9 +9,11 @@ A reply outside the 24-hour customer-service window is refused before the reques
 
 from __future__ import annotations
 
+import logging
 import mimetypes
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -22,6 +24,7 @@ from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
     ChannelKind,
     InboundAttachment,
+    InboundMessage,
     Normalized,
     OutboundChatMessage,
     Verdict,
@@ -36,6 +39,11 @@ from helpdesk.channels.meta import parse
 from helpdesk.channels.signatures import verify_meta, verify_meta_handshake
 from helpdesk.channels.windows import needs_human_agent_tag, reply_refusal
 from helpdesk.config import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0/"
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -52,6 +60,15 @@ _UNREACHABLE_SUBCODES = frozenset({1545041, 2018001})
 _TEXT_LIMITS = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 
 
+# Profile lookups that failed, by (Graph API, kind, account, user id): not asked again
+# for a while, so a person whose profile Meta will not show costs one Graph call per
+# interval, not one per message. Per process; bounded.
+PROFILE_RETRY_SECONDS = 3600.0
+_PROFILE_FAILURES: dict[tuple[str, str, str, str], float] = {}
+_PROFILE_FAILURES_MAX = 10_000
+PROFILE_TIMEOUT_SECONDS = 5.0
+
+
 class GraphError(msgspec.Struct):
     message: str = ""
     code: int = 0
@@ -60,6 +77,25 @@ class GraphError(msgspec.Struct):
 
 class GraphErrorBody(msgspec.Struct):
     error: GraphError | None = None
+
+
+class GraphProfile(msgspec.Struct):
+    """A Messenger user profile (`first_name`, `last_name`, `name`) or an Instagram one
+    (`name`, `username`), as the Graph API answers `GET /{user id}?fields=...`."""
+
+    name: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    username: str = ""
+
+
+def profile_name(kind: str, profile: GraphProfile) -> str:
+    """The name to show: Messenger's full name; Instagram's name with the @username."""
+    full = profile.name or " ".join(p for p in (profile.first_name, profile.last_name) if p)
+    handle = f"@{profile.username.lstrip('@')}" if profile.username else ""
+    if kind == "instagram" and full and handle:
+        return f"{full} ({handle})"[:200]
+    return (full or handle)[:200]
 
 
 def base_url(account: ChannelAccount) -> str:
@@ -158,6 +194,98 @@ class _MetaAdapter:
         return list(
             parse.normalize_body(self.kind, account.name, payload, recipient_id=recipient)  # type: ignore[arg-type]
         )
+
+    # --- who wrote ----------------------------------------------------------------------
+
+    profile_fields = "first_name,last_name,name"
+
+    async def resolve_sender(
+        self, conn: asyncpg.Connection, account: ChannelAccount, message: InboundMessage
+    ) -> InboundMessage:
+        """The sender's name from their Graph API profile, where Meta sends none.
+
+        Asked once per person and account: the name is kept on the customer identity
+        (and on the customer, unless an agent renamed them), so a person already named
+        is never looked up again. A failed lookup (no permission, the person blocked the
+        page, Meta unreachable) leaves the placeholder and never fails ingestion; it is
+        tried again after `PROFILE_RETRY_SECONDS`."""
+        sender = message.sender
+        kind: parse.MetaKind = self.kind  # type: ignore[assignment]
+        if not parse.is_placeholder_name(kind, sender.external_id, sender.display_name):
+            return message  # Meta named them in the webhook
+        identity = (self.kind, account.name, sender.external_id)
+        known = await conn.fetchrow(
+            """SELECT i.display_name, i.customer_id FROM customer_identities i
+               WHERE i.channel = $1 AND i.channel_account = $2 AND i.external_id = $3""",
+            *identity,
+        )
+        if known is not None and not parse.is_placeholder_name(
+            kind, sender.external_id, known["display_name"]
+        ):
+            return message  # named before: the identity keeps the name
+        key = (base_url(account), *identity)  # which Graph API said no, about whom
+        failed_at = _PROFILE_FAILURES.get(key)
+        if failed_at is not None and time.monotonic() - failed_at < PROFILE_RETRY_SECONDS:
+            return message
+        name = await self._profile_name(account, sender.external_id)
+        if not name:
+            if len(_PROFILE_FAILURES) >= _PROFILE_FAILURES_MAX:
+                _PROFILE_FAILURES.clear()
+            _PROFILE_FAILURES[key] = time.monotonic()
+            return message
+        _PROFILE_FAILURES.pop(key, None)
+        if known is not None:  # a person first seen while no name could be had
+            await conn.execute(
+                """UPDATE customer_identities SET display_name = $4
+                   WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+                *identity,
+                name,
+            )
+            await conn.execute(
+                """UPDATE customers SET name = $2, updated_at = clock_timestamp()
+                   WHERE id = $1 AND name = $3""",
+                known["customer_id"],
+                name,
+                known["display_name"],
+            )
+        return msgspec.structs.replace(
+            message, sender=msgspec.structs.replace(sender, display_name=name)
+        )
+
+    async def _profile_name(self, account: ChannelAccount, user_id: str) -> str:
+        """`GET /{user id}?fields=...` with the page token; "" when Meta will not say."""
+        token = account.secret(self.credential)
+        if not token or not user_id.isdigit():
+            return ""
+        try:
+            async with httpx.AsyncClient(
+                base_url=base_url(account), timeout=PROFILE_TIMEOUT_SECONDS
+            ) as http:
+                response = await http.get(
+                    user_id,
+                    params={"fields": self.profile_fields},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+        except httpx.HTTPError as error:
+            log.warning(
+                "profile lookup failed",
+                extra={"channel": self.kind, "error_type": type(error).__name__},
+            )
+            return ""
+        if response.status_code != 200:
+            reason = delivery_error(self.kind, response)
+            log.warning(
+                "profile lookup refused",
+                extra={"channel": self.kind, "status": response.status_code, "reason": str(reason)},
+            )
+            return ""
+        try:
+            profile = msgspec.json.decode(response.content, type=GraphProfile)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return ""
+        return profile_name(self.kind, profile)
+
+    # --- files ---------------------------------------------------------------------------
 
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
@@ -407,6 +535,7 @@ class InstagramAdapter(MessengerAdapter):
 
     kind: ChannelKind = "instagram"
     recipient_setting = "instagram_account_id"
+    profile_fields = "name,username"
 
     def _check_files(self, outbound: OutboundChatMessage) -> None:
         """Every file checked before the first request: a reply is refused whole, with
@@ -436,6 +565,12 @@ class WhatsAppAdapter(_MetaAdapter):
     kind: ChannelKind = "whatsapp"
     credential = "access_token"  # the name of the secret, not its value
     recipient_setting = "phone_number_id"
+
+    async def resolve_sender(
+        self, conn: asyncpg.Connection, account: ChannelAccount, message: InboundMessage
+    ) -> InboundMessage:
+        """WhatsApp names the sender in the webhook (profile name or username)."""
+        return message
 
     def _number(self, account: ChannelAccount) -> str:
         number = str(account.setting("phone_number_id") or "")

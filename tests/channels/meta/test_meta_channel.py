@@ -803,3 +803,110 @@ async def test_instagram_refuses_a_file_it_cannot_take_visibly_and_sends_nothing
     assert view["delivery_status"] == "failed"
     assert "Instagram cannot take smlouva.docx" in view["delivery_error"]
     assert "PDF" in view["delivery_error"] and "Nothing was sent" in view["delivery_error"]
+
+
+# --- display names --------------------------------------------------------------------------
+
+
+async def test_messenger_and_instagram_senders_get_their_profile_name_once(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: every Messenger/Instagram customer was 'Messenger user …360713'."""
+    graph_api.add_profile(
+        payloads.PSID, first_name="Jana", last_name="Nováková", name="Jana Nováková"
+    )
+    graph_api.add_profile(payloads.IGSID, name="Petr Svoboda", username="petr.sv")
+    for kind, body in (
+        ("messenger", payloads.messenger_text("m_N1", "Dobrý den")),
+        ("instagram", payloads.instagram_text("aWdf_N1", "Ahoj")),
+    ):
+        assert (await deliver(client, kind, body)).status_code == 200
+    await run_worker(settings)
+
+    names = {
+        r["channel"]: (r["display_name"], r["name"])
+        for r in await db.fetch(
+            """SELECT i.channel, i.display_name, c.name FROM customer_identities i
+               JOIN customers c ON c.id = i.customer_id"""
+        )
+    }
+    assert names == {
+        "messenger": ("Jana Nováková", "Jana Nováková"),
+        "instagram": ("Petr Svoboda (@petr.sv)", "Petr Svoboda (@petr.sv)"),
+    }
+    assert graph_api.profile_calls == [
+        (payloads.PSID, "first_name,last_name,name", f"Bearer {TOKEN}"),
+        (payloads.IGSID, "name,username", f"Bearer {TOKEN}"),
+    ]
+
+    # The next message of the same person asks nothing: the identity keeps the name.
+    assert (
+        await deliver(client, "messenger", payloads.messenger_text("m_N2", "Ještě jedna věc"))
+    ).status_code == 200
+    await run_worker(settings)
+    assert len(graph_api.profile_calls) == 2
+    assert await db.fetchval("SELECT count(*) FROM messages") == 3
+
+
+async def test_a_failed_profile_lookup_keeps_the_message_and_the_placeholder(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    psid = "7345123987654321"
+    graph_api.fail(psid, 500, 2, "An unexpected error has occurred.")
+    body = payloads.messenger_text("m_F1", "Je tam někdo?", psid=psid)
+    ticket_id = await ticket_from(client, db, settings, "messenger", body)
+    assert await db.fetchval("SELECT body_text FROM messages WHERE ticket_id = $1", ticket_id) == (
+        "Je tam někdo?"
+    )
+    assert await db.fetchval("SELECT name FROM customers") == "Messenger user …654321"
+    assert await db.fetchval("SELECT status FROM inbound_events") == "processed"
+    # Not asked again at once for every message of that person.
+    again = payloads.messenger_text("m_F2", "Haló?", psid=psid)
+    assert (await deliver(client, "messenger", again)).status_code == 200
+    await run_worker(settings)
+    assert [c[0] for c in graph_api.profile_calls] == [psid]
+    assert await db.fetchval("SELECT count(*) FROM messages") == 2
+
+
+async def test_a_placeholder_identity_is_named_when_its_profile_can_be_read(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """A person first seen without a name (before this lookup existed) is named at their
+    next message, unless an agent has renamed the customer meanwhile."""
+    psid, renamed = "5500000000001111", "5500000000002222"
+    for user, name in ((psid, "Messenger user …001111"), (renamed, "Pan Novák (VIP)")):
+        customer = await db.fetchval("INSERT INTO customers (name) VALUES ($1) RETURNING id", name)
+        await db.execute(
+            """INSERT INTO customer_identities (customer_id, channel, channel_account,
+                                               external_id, display_name)
+               VALUES ($1, 'messenger', $2, $3, $4)""",
+            customer,
+            ACCOUNT,
+            user,
+            f"Messenger user …{user[-6:]}",
+        )
+        graph_api.add_profile(user, name=f"Profil {user[-4:]}")
+        body = payloads.messenger_text(f"m_{user}", "Dobrý den", psid=user)
+        assert (await deliver(client, "messenger", body)).status_code == 200
+    await run_worker(settings)
+
+    rows = await db.fetch(
+        """SELECT i.external_id, i.display_name, c.name FROM customer_identities i
+           JOIN customers c ON c.id = i.customer_id ORDER BY i.external_id"""
+    )
+    assert [tuple(r) for r in rows] == [
+        (psid, "Profil 1111", "Profil 1111"),
+        (renamed, "Profil 2222", "Pan Novák (VIP)"),
+    ]
