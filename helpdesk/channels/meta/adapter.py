@@ -117,6 +117,40 @@ def cdn_url(account: ChannelAccount, url: str) -> str:
     return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
 
+_APP = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}
+
+
+class MediaFetchError(Exception):
+    """A file of an inbound message could not be downloaded. `reason` is for agents and
+    holds no URL or token; `permanent` says a retry cannot help (the URL expired, the
+    media id is gone). Same contract as the shared ingestion's attachment fetch error:
+    the message is stored with its text whatever happens to its files."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+def _http_fetch_error(kind: str, what: str, status: int) -> MediaFetchError:
+    """A refused download: 4xx is final (an expired or withdrawn URL or media id), except
+    401 (a token to renew), 408 and 429; 5xx is Meta's outage, worth another try."""
+    permanent = 400 <= status < 500 and status not in {401, 408, 429}
+    detail = "the link expired or the file was withdrawn" if permanent else "try again later"
+    return MediaFetchError(
+        f"{_APP.get(kind, kind)} {what} failed: HTTP {status} ({detail})", permanent=permanent
+    )
+
+
+def _checked_cdn_url(account: ChannelAccount, url: str) -> str:
+    try:
+        return cdn_url(account, url)
+    except ValueError:
+        raise MediaFetchError(
+            "the file's address is not on Meta's file servers; not fetched", permanent=True
+        ) from None
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """The reply in pieces the provider accepts, cut at paragraph or line breaks where
     possible (Messenger takes 2,000 characters, Instagram 1,000, WhatsApp 4,096)."""
@@ -142,7 +176,7 @@ def delivery_error(kind: str, response: httpx.Response) -> Exception:
     except (msgspec.DecodeError, msgspec.ValidationError):
         error = None
     status = response.status_code
-    name = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}[kind]
+    name = _APP[kind]
     if error is None:
         if status == 429 or status >= 500:
             return RetryableDeliveryError(f"{name} unavailable: HTTP {status}")
@@ -290,10 +324,12 @@ class _MetaAdapter:
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
     ) -> bytes:
-        if attachment.fetch_ref is None:
-            raise ValueError(f"attachment {attachment.filename} has no Meta URL")
+        """The file at its CDN URL (`fetch_ref`), or `MediaFetchError` saying why."""
+        if not attachment.fetch_ref:
+            raise MediaFetchError(f"{_APP[self.kind]} gave no URL for this file", permanent=True)
+        url = _checked_cdn_url(account, attachment.fetch_ref)
         async with httpx.AsyncClient(timeout=30) as http:
-            return await self._download(http, cdn_url(account, attachment.fetch_ref), None)
+            return await self._download(http, url, None)
 
     async def _download(self, http: httpx.AsyncClient, url: str, token: str | None) -> bytes:
         """At most the attachment limit + 1 bytes (the caller keeps a note instead)."""
@@ -301,14 +337,19 @@ class _MetaAdapter:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         chunks: list[bytes] = []
         size = 0
-        async with http.stream("GET", url, headers=headers) as response:
-            if response.status_code != 200:
-                raise RuntimeError(f"Meta file download failed: HTTP {response.status_code}")
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= limit:
-                    break
+        try:
+            async with http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    raise _http_fetch_error(self.kind, "file download", response.status_code)
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= limit:
+                        break
+        except httpx.HTTPError as error:  # never the URL: Meta's CDN URLs carry signatures
+            raise MediaFetchError(
+                f"{_APP[self.kind]} file server unreachable ({type(error).__name__})"
+            ) from None
         return b"".join(chunks)[:limit]
 
     # --- outbound ------------------------------------------------------------------------
@@ -587,16 +628,22 @@ class WhatsAppAdapter(_MetaAdapter):
         access token (which is why the URL's host is checked first)."""
         media_id = attachment.fetch_ref or ""
         if not media_id.isdigit():
-            raise ValueError(f"attachment {attachment.filename} has no WhatsApp media id")
+            raise MediaFetchError("WhatsApp gave no media id for this file", permanent=True)
         token = account.secret("access_token")
         if not token:
-            raise RuntimeError(f"the whatsapp account '{account.name}' has no access_token")
+            raise MediaFetchError(f"the whatsapp account '{account.name}' has no access_token")
         async with httpx.AsyncClient(base_url=base_url(account), timeout=30) as http:
-            response = await http.get(media_id, headers={"Authorization": f"Bearer {token}"})
+            try:
+                response = await http.get(media_id, headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError as error:
+                raise MediaFetchError(f"WhatsApp unreachable ({type(error).__name__})") from None
             if response.status_code != 200:
-                raise RuntimeError(f"WhatsApp media lookup failed: HTTP {response.status_code}")
-            url = str(response.json().get("url") or "")
-            return await self._download(http, cdn_url(account, url), token)
+                raise _http_fetch_error(self.kind, "media lookup", response.status_code)
+            try:
+                url = str(response.json().get("url") or "")
+            except (ValueError, AttributeError):
+                url = ""
+            return await self._download(http, _checked_cdn_url(account, url), token)
 
     @staticmethod
     def _addressee(outbound: OutboundChatMessage) -> dict[str, str]:

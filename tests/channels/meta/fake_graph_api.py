@@ -215,6 +215,9 @@ class FakeGraphApi:
 
     async def _cdn_file(self, request: web.Request) -> web.Response:
         self.downloads.append((request.path, request.headers.get("Authorization")))
+        pending = self._failures.get(request.path)
+        if pending:
+            return self._error(pending.pop(0))
         found = self._cdn.get(request.path)
         if found is None:
             return web.Response(status=404)

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 
 from helpdesk.config import Settings
 from tests.channels.meta import payloads
@@ -910,3 +911,53 @@ async def test_a_placeholder_identity_is_named_when_its_profile_can_be_read(
         (psid, "Profil 1111", "Profil 1111"),
         (renamed, "Profil 2222", "Pan Novák (VIP)"),
     ]
+
+
+# --- files that cannot be fetched -------------------------------------------------------------
+
+
+async def test_failed_downloads_say_why_without_urls_and_whether_to_retry(
+    db: asyncpg.Connection, settings: Settings, graph_api: FakeGraphApi, meta_accounts: str
+) -> None:
+    """What the shared ingestion needs to keep a message's text when its file cannot be
+    had: a reason without the signed URL or the token, and whether a retry can help."""
+    from helpdesk.channels.accounts import get_account
+    from helpdesk.channels.adapter import InboundAttachment
+    from helpdesk.channels.meta.adapter import MediaFetchError, MessengerAdapter, WhatsAppAdapter
+
+    messenger = await get_account(db, "messenger", ACCOUNT)
+    whatsapp = await get_account(db, "whatsapp", ACCOUNT)
+    assert messenger is not None and whatsapp is not None
+    expired = "https://scontent.xx.fbcdn.net/v/t1/expired.jpg?oh=SIGNATURE&oe=65F0"
+    flaky = "https://scontent.xx.fbcdn.net/v/t1/flaky.jpg?oh=SIGNATURE"
+    graph_api.fail("/v/t1/flaky.jpg", 503, None)
+    cases = [
+        (MessengerAdapter(settings), messenger, expired, True, "HTTP 404"),
+        (MessengerAdapter(settings), messenger, flaky, False, "HTTP 503"),
+        (MessengerAdapter(settings), messenger, "https://evil.example/x.jpg", True, "not on"),
+        (WhatsAppAdapter(settings), whatsapp, "1037543291549999", True, "HTTP 400"),
+    ]
+    for adapter, account, ref, permanent, said in cases:
+        try:
+            file = InboundAttachment("x.jpg", "image/jpeg", fetch_ref=ref)
+            await adapter.fetch_attachment(account, file)
+        except MediaFetchError as error:
+            assert error.permanent is permanent, ref
+            assert said in error.reason
+            assert "SIGNATURE" not in error.reason and TOKEN not in error.reason
+            assert "fbcdn" not in error.reason
+        else:
+            raise AssertionError(f"{ref} was fetched")
+
+    closed = msgspec.structs.replace(
+        whatsapp, settings={**whatsapp.settings, "base_url": "http://127.0.0.1:9/v21.0/"}
+    )
+    try:
+        await WhatsAppAdapter(settings).fetch_attachment(
+            closed, InboundAttachment("x.jpg", "image/jpeg", fetch_ref="1037543291543636")
+        )
+    except MediaFetchError as error:
+        assert error.permanent is False
+        assert error.reason == "WhatsApp unreachable (ConnectError)"
+    else:
+        raise AssertionError("fetched from a closed port")
