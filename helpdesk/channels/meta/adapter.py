@@ -673,7 +673,17 @@ class WhatsAppAdapter(_MetaAdapter):
             "text": {"body": text, "preview_url": False},
             **self._reply_context(outbound),
         }
-        answer = await self._post(http, f"{self._number(account)}/messages", token, json=body)
+        url = f"{self._number(account)}/messages"
+        try:
+            answer = await self._post(http, url, token, json=body)
+        except PermanentDeliveryError as error:
+            # The quoted message may be one WhatsApp will not quote (a reaction, a system
+            # notice, a deleted message): a refused request sent nothing, so the reply goes
+            # once more, unquoted.
+            if "context" not in body or isinstance(error, RecipientUnreachableError):
+                raise
+            del body["context"]
+            answer = await self._post(http, url, token, json=body)
         return _message_id(answer, self.kind)
 
     async def _send_file(

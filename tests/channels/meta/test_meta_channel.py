@@ -961,3 +961,34 @@ async def test_failed_downloads_say_why_without_urls_and_whether_to_retry(
         assert error.reason == "WhatsApp unreachable (ConnectError)"
     else:
         raise AssertionError("fetched from a closed port")
+
+
+async def test_a_reply_whose_quote_whatsapp_refuses_goes_out_unquoted(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """The customer's last message may be a reaction or a notice, which WhatsApp may not
+    take as the quoted message: the refused request sent nothing, so it goes unquoted."""
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Dobrý den")
+    )
+    reaction = payloads.whatsapp_reaction("wamid.R9", "wamid.IN1", "👍")
+    assert (await deliver(client, "whatsapp", reaction)).status_code == 200
+    await run_worker(settings)
+    agent = await factory.agent("agent")
+    graph_api.fail(
+        f"{payloads.PHONE_NUMBER_ID}/messages", 400, 131009, "Parameter value is not valid"
+    )
+    sent = await reply(client, agent, ticket_id, "Děkujeme!")
+    await run_worker(settings)
+
+    refused, unquoted = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
+    assert refused.body["context"] == {"message_id": "wamid.R9"}
+    assert "context" not in unquoted.body
+    assert unquoted.body["text"]["body"] == "Děkujeme!"
+    view = await message_view(client, agent, ticket_id, sent["id"])
+    assert view["delivery_status"] == "sent"
