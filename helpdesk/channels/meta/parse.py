@@ -196,7 +196,7 @@ class MessagingHead(msgspec.Struct):
     """What is read of an event whose body does not fit `Messaging`."""
 
     sender: Party = msgspec.field(default_factory=Party)
-    timestamp: int = 0
+    timestamp: Any = 0
 
 
 # Kinds that are Meta's or another app's business, not the customer's words: thread
@@ -406,8 +406,8 @@ class WhatsAppHead(msgspec.Struct):
     """What is read of a message whose body does not fit `WhatsAppMessage`."""
 
     id: str = ""
-    type: str = ""
-    timestamp: str = "0"
+    type: Any = ""
+    timestamp: Any = "0"
     from_: str = msgspec.field(default="", name="from")
     from_user_id: str = ""
 
@@ -787,11 +787,32 @@ def _unknown_event(
 
 
 def _unreadable_event(kind: MetaKind, account: str, raw: msgspec.Raw) -> list[Item]:
+    """An event whose fields do not have the documented types: a note, keyed by the
+    event's bytes (a redelivery repeats them), so the agent knows to look in the app."""
     try:
         head = _decode_messaging_head(raw)
     except _DECODE_ERRORS:
         return []  # not even a sender: nothing to attach a note to
-    return _unknown_event(kind, account, raw, head.sender.id, head.timestamp)
+    customer = head.sender.id
+    if not customer:
+        return []
+    try:
+        millis = int(head.timestamp)
+    except (TypeError, ValueError, OverflowError):
+        millis = 0
+    app = _APP_NAMES[kind]
+    digest = hashlib.sha256(bytes(raw)).hexdigest()[:32]
+    return [
+        InboundMessage(
+            channel=kind,
+            channel_account=account,
+            external_id=f"unreadable:{customer}:{digest}",
+            conversation_id=customer,
+            sender=SenderIdentity(customer, placeholder_name(kind, customer)),
+            text=_note(f"{app} sent something this helpdesk could not read; open {app} to see it"),
+            sent_at=_millis(millis),
+        )
+    ]
 
 
 # --- WhatsApp -----------------------------------------------------------------------------
@@ -1073,8 +1094,8 @@ def _unreadable_whatsapp(
         external_id=head.id,
         conversation_id=sender.external_id,
         sender=sender,
-        text=_unsupported_note(head.type),
-        sent_at=_seconds(head.timestamp),
+        text=_unsupported_note(str(head.type or "")),
+        sent_at=_seconds(str(head.timestamp)),
     )
 
 

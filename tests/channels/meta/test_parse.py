@@ -230,6 +230,10 @@ def test_unsupported_poll_and_future_types_become_readable_notes() -> None:
         "whatsapp", payloads.whatsapp_message({"id": "wamid.P4", "type": "text", "text": "hi"})
     )
     assert broken.text == "[The customer sent a message of type 'text'; open WhatsApp to see it]"
+    odd = payloads.whatsapp_message({"id": "wamid.P5", "type": ["x"], "timestamp": 1700000000})
+    assert one_message("whatsapp", odd).text == (
+        "[The customer sent a message of type '['x']'; open WhatsApp to see it]"
+    )
 
 
 def test_edit_replaces_the_original_and_revoke_says_it_was_deleted() -> None:
@@ -525,7 +529,11 @@ def test_one_odd_event_does_not_take_its_delivery_down() -> None:
     odd = {"sender": {"id": payloads.PSID}, "timestamp": "soon", "message": {"mid": 5}}
     body["entry"][0]["messaging"].insert(0, odd)
     items = normalize("messenger", body)
-    assert [i.text for i in items if isinstance(i, InboundMessage)] == ["Dobrý den"]
+    assert [i.text for i in items if isinstance(i, InboundMessage)] == [
+        "[Messenger sent something this helpdesk could not read; open Messenger to see it]",
+        "Dobrý den",
+    ]
+    assert normalize("messenger", body) == items  # the same ids on a redelivery
 
 
 def test_instagram_file_types() -> None:
