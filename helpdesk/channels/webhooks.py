@@ -190,6 +190,7 @@ async def process_event(
             new = 0
             for item in items:
                 if isinstance(item, InboundMessage):
+                    item = await _resolve_sender(conn, adapter, account, item)
                     stored = await _store_message(conn, settings, adapter, account, item, payload)
                     new += 0 if stored.duplicate else 1
                     if stored.created_ticket and created is not None:
@@ -222,6 +223,28 @@ async def process_event(
             event_id,
         )
     return new
+
+
+async def _resolve_sender(
+    conn: asyncpg.Connection,
+    adapter: ChannelAdapter,
+    account: accounts.ChannelAccount,
+    message: InboundMessage,
+) -> InboundMessage:
+    """The message with its sender named by the adapter's `resolve_sender`, for channels
+    whose webhooks carry an id but no name (Messenger, Instagram: a profile lookup the
+    adapter caches on the identity). A failing lookup never fails ingestion."""
+    resolve = getattr(adapter, "resolve_sender", None)
+    if resolve is None:
+        return message
+    try:
+        resolved: InboundMessage = await resolve(conn, account, message)
+    except Exception as error:  # the name is a nicety; the message is what matters
+        log.warning(
+            "sender lookup failed", extra={"channel": account.kind, "error": type(error).__name__}
+        )
+        return message
+    return resolved
 
 
 async def _pressed(

@@ -9,8 +9,11 @@ A reply outside the 24-hour customer-service window is refused before the reques
 
 from __future__ import annotations
 
+import logging
+import mimetypes
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -21,6 +24,7 @@ from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
     ChannelKind,
     InboundAttachment,
+    InboundMessage,
     Normalized,
     OutboundChatMessage,
     Verdict,
@@ -35,6 +39,11 @@ from helpdesk.channels.meta import parse
 from helpdesk.channels.signatures import verify_meta, verify_meta_handshake
 from helpdesk.channels.windows import needs_human_agent_tag, reply_refusal
 from helpdesk.config import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0/"
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -51,6 +60,15 @@ _UNREACHABLE_SUBCODES = frozenset({1545041, 2018001})
 _TEXT_LIMITS = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 
 
+# Profile lookups that failed, by (Graph API, kind, account, user id): not asked again
+# for a while, so a person whose profile Meta will not show costs one Graph call per
+# interval, not one per message. Per process; bounded.
+PROFILE_RETRY_SECONDS = 3600.0
+_PROFILE_FAILURES: dict[tuple[str, str, str, str], float] = {}
+_PROFILE_FAILURES_MAX = 10_000
+PROFILE_TIMEOUT_SECONDS = 5.0
+
+
 class GraphError(msgspec.Struct):
     message: str = ""
     code: int = 0
@@ -59,6 +77,25 @@ class GraphError(msgspec.Struct):
 
 class GraphErrorBody(msgspec.Struct):
     error: GraphError | None = None
+
+
+class GraphProfile(msgspec.Struct):
+    """A Messenger user profile (`first_name`, `last_name`, `name`) or an Instagram one
+    (`name`, `username`), as the Graph API answers `GET /{user id}?fields=...`."""
+
+    name: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    username: str = ""
+
+
+def profile_name(kind: str, profile: GraphProfile) -> str:
+    """The name to show: Messenger's full name; Instagram's name with the @username."""
+    full = profile.name or " ".join(p for p in (profile.first_name, profile.last_name) if p)
+    handle = f"@{profile.username.lstrip('@')}" if profile.username else ""
+    if kind == "instagram" and full and handle:
+        return f"{full} ({handle})"[:200]
+    return (full or handle)[:200]
 
 
 def base_url(account: ChannelAccount) -> str:
@@ -78,6 +115,40 @@ def cdn_url(account: ChannelAccount, url: str) -> str:
         return url
     base = urlsplit(str(configured))
     return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
+
+_APP = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}
+
+
+class MediaFetchError(Exception):
+    """A file of an inbound message could not be downloaded. `reason` is for agents and
+    holds no URL or token; `permanent` says a retry cannot help (the URL expired, the
+    media id is gone). Same contract as the shared ingestion's attachment fetch error:
+    the message is stored with its text whatever happens to its files."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+def _http_fetch_error(kind: str, what: str, status: int) -> MediaFetchError:
+    """A refused download: 4xx is final (an expired or withdrawn URL or media id), except
+    401 (a token to renew), 408 and 429; 5xx is Meta's outage, worth another try."""
+    permanent = 400 <= status < 500 and status not in {401, 408, 429}
+    detail = "the link expired or the file was withdrawn" if permanent else "try again later"
+    return MediaFetchError(
+        f"{_APP.get(kind, kind)} {what} failed: HTTP {status} ({detail})", permanent=permanent
+    )
+
+
+def _checked_cdn_url(account: ChannelAccount, url: str) -> str:
+    try:
+        return cdn_url(account, url)
+    except ValueError:
+        raise MediaFetchError(
+            "the file's address is not on Meta's file servers; not fetched", permanent=True
+        ) from None
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -105,7 +176,7 @@ def delivery_error(kind: str, response: httpx.Response) -> Exception:
     except (msgspec.DecodeError, msgspec.ValidationError):
         error = None
     status = response.status_code
-    name = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}[kind]
+    name = _APP[kind]
     if error is None:
         if status == 429 or status >= 500:
             return RetryableDeliveryError(f"{name} unavailable: HTTP {status}")
@@ -158,13 +229,107 @@ class _MetaAdapter:
             parse.normalize_body(self.kind, account.name, payload, recipient_id=recipient)  # type: ignore[arg-type]
         )
 
+    # --- who wrote ----------------------------------------------------------------------
+
+    profile_fields = "first_name,last_name,name"
+
+    async def resolve_sender(
+        self, conn: asyncpg.Connection, account: ChannelAccount, message: InboundMessage
+    ) -> InboundMessage:
+        """The sender's name from their Graph API profile, where Meta sends none.
+
+        Asked once per person and account: the name is kept on the customer identity
+        (and on the customer, unless an agent renamed them), so a person already named
+        is never looked up again. A failed lookup (no permission, the person blocked the
+        page, Meta unreachable) leaves the placeholder and never fails ingestion; it is
+        tried again after `PROFILE_RETRY_SECONDS`."""
+        sender = message.sender
+        kind: parse.MetaKind = self.kind  # type: ignore[assignment]
+        if not parse.is_placeholder_name(kind, sender.external_id, sender.display_name):
+            return message  # Meta named them in the webhook
+        identity = (self.kind, account.name, sender.external_id)
+        known = await conn.fetchrow(
+            """SELECT i.display_name, i.customer_id FROM customer_identities i
+               WHERE i.channel = $1 AND i.channel_account = $2 AND i.external_id = $3""",
+            *identity,
+        )
+        if known is not None and not parse.is_placeholder_name(
+            kind, sender.external_id, known["display_name"]
+        ):
+            return message  # named before: the identity keeps the name
+        key = (base_url(account), *identity)  # which Graph API said no, about whom
+        failed_at = _PROFILE_FAILURES.get(key)
+        if failed_at is not None and time.monotonic() - failed_at < PROFILE_RETRY_SECONDS:
+            return message
+        name = await self._profile_name(account, sender.external_id)
+        if not name:
+            if len(_PROFILE_FAILURES) >= _PROFILE_FAILURES_MAX:
+                _PROFILE_FAILURES.clear()
+            _PROFILE_FAILURES[key] = time.monotonic()
+            return message
+        _PROFILE_FAILURES.pop(key, None)
+        if known is not None:  # a person first seen while no name could be had
+            await conn.execute(
+                """UPDATE customer_identities SET display_name = $4
+                   WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+                *identity,
+                name,
+            )
+            await conn.execute(
+                """UPDATE customers SET name = $2, updated_at = clock_timestamp()
+                   WHERE id = $1 AND name = $3""",
+                known["customer_id"],
+                name,
+                known["display_name"],
+            )
+        return msgspec.structs.replace(
+            message, sender=msgspec.structs.replace(sender, display_name=name)
+        )
+
+    async def _profile_name(self, account: ChannelAccount, user_id: str) -> str:
+        """`GET /{user id}?fields=...` with the page token; "" when Meta will not say."""
+        token = account.secret(self.credential)
+        if not token or not user_id.isdigit():
+            return ""
+        try:
+            async with httpx.AsyncClient(
+                base_url=base_url(account), timeout=PROFILE_TIMEOUT_SECONDS
+            ) as http:
+                response = await http.get(
+                    user_id,
+                    params={"fields": self.profile_fields},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+        except httpx.HTTPError as error:
+            log.warning(
+                "profile lookup failed",
+                extra={"channel": self.kind, "error_type": type(error).__name__},
+            )
+            return ""
+        if response.status_code != 200:
+            reason = delivery_error(self.kind, response)
+            log.warning(
+                "profile lookup refused",
+                extra={"channel": self.kind, "status": response.status_code, "reason": str(reason)},
+            )
+            return ""
+        try:
+            profile = msgspec.json.decode(response.content, type=GraphProfile)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return ""
+        return profile_name(self.kind, profile)
+
+    # --- files ---------------------------------------------------------------------------
+
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
     ) -> bytes:
-        if attachment.fetch_ref is None:
-            raise ValueError(f"attachment {attachment.filename} has no Meta URL")
+        """The file at its CDN URL (`fetch_ref`), or `MediaFetchError` saying why."""
+        if not attachment.fetch_ref:
+            raise MediaFetchError(f"{_APP[self.kind]} gave no URL for this file", permanent=True)
+        url = _checked_cdn_url(account, attachment.fetch_ref)
         async with httpx.AsyncClient(timeout=30) as http:
-            return await self._download(http, cdn_url(account, attachment.fetch_ref), None)
+            return await self._download(http, url, None)
 
     async def _download(self, http: httpx.AsyncClient, url: str, token: str | None) -> bytes:
         """At most the attachment limit + 1 bytes (the caller keeps a note instead)."""
@@ -172,14 +337,19 @@ class _MetaAdapter:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         chunks: list[bytes] = []
         size = 0
-        async with http.stream("GET", url, headers=headers) as response:
-            if response.status_code != 200:
-                raise RuntimeError(f"Meta file download failed: HTTP {response.status_code}")
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= limit:
-                    break
+        try:
+            async with http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    raise _http_fetch_error(self.kind, "file download", response.status_code)
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= limit:
+                        break
+        except httpx.HTTPError as error:  # never the URL: Meta's CDN URLs carry signatures
+            raise MediaFetchError(
+                f"{_APP[self.kind]} file server unreachable ({type(error).__name__})"
+            ) from None
         return b"".join(chunks)[:limit]
 
     # --- outbound ------------------------------------------------------------------------
@@ -235,6 +405,7 @@ class _MetaAdapter:
         failure after the first piece went out fails the delivery saying so, not resent."""
         token = self._token(account)
         tagged = self._check_window(account, outbound)
+        self._check_files(outbound)
         requests = [("text", piece) for piece in split_text(outbound.text, _TEXT_LIMITS[self.kind])]
         requests += [("file", str(i)) for i in range(len(outbound.attachments))]
         if not requests:
@@ -260,6 +431,13 @@ class _MetaAdapter:
                 first = first or sent
         assert first is not None
         return first
+
+    def _check_files(self, outbound: OutboundChatMessage) -> None:
+        """Raises, before anything is sent, when a file cannot go out on this channel."""
+
+    def _file_type(self, filename: str, content_type: str) -> str:
+        """The Send API attachment type a file goes out as."""
+        return _attachment_type(content_type)
 
     async def _send_text(
         self,
@@ -330,7 +508,7 @@ class MessengerAdapter(_MetaAdapter):
         filename, content_type, content = attachment
         message = {
             "attachment": {
-                "type": _attachment_type(content_type),
+                "type": self._file_type(filename, content_type),
                 "payload": {"is_reusable": False},
             }
         }
@@ -349,11 +527,76 @@ class MessengerAdapter(_MetaAdapter):
         return _message_id(answer, self.kind)
 
 
+# What Instagram messaging takes (Meta's "Upload Media for Instagram Messaging"): PNG,
+# JPEG and GIF images up to 8 MB; MP4, OGG, AVI, MOV and WebM videos, AAC, M4A, WAV and
+# MP4 audio and PDF files up to 25 MB. Anything else it refuses, unlike Messenger.
+_INSTAGRAM_TYPES = {
+    "image/png": "image",
+    "image/jpeg": "image",
+    "image/gif": "image",
+    "video/mp4": "video",
+    "video/ogg": "video",
+    "video/x-msvideo": "video",
+    "video/avi": "video",
+    "video/quicktime": "video",
+    "video/webm": "video",
+    "audio/aac": "audio",
+    "audio/x-aac": "audio",
+    "audio/mp4": "audio",
+    "audio/m4a": "audio",
+    "audio/x-m4a": "audio",
+    "audio/wav": "audio",
+    "audio/x-wav": "audio",
+    "audio/wave": "audio",
+    "audio/vnd.wave": "audio",
+    "application/pdf": "file",
+}
+_INSTAGRAM_LIMITS = {"image": 8 * 1024 * 1024, "video": 25 * 1024 * 1024}
+_INSTAGRAM_LIMITS |= {"audio": 25 * 1024 * 1024, "file": 25 * 1024 * 1024}
+_INSTAGRAM_ACCEPTS = (
+    "Instagram takes PNG, JPEG and GIF images up to 8 MB, MP4, OGG, AVI, MOV and WebM "
+    "videos, AAC, M4A, WAV and MP4 audio and PDF files up to 25 MB"
+)
+
+
+def instagram_file_type(filename: str, content_type: str) -> str | None:
+    """The Instagram attachment type of a file, or None when Instagram refuses it. A
+    generic content type is judged by the file name's extension."""
+    declared = content_type.split(";")[0].strip().lower()
+    found = _INSTAGRAM_TYPES.get(declared)
+    if found is None and declared in {"", "application/octet-stream", "binary/octet-stream"}:
+        guessed, _ = mimetypes.guess_type(filename)
+        found = _INSTAGRAM_TYPES.get(guessed or "")
+    return found
+
+
 class InstagramAdapter(MessengerAdapter):
-    """Instagram messaging: the same Send API, through the page linked to the account."""
+    """Instagram messaging: the same Send API, through the page linked to the account;
+    each file goes out as the attachment type Instagram takes for it."""
 
     kind: ChannelKind = "instagram"
     recipient_setting = "instagram_account_id"
+    profile_fields = "name,username"
+
+    def _check_files(self, outbound: OutboundChatMessage) -> None:
+        """Every file checked before the first request: a reply is refused whole, with
+        the reason, rather than sent without a file the agent attached."""
+        refused = []
+        for filename, content_type, content in outbound.attachments:
+            kind = instagram_file_type(filename, content_type)
+            if kind is None:
+                refused.append(f"{filename} ({content_type})")
+            elif len(content) > _INSTAGRAM_LIMITS[kind]:
+                refused.append(f"{filename} ({len(content) // (1024 * 1024)} MB)")
+        if refused:
+            raise PermanentDeliveryError(
+                f"Instagram cannot take {', '.join(refused)}: {_INSTAGRAM_ACCEPTS}. Nothing "
+                "was sent; send the file another way (e.g. by e-mail or as a link) and "
+                "reply without it"
+            )
+
+    def _file_type(self, filename: str, content_type: str) -> str:
+        return instagram_file_type(filename, content_type) or "file"
 
 
 class WhatsAppAdapter(_MetaAdapter):
@@ -363,6 +606,12 @@ class WhatsAppAdapter(_MetaAdapter):
     kind: ChannelKind = "whatsapp"
     credential = "access_token"  # the name of the secret, not its value
     recipient_setting = "phone_number_id"
+
+    async def resolve_sender(
+        self, conn: asyncpg.Connection, account: ChannelAccount, message: InboundMessage
+    ) -> InboundMessage:
+        """WhatsApp names the sender in the webhook (profile name or username)."""
+        return message
 
     def _number(self, account: ChannelAccount) -> str:
         number = str(account.setting("phone_number_id") or "")
@@ -379,16 +628,29 @@ class WhatsAppAdapter(_MetaAdapter):
         access token (which is why the URL's host is checked first)."""
         media_id = attachment.fetch_ref or ""
         if not media_id.isdigit():
-            raise ValueError(f"attachment {attachment.filename} has no WhatsApp media id")
+            raise MediaFetchError("WhatsApp gave no media id for this file", permanent=True)
         token = account.secret("access_token")
         if not token:
-            raise RuntimeError(f"the whatsapp account '{account.name}' has no access_token")
+            raise MediaFetchError(f"the whatsapp account '{account.name}' has no access_token")
         async with httpx.AsyncClient(base_url=base_url(account), timeout=30) as http:
-            response = await http.get(media_id, headers={"Authorization": f"Bearer {token}"})
+            try:
+                response = await http.get(media_id, headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError as error:
+                raise MediaFetchError(f"WhatsApp unreachable ({type(error).__name__})") from None
             if response.status_code != 200:
-                raise RuntimeError(f"WhatsApp media lookup failed: HTTP {response.status_code}")
-            url = str(response.json().get("url") or "")
-            return await self._download(http, cdn_url(account, url), token)
+                raise _http_fetch_error(self.kind, "media lookup", response.status_code)
+            try:
+                url = str(response.json().get("url") or "")
+            except (ValueError, AttributeError):
+                url = ""
+            return await self._download(http, _checked_cdn_url(account, url), token)
+
+    @staticmethod
+    def _addressee(outbound: OutboundChatMessage) -> dict[str, str]:
+        """`to` for a phone number; `recipient` for a business-scoped user id (a user with
+        a username whose number Meta does not share, e.g. `CZ.1502576394655843`)."""
+        conversation = outbound.conversation_id
+        return {"to": conversation} if conversation.isdigit() else {"recipient": conversation}
 
     def _reply_context(self, outbound: OutboundChatMessage) -> dict[str, Any]:
         quoted = outbound.reply_to_external_id
@@ -406,12 +668,22 @@ class WhatsAppAdapter(_MetaAdapter):
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": outbound.conversation_id,
+            **self._addressee(outbound),
             "type": "text",
             "text": {"body": text, "preview_url": False},
             **self._reply_context(outbound),
         }
-        answer = await self._post(http, f"{self._number(account)}/messages", token, json=body)
+        url = f"{self._number(account)}/messages"
+        try:
+            answer = await self._post(http, url, token, json=body)
+        except PermanentDeliveryError as error:
+            # The quoted message may be one WhatsApp will not quote (a reaction, a system
+            # notice, a deleted message): a refused request sent nothing, so the reply goes
+            # once more, unquoted.
+            if "context" not in body or isinstance(error, RecipientUnreachableError):
+                raise
+            del body["context"]
+            answer = await self._post(http, url, token, json=body)
         return _message_id(answer, self.kind)
 
     async def _send_file(
@@ -443,7 +715,7 @@ class WhatsAppAdapter(_MetaAdapter):
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": outbound.conversation_id,
+            **self._addressee(outbound),
             "type": kind,
             kind: media,
         }

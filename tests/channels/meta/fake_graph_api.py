@@ -9,6 +9,8 @@ It speaks the documented wire format:
 - `POST /v21.0/{phone_number_id}/media` (multipart upload); answers `{"id"}`.
 - `GET /v21.0/{media_id}`; answers the media's short-lived `url` on lookaside.fbsbx.com,
   which is served (with the same Bearer token) at `/whatsapp_business/attachments/`.
+- `GET /v21.0/{user_id}?fields=...` for a profile added with `add_profile` (Messenger
+  user profile, Instagram user profile): the requested fields that the profile has.
 - any other `GET` path: a CDN file (Messenger/Instagram attachment URLs), no token.
 Errors are `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`.
 Every call is recorded so tests assert what Meta would have received.
@@ -50,6 +52,8 @@ class FakeGraphApi:
         self._cdn: dict[str, tuple[str, bytes]] = {}
         self._media: dict[str, tuple[str, bytes]] = {}
         self._failures: dict[str, list[Failure]] = {}
+        self._profiles: dict[str, dict[str, str]] = {}
+        self.profile_calls: list[tuple[str, str, str | None]] = []  # (id, fields, auth)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.origin = ""
@@ -65,6 +69,9 @@ class FakeGraphApi:
 
     def add_media(self, media_id: str, content: bytes, content_type: str) -> None:
         self._media[media_id] = (content_type, content)
+
+    def add_profile(self, user_id: str, **fields: str) -> None:
+        self._profiles[user_id] = fields
 
     def fail(
         self,
@@ -149,16 +156,22 @@ class FakeGraphApi:
             return web.json_response(
                 {"recipient_id": body["recipient"]["id"], "message_id": f"m_out{number}"}
             )
+        if "to" in body:
+            contact = {"input": body["to"], "wa_id": body["to"]}
+        else:  # sent to a business-scoped user id: no phone number is disclosed
+            contact = {"input": body["recipient"], "user_id": body["recipient"]}
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "contacts": [contact],
                 "messages": [{"id": f"wamid.OUT{number}"}],
             }
         )
 
     async def _media_url(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
+        if "fields" in request.query:
+            return self._profile(request, media_id)
         self.downloads.append((request.path, request.headers.get("Authorization")))
         if not self._authorized(request):
             return self._error(Failure(401, 190, "Invalid OAuth access token."))
@@ -175,6 +188,22 @@ class FakeGraphApi:
             }
         )
 
+    def _profile(self, request: web.Request, user_id: str) -> web.Response:
+        fields = request.query["fields"]
+        self.profile_calls.append((user_id, fields, request.headers.get("Authorization")))
+        if not self._authorized(request):
+            return self._error(Failure(401, 190, "Invalid OAuth access token."))
+        pending = self._failures.get(user_id)
+        if pending:
+            return self._error(pending.pop(0))
+        profile = self._profiles.get(user_id)
+        if profile is None:  # what Meta answers for a user the page may not look up
+            return self._error(Failure(400, 100, "Unsupported get request.", subcode=33))
+        wanted = fields.split(",")
+        return web.json_response(
+            {"id": user_id, **{k: v for k, v in profile.items() if k in wanted}}
+        )
+
     async def _media_download(self, request: web.Request) -> web.Response:
         self.downloads.append((request.path_qs, request.headers.get("Authorization")))
         if not self._authorized(request):
@@ -186,6 +215,9 @@ class FakeGraphApi:
 
     async def _cdn_file(self, request: web.Request) -> web.Response:
         self.downloads.append((request.path, request.headers.get("Authorization")))
+        pending = self._failures.get(request.path)
+        if pending:
+            return self._error(pending.pop(0))
         found = self._cdn.get(request.path)
         if found is None:
             return web.Response(status=404)

@@ -216,3 +216,156 @@ def whatsapp_status(
     if errors is not None:
         entry["errors"] = errors
     return _whatsapp({"statuses": [entry]})
+
+
+# --- every documented kind, shaped after Meta's webhook reference examples ----------------
+
+BSUID = "CZ.1502576394655843"
+
+
+def whatsapp_username_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A user who adopted a WhatsApp username and whose number Meta does not share: the
+    contact has no `wa_id`, the message no `from`, both carry the BSUID."""
+    body = {"from_user_id": BSUID, "timestamp": str(int(time.time())), **message}
+    contact = {"profile": {"name": "", "username": "@jana.shop"}, "user_id": BSUID}
+    return _whatsapp({"contacts": [contact], "messages": [body]})
+
+
+def whatsapp_contacts(wamid: str) -> dict[str, Any]:
+    return whatsapp_message(
+        {
+            "id": wamid,
+            "type": "contacts",
+            "contacts": [
+                {
+                    "name": {
+                        "first_name": "Petr",
+                        "last_name": "Svoboda",
+                        "formatted_name": "Petr Svoboda",
+                    },
+                    "org": {"company": "Svoboda s.r.o."},
+                    "phones": [
+                        {"phone": "+420 777 123 456", "wa_id": "420777123456", "type": "CELL"}
+                    ],
+                    "emails": [{"email": "petr@svoboda.cz", "type": "WORK"}],
+                }
+            ],
+        }
+    )
+
+
+def whatsapp_order(wamid: str) -> dict[str, Any]:
+    return whatsapp_message(
+        {
+            "id": wamid,
+            "type": "order",
+            "order": {
+                "catalog_id": "194836987003835",
+                "text": "Pošlete to prosím do Brna",
+                "product_items": [
+                    {
+                        "product_retailer_id": "di9ozbzfi4",
+                        "quantity": 2,
+                        "item_price": 30,
+                        "currency": "CZK",
+                    },
+                    {
+                        "product_retailer_id": "nlfz2qz8n0",
+                        "quantity": 1,
+                        "item_price": 12.5,
+                        "currency": "CZK",
+                    },
+                ],
+            },
+        }
+    )
+
+
+def whatsapp_flow_reply(wamid: str, context_id: str) -> dict[str, Any]:
+    response = {
+        "flow_token": "AQAAAAACS5FpgQ_cAAAAAD0QI3s.",
+        "delivery_date": "2026-12-10",
+        "address": "Veveří 12, Brno",
+        "items": ["hrnek", "talíř"],
+    }
+    return whatsapp_message(
+        {
+            "id": wamid,
+            "type": "interactive",
+            "context": {"from": "15550783881", "id": context_id},
+            "interactive": {
+                "type": "nfm_reply",
+                "nfm_reply": {
+                    "name": "flow",
+                    "body": "Sent",
+                    "response_json": json.dumps(response, ensure_ascii=False),
+                },
+            },
+        }
+    )
+
+
+def whatsapp_reaction(wamid: str, to: str, emoji: str | None) -> dict[str, Any]:
+    reaction: dict[str, Any] = {"message_id": to}
+    if emoji is not None:
+        reaction["emoji"] = emoji
+    return whatsapp_message({"id": wamid, "type": "reaction", "reaction": reaction})
+
+
+def whatsapp_unsupported(wamid: str, kind: str) -> dict[str, Any]:
+    return whatsapp_message(
+        {
+            "id": wamid,
+            "type": "unsupported",
+            "errors": [
+                {
+                    "code": 131051,
+                    "title": "Message type unknown",
+                    "message": "Message type unknown",
+                    "error_data": {"details": "Message type is currently not supported."},
+                }
+            ],
+            "unsupported": {"type": kind},
+        }
+    )
+
+
+def whatsapp_edit(wamid: str, original: str, text: str) -> dict[str, Any]:
+    return whatsapp_message(
+        {
+            "id": wamid,
+            "type": "edit",
+            "edit": {
+                "original_message_id": original,
+                "message": {"type": "text", "text": {"body": text}},
+            },
+        }
+    )
+
+
+def whatsapp_revoke(wamid: str, original: str) -> dict[str, Any]:
+    return whatsapp_message(
+        {"id": wamid, "type": "revoke", "revoke": {"original_message_id": original}}
+    )
+
+
+def _messaging_event(kind: str, event: dict[str, Any], sender: str | None = None) -> dict[str, Any]:
+    page = PAGE_ID if kind == "messenger" else INSTAGRAM_ID
+    customer = sender or (PSID if kind == "messenger" else IGSID)
+    return _messaging(
+        kind,
+        page,
+        [
+            {
+                "sender": {"id": customer},
+                "recipient": {"id": page},
+                "timestamp": now_ms(),
+                **event,
+            }
+        ],
+    )
+
+
+def messaging_event(kind: str, event: dict[str, Any]) -> dict[str, Any]:
+    """One `messaging[]` event of Messenger or Instagram with the usual envelope."""
+    return _messaging_event(kind, event)

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 
 from helpdesk.config import Settings
 from tests.channels.meta import payloads
@@ -23,6 +24,7 @@ from tests.channels.meta.conftest import APP_SECRET, TOKEN, VERIFY_TOKEN
 from tests.channels.meta.fake_graph_api import FakeGraphApi
 from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
 from tests.conftest import Client, Factory
+from workers.settings import build_worker
 
 ACCOUNT = "shop"
 
@@ -638,3 +640,355 @@ def test_window_arithmetic() -> None:
     assert reply_refusal("whatsapp", now - timedelta(days=2), now, human_agent_tag=True)
     assert reply_refusal("whatsapp", None, now) is not None
     assert reply_refusal("telegram", None, now) is None
+
+
+# --- every kind arrives (issue 19) ----------------------------------------------------------
+
+
+async def test_whatsapp_username_without_phone_opens_a_ticket_and_is_answered_by_bsuid(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: the contact's missing `wa_id` failed the decoding of the whole delivery,
+    which was still marked processed: the customer's message was lost without a trace."""
+    body = payloads.whatsapp_username_message(
+        {"id": "wamid.USR1", "type": "text", "text": {"body": "Kdy otevíráte?"}}
+    )
+    ticket_id = await ticket_from(client, db, settings, "whatsapp", body)
+    assert await db.fetchval("SELECT body_text FROM messages") == "Kdy otevíráte?"
+    identity = await db.fetchrow("SELECT external_id, display_name FROM customer_identities")
+    assert tuple(identity) == (payloads.BSUID, "@jana.shop")
+    assert await db.fetchval("SELECT status FROM inbound_events") == "processed"
+
+    agent = await factory.agent("agent")
+    await reply(client, agent, ticket_id, "Od devíti.")
+    await run_worker(settings)
+    (call,) = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
+    assert call.body["recipient"] == payloads.BSUID
+    assert "to" not in call.body
+    assert call.body["text"]["body"] == "Od devíti."
+
+
+async def test_whatsapp_kinds_that_were_dropped_reach_the_agent(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
+) -> None:
+    await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.K0", "Objednávka")
+    )
+    for body in (
+        payloads.whatsapp_contacts("wamid.K1"),
+        payloads.whatsapp_order("wamid.K2"),
+        payloads.whatsapp_flow_reply("wamid.K3", "wamid.OUT1"),
+        payloads.whatsapp_reaction("wamid.K4", "wamid.OUT1", "🙏"),
+        payloads.whatsapp_unsupported("wamid.K5", "poll_creation"),
+    ):
+        assert (await deliver(client, "whatsapp", body)).status_code == 200
+    await run_worker(settings)
+    assert (
+        await deliver(
+            client, "whatsapp", payloads.whatsapp_edit("wamid.K6", "wamid.K0", "Objednávka 2")
+        )
+    ).status_code == 200
+    await run_worker(settings)
+
+    rows = await db.fetch("SELECT external_id, body_text, edited_at FROM messages ORDER BY id")
+    texts = {r["external_id"]: r["body_text"] for r in rows}
+    assert texts["wamid.K0"] == "Objednávka 2"
+    assert rows[0]["edited_at"] is not None
+    assert texts["wamid.K1"].startswith("[Shared contact: Petr Svoboda")
+    assert "di9ozbzfi4" in texts["wamid.K2"]
+    assert "address: Veveří 12, Brno" in texts["wamid.K3"]
+    assert texts["wamid.K4"] == "[Reacted 🙏 to a message]"
+    assert texts["wamid.K5"] == "[The customer sent a poll; open WhatsApp to see it]"
+    assert await db.fetchval("SELECT count(DISTINCT ticket_id) FROM messages") == 1
+    statuses = await db.fetch("SELECT status FROM inbound_events")
+    assert {r["status"] for r in statuses} == {"processed"}
+
+
+async def test_a_body_that_is_no_delivery_is_failed_visibly(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
+) -> None:
+    """Before: a signed body that decoded to nothing was marked processed, no error."""
+    response = await deliver(client, "messenger", b'{"object": "page", "entry": 5}')
+    assert response.status_code == 200
+    worker = build_worker(settings, handle_signals=False, burst=True)
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+    assert worker.jobs_failed == 1
+    row = await db.fetchrow("SELECT status, attempts, last_error FROM inbound_events")
+    assert (row["status"], row["attempts"]) == ("pending", 1)  # the sweep tries again
+    assert row["last_error"].startswith("MalformedDelivery: not a Meta webhook delivery")
+
+
+def attachment(filename: str, content_type: str, content: bytes) -> dict[str, str]:
+    return {
+        "filename": filename,
+        "content_type": content_type,
+        "content": base64.b64encode(content).decode(),
+    }
+
+
+async def test_instagram_files_go_out_as_the_type_instagram_takes(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: the type came from the content type's major part alone, so e.g. an
+    `audio/mpeg` went as audio (Instagram refuses MP3) and anything else as `file`."""
+    ticket_id = await ticket_from(
+        client, db, settings, "instagram", payloads.instagram_text("aWdf_1", "Pošlete foto")
+    )
+    agent = await factory.agent("agent")
+    files = [
+        attachment("foto.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+        attachment("hlas.m4a", "audio/x-m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(32)),
+        attachment("video.mov", "application/octet-stream", b"\x00\x00\x00\x14ftypqt  "),
+        attachment("navod.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n"),
+    ]
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies",
+        json={"text": "Tady jsou.", "attachments": files},
+        headers=agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    await run_worker(settings)
+
+    text, *uploads = graph_api.calls_to("me/messages")
+    assert text.body["message"] == {"text": "Tady jsou."}
+    sent = [(c.files["filedata"][0], c.body["message"]["attachment"]["type"]) for c in uploads]
+    assert sent == [
+        ("foto.png", "image"),
+        ("hlas.m4a", "audio"),
+        ("video.mov", "video"),
+        ("navod.pdf", "file"),
+    ]
+    view = await message_view(client, agent, ticket_id, response.json()["id"])
+    assert view["delivery_status"] == "sent"
+
+
+async def test_instagram_refuses_a_file_it_cannot_take_visibly_and_sends_nothing(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    ticket_id = await ticket_from(
+        client, db, settings, "instagram", payloads.instagram_text("aWdf_1", "Smlouvu prosím")
+    )
+    agent = await factory.agent("agent")
+    docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies",
+        json={
+            "text": "Smlouva v příloze.",
+            "attachments": [attachment("smlouva.docx", docx, b"PK\x03\x04" + bytes(32))],
+        },
+        headers=agent.headers,
+    )
+    assert response.status_code == 201, response.text
+    await run_worker(settings)
+
+    assert graph_api.calls_to("me/messages") == []
+    view = await message_view(client, agent, ticket_id, response.json()["id"])
+    assert view["delivery_status"] == "failed"
+    assert "Instagram cannot take smlouva.docx" in view["delivery_error"]
+    assert "PDF" in view["delivery_error"] and "Nothing was sent" in view["delivery_error"]
+
+
+# --- display names --------------------------------------------------------------------------
+
+
+async def test_messenger_and_instagram_senders_get_their_profile_name_once(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: every Messenger/Instagram customer was 'Messenger user …360713'."""
+    graph_api.add_profile(
+        payloads.PSID, first_name="Jana", last_name="Nováková", name="Jana Nováková"
+    )
+    graph_api.add_profile(payloads.IGSID, name="Petr Svoboda", username="petr.sv")
+    for kind, body in (
+        ("messenger", payloads.messenger_text("m_N1", "Dobrý den")),
+        ("instagram", payloads.instagram_text("aWdf_N1", "Ahoj")),
+    ):
+        assert (await deliver(client, kind, body)).status_code == 200
+    await run_worker(settings)
+
+    names = {
+        r["channel"]: (r["display_name"], r["name"])
+        for r in await db.fetch(
+            """SELECT i.channel, i.display_name, c.name FROM customer_identities i
+               JOIN customers c ON c.id = i.customer_id"""
+        )
+    }
+    assert names == {
+        "messenger": ("Jana Nováková", "Jana Nováková"),
+        "instagram": ("Petr Svoboda (@petr.sv)", "Petr Svoboda (@petr.sv)"),
+    }
+    assert graph_api.profile_calls == [
+        (payloads.PSID, "first_name,last_name,name", f"Bearer {TOKEN}"),
+        (payloads.IGSID, "name,username", f"Bearer {TOKEN}"),
+    ]
+
+    # The next message of the same person asks nothing: the identity keeps the name.
+    assert (
+        await deliver(client, "messenger", payloads.messenger_text("m_N2", "Ještě jedna věc"))
+    ).status_code == 200
+    await run_worker(settings)
+    assert len(graph_api.profile_calls) == 2
+    assert await db.fetchval("SELECT count(*) FROM messages") == 3
+
+
+async def test_a_failed_profile_lookup_keeps_the_message_and_the_placeholder(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    psid = "7345123987654321"
+    graph_api.fail(psid, 500, 2, "An unexpected error has occurred.")
+    body = payloads.messenger_text("m_F1", "Je tam někdo?", psid=psid)
+    ticket_id = await ticket_from(client, db, settings, "messenger", body)
+    assert await db.fetchval("SELECT body_text FROM messages WHERE ticket_id = $1", ticket_id) == (
+        "Je tam někdo?"
+    )
+    assert await db.fetchval("SELECT name FROM customers") == "Messenger user …654321"
+    assert await db.fetchval("SELECT status FROM inbound_events") == "processed"
+    # Not asked again at once for every message of that person.
+    again = payloads.messenger_text("m_F2", "Haló?", psid=psid)
+    assert (await deliver(client, "messenger", again)).status_code == 200
+    await run_worker(settings)
+    assert [c[0] for c in graph_api.profile_calls] == [psid]
+    assert await db.fetchval("SELECT count(*) FROM messages") == 2
+
+
+async def test_a_placeholder_identity_is_named_when_its_profile_can_be_read(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """A person first seen without a name (before this lookup existed) is named at their
+    next message, unless an agent has renamed the customer meanwhile."""
+    psid, renamed = "5500000000001111", "5500000000002222"
+    for user, name in ((psid, "Messenger user …001111"), (renamed, "Pan Novák (VIP)")):
+        customer = await db.fetchval("INSERT INTO customers (name) VALUES ($1) RETURNING id", name)
+        await db.execute(
+            """INSERT INTO customer_identities (customer_id, channel, channel_account,
+                                               external_id, display_name)
+               VALUES ($1, 'messenger', $2, $3, $4)""",
+            customer,
+            ACCOUNT,
+            user,
+            f"Messenger user …{user[-6:]}",
+        )
+        graph_api.add_profile(user, name=f"Profil {user[-4:]}")
+        body = payloads.messenger_text(f"m_{user}", "Dobrý den", psid=user)
+        assert (await deliver(client, "messenger", body)).status_code == 200
+    await run_worker(settings)
+
+    rows = await db.fetch(
+        """SELECT i.external_id, i.display_name, c.name FROM customer_identities i
+           JOIN customers c ON c.id = i.customer_id ORDER BY i.external_id"""
+    )
+    assert [tuple(r) for r in rows] == [
+        (psid, "Profil 1111", "Profil 1111"),
+        (renamed, "Profil 2222", "Pan Novák (VIP)"),
+    ]
+
+
+# --- files that cannot be fetched -------------------------------------------------------------
+
+
+async def test_failed_downloads_say_why_without_urls_and_whether_to_retry(
+    db: asyncpg.Connection, settings: Settings, graph_api: FakeGraphApi, meta_accounts: str
+) -> None:
+    """What the shared ingestion needs to keep a message's text when its file cannot be
+    had: a reason without the signed URL or the token, and whether a retry can help."""
+    from helpdesk.channels.accounts import get_account
+    from helpdesk.channels.adapter import InboundAttachment
+    from helpdesk.channels.meta.adapter import MediaFetchError, MessengerAdapter, WhatsAppAdapter
+
+    messenger = await get_account(db, "messenger", ACCOUNT)
+    whatsapp = await get_account(db, "whatsapp", ACCOUNT)
+    assert messenger is not None and whatsapp is not None
+    expired = "https://scontent.xx.fbcdn.net/v/t1/expired.jpg?oh=SIGNATURE&oe=65F0"
+    flaky = "https://scontent.xx.fbcdn.net/v/t1/flaky.jpg?oh=SIGNATURE"
+    graph_api.fail("/v/t1/flaky.jpg", 503, None)
+    cases = [
+        (MessengerAdapter(settings), messenger, expired, True, "HTTP 404"),
+        (MessengerAdapter(settings), messenger, flaky, False, "HTTP 503"),
+        (MessengerAdapter(settings), messenger, "https://evil.example/x.jpg", True, "not on"),
+        (WhatsAppAdapter(settings), whatsapp, "1037543291549999", True, "HTTP 400"),
+    ]
+    for adapter, account, ref, permanent, said in cases:
+        try:
+            file = InboundAttachment("x.jpg", "image/jpeg", fetch_ref=ref)
+            await adapter.fetch_attachment(account, file)
+        except MediaFetchError as error:
+            assert error.permanent is permanent, ref
+            assert said in error.reason
+            assert "SIGNATURE" not in error.reason and TOKEN not in error.reason
+            assert "fbcdn" not in error.reason
+        else:
+            raise AssertionError(f"{ref} was fetched")
+
+    closed = msgspec.structs.replace(
+        whatsapp, settings={**whatsapp.settings, "base_url": "http://127.0.0.1:9/v21.0/"}
+    )
+    try:
+        await WhatsAppAdapter(settings).fetch_attachment(
+            closed, InboundAttachment("x.jpg", "image/jpeg", fetch_ref="1037543291543636")
+        )
+    except MediaFetchError as error:
+        assert error.permanent is False
+        assert error.reason == "WhatsApp unreachable (ConnectError)"
+    else:
+        raise AssertionError("fetched from a closed port")
+
+
+async def test_a_reply_whose_quote_whatsapp_refuses_goes_out_unquoted(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """The customer's last message may be a reaction or a notice, which WhatsApp may not
+    take as the quoted message: the refused request sent nothing, so it goes unquoted."""
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Dobrý den")
+    )
+    reaction = payloads.whatsapp_reaction("wamid.R9", "wamid.IN1", "👍")
+    assert (await deliver(client, "whatsapp", reaction)).status_code == 200
+    await run_worker(settings)
+    agent = await factory.agent("agent")
+    graph_api.fail(
+        f"{payloads.PHONE_NUMBER_ID}/messages", 400, 131009, "Parameter value is not valid"
+    )
+    sent = await reply(client, agent, ticket_id, "Děkujeme!")
+    await run_worker(settings)
+
+    refused, unquoted = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
+    assert refused.body["context"] == {"message_id": "wamid.R9"}
+    assert "context" not in unquoted.body
+    assert unquoted.body["text"]["body"] == "Děkujeme!"
+    view = await message_view(client, agent, ticket_id, sent["id"])
+    assert view["delivery_status"] == "sent"
