@@ -76,7 +76,7 @@ def _require_urls(settings: Settings, command: str) -> None:
 
 
 async def _migrate(settings: Settings) -> list[str]:
-    """Apply migrations, then store the SLA calendars and policies of `config/` on a
+    """Apply migrations, then store the SLA calendars and policies of the settings on a
     database that has none yet."""
     from helpdesk.db.migrate import migrate_dsn
     from helpdesk.sla.admin import seed_defaults
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         from helpdesk.sla.whatif import main as sla_compute
 
         return sla_compute(sys.stdin, sys.stdout, sys.stderr)
-    if args.command == "classify":  # pure too: default rules of config/, exit 2 on a bad line
+    if args.command == "classify":  # pure too: shipped default rules, exit 2 on a bad line
         from helpdesk.routing.classify_cli import main as classify_lines
 
         return classify_lines(sys.stdin, sys.stdout, sys.stderr)

@@ -47,6 +47,12 @@ def test_environment_overrides_file_overrides_defaults(tmp_path: Path) -> None:
         ({"HELPDESK_AUTH__TOKEN_TTL_HOURS": "x"}, "auth.token_ttl_hours"),
         ({"HELPDESK_TYPO": "1"}, "invalid setting typo (from HELPDESK_TYPO): unknown setting"),
         ({"HELPDESK_CONFIG_FILE": "/nonexistent.toml"}, "does not exist"),
+        # It named a directory replacing the shipped defaults; ignoring it silently would
+        # run a deployment on settings it does not expect.
+        (
+            {"HELPDESK_CONFIG_DIR": "/app/config"},
+            "name a file of overrides with HELPDESK_CONFIG_FILE",
+        ),
     ],
 )
 def test_wrong_values_name_the_setting(environ: dict[str, str], expected: str) -> None:
