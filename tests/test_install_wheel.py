@@ -224,6 +224,9 @@ def _intake_to_routed_ticket(
     worker = installed.start("worker", log=worker_log)
     try:
         _wait_ready(base, api, serve_log)
+        # The console's files are package data too.
+        with urllib.request.urlopen(f"{base}/console/", timeout=10) as page:  # noqa: S310
+            assert b'src="/console/app.js"' in page.read()
         _request(
             "PATCH",
             f"{base}/channels/email/accounts/podpora",
