@@ -239,7 +239,7 @@ async def update_policy(
     if set(changed) & _TARGET_FIELDS:
         await _retarget(conn, "sla_policy_id = $1", policy_id)
     # Conditions, order and activity apply to tickets when their own condition fields
-    # change, and to new tickets at once (design page 1.7), not retroactively.
+    # change, and to new tickets at once (docs/sla.md 1.7), not retroactively.
     await audit.record(
         conn,
         action="sla.policy.update",
