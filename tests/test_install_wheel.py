@@ -254,6 +254,7 @@ def _intake_to_routed_ticket(
     finally:
         worker_status, api_status = _stop(worker), _stop(api)
     logs = serve_log.read_text() + worker_log.read_text()
+    assert f"console: {base}/console/" in serve_log.read_text()
     # SIGTERM, as `docker stop` sends it: both shut down cleanly. uvicorn re-raises the
     # signal after its graceful shutdown, so `serve` ends with the signal's status.
     assert (api_status, worker_status) == (-signal.SIGTERM, 0), logs[-3000:]
