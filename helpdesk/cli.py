@@ -76,7 +76,7 @@ def _require_urls(settings: Settings, command: str) -> None:
 
 
 async def _migrate(settings: Settings) -> list[str]:
-    """Apply migrations, then store the SLA calendars and policies of `config/` on a
+    """Apply migrations, then store the SLA calendars and policies of the settings on a
     database that has none yet."""
     from helpdesk.db.migrate import migrate_dsn
     from helpdesk.sla.admin import seed_defaults
@@ -167,38 +167,99 @@ async def _run_all(settings: Settings) -> None:
         await worker.close()
 
 
+def _public_base(settings: Settings) -> str:
+    """The address to open in a browser: a wildcard listen address is shown as loopback."""
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - only turned into a URL here
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def _start_lines(settings: Settings, what: str) -> str:
+    """What every start prints: where the API, the console and the OpenAPI document are."""
+    base = _public_base(settings)
+    everywhere = (
+        f" (listening on all interfaces, port {settings.port})"
+        if settings.host in ("", "0.0.0.0", "::")  # noqa: S104
+        else ""
+    )
+    return (
+        f"helpdesk {what} on {base}{everywhere}\n"
+        f"  console: {base}/console/\n"
+        f"  OpenAPI: {base}/schema (JSON at {base}/schema/openapi.json)"
+    )
+
+
+def _demo_sign_in(settings: Settings, *, seeded: bool) -> str:
+    from helpdesk.demo.seed import DEMO_DOMAIN, DEMO_INBOUND_SECRET, DEMO_PASSWORD
+
+    base = _public_base(settings)
+    if not seeded:
+        return (
+            f"Demo: sign in to the console as agent@{DEMO_DOMAIN} (or admin@, supervisor@, "
+            f"partner@) with the password '{DEMO_PASSWORD}'."
+        )
+    return (
+        f"\nDemo data seeded. Log in with one of admin@{DEMO_DOMAIN}, "
+        f"supervisor@{DEMO_DOMAIN}, agent@{DEMO_DOMAIN}, partner@{DEMO_DOMAIN}\n"
+        f"and the password '{DEMO_PASSWORD}' (in the console, or for a token):\n"
+        f"  curl -s -X POST {base}/auth/login "
+        f"-H 'content-type: application/json' "
+        f'-d \'{{"email": "agent@{DEMO_DOMAIN}", "password": "{DEMO_PASSWORD}"}}\'\n'
+        f"Send a raw mail to the demo email account 'support':\n"
+        f"  curl -s -X POST {base}/channels/email/support/inbound "
+        f"-H 'authorization: Bearer {DEMO_INBOUND_SECRET}' --data-binary @mail.eml\n"
+    )
+
+
+async def _run_with_demo_mail(settings: Settings, banner: str) -> None:
+    """`_run_all`, with the demo's SMTP sink running and the demo account pointed at it."""
+    from helpdesk.demo.mailsink import MailSink, point_demo_account
+    from helpdesk.demo.seed import DEMO_DOMAIN
+
+    sink = MailSink(Path(settings.data_dir) / "demo-mail")
+    await sink.start()
+    try:
+        conn = await connect(settings.database_url)
+        try:
+            pointed = await point_demo_account(conn, f"support@{DEMO_DOMAIN}", sink.port)
+        finally:
+            await conn.close()
+        if pointed:
+            print(
+                f"Demo mail: the 'support' account sends through a local SMTP sink "
+                f"(127.0.0.1:{sink.port}); every mail it sends (acknowledgements, replies, "
+                f"surveys) is kept in {sink.directory}/ and nothing leaves this machine.",
+                file=sys.stderr,
+            )
+        print(banner, file=sys.stderr)
+        await _run_all(settings)
+    finally:
+        await sink.stop()
+
+
 def cmd_run(settings: Settings) -> int:
     with _servers(settings) as resolved:
         applied = asyncio.run(_migrate(resolved))
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
-        if resolved.demo and asyncio.run(_seed(resolved)):
-            from helpdesk.demo.seed import DEMO_DOMAIN, DEMO_INBOUND_SECRET, DEMO_PASSWORD
-
-            print(
-                f"\nDemo data seeded. Log in with one of admin@{DEMO_DOMAIN}, "
-                f"supervisor@{DEMO_DOMAIN}, agent@{DEMO_DOMAIN}, partner@{DEMO_DOMAIN}\n"
-                f"and the password '{DEMO_PASSWORD}':\n"
-                f"  curl -s -X POST http://{resolved.host}:{resolved.port}/auth/login "
-                f"-H 'content-type: application/json' "
-                f'-d \'{{"email": "agent@{DEMO_DOMAIN}", "password": "{DEMO_PASSWORD}"}}\'\n'
-                f"Send a raw mail to the demo email account 'support':\n"
-                f"  curl -s -X POST http://{resolved.host}:{resolved.port}"
-                f"/channels/email/support/inbound -H 'authorization: Bearer "
-                f"{DEMO_INBOUND_SECRET}' --data-binary @mail.eml\n",
-                file=sys.stderr,
-            )
-        print(
-            f"helpdesk API on http://{resolved.host}:{resolved.port} "
-            f"(OpenAPI at /schema) with the worker; Ctrl-C stops everything.",
-            file=sys.stderr,
-        )
-        asyncio.run(_run_all(resolved))
+        if resolved.demo:
+            seeded = asyncio.run(_seed(resolved))
+            print(_demo_sign_in(resolved, seeded=seeded), file=sys.stderr)
+        banner = _start_lines(resolved, "API and worker") + "\n  Ctrl-C stops everything."
+        if resolved.demo:
+            asyncio.run(_run_with_demo_mail(resolved, banner))
+        else:
+            print(banner, file=sys.stderr)
+            asyncio.run(_run_all(resolved))
     return 0
 
 
 def cmd_serve(settings: Settings) -> int:
     _require_urls(settings, "serve")
+    print(_start_lines(settings, "API"), file=sys.stderr)
     _uvicorn_server(settings, own_signals=True).run()
     return 0
 
@@ -481,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         from helpdesk.sla.whatif import main as sla_compute
 
         return sla_compute(sys.stdin, sys.stdout, sys.stderr)
-    if args.command == "classify":  # pure too: default rules of config/, exit 2 on a bad line
+    if args.command == "classify":  # pure too: shipped default rules, exit 2 on a bad line
         from helpdesk.routing.classify_cli import main as classify_lines
 
         return classify_lines(sys.stdin, sys.stdout, sys.stderr)

@@ -1,5 +1,8 @@
-"""Settings: `config/helpdesk.toml` defaults < optional file < HELPDESK_* variables.
+"""Settings: shipped defaults < optional file < HELPDESK_* variables.
 
+The defaults are `helpdesk/defaults.toml`, package data read with importlib.resources, so
+an installed wheel has them wherever it runs; a deployment overrides them with the file
+named by HELPDESK_CONFIG_FILE (see `config/helpdesk.example.toml`) and with variables.
 Built once at start-up and passed down; no module reads the environment on its own.
 A wrong value raises `ConfigError` with one line naming the setting.
 """
@@ -10,12 +13,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_RESOURCE = "defaults.toml"  # in the `helpdesk` package
 ENV_PREFIX = "HELPDESK_"
 
 
@@ -84,7 +88,7 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class CustomerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    # Lifecycle derivation (config/helpdesk.toml documents the rules).
+    # Lifecycle derivation (helpdesk/defaults.toml documents the rules).
     loyal_min_orders: int = 5
     loyal_min_revenue: float = 20000.0
     loyal_period_days: int = 365
@@ -200,13 +204,10 @@ class ConfigError(Exception):
     """A setting is wrong; the message is one line fit for the operator."""
 
 
-def default_config_file() -> Path:
-    directory = os.environ.get("HELPDESK_CONFIG_DIR")
-    return (
-        Path(directory) / "helpdesk.toml"
-        if directory
-        else PROJECT_ROOT / "config" / "helpdesk.toml"
-    )
+def default_settings_toml() -> dict[str, Any]:
+    """The shipped defaults (`helpdesk/defaults.toml`), from the installed package."""
+    source = resources.files("helpdesk").joinpath(DEFAULTS_RESOURCE)
+    return tomllib.loads(source.read_text("utf-8"))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -229,7 +230,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-_ENV_META = {"HELPDESK_CONFIG_FILE", "HELPDESK_CONFIG_DIR"}
+_ENV_META = {"HELPDESK_CONFIG_FILE"}
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -256,7 +257,13 @@ _LOCATION = re.compile(r" - at `\$\.?([^`]*)`")
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError naming the offending setting."""
     env = os.environ if environ is None else environ
-    raw = _read_toml(default_config_file())
+    if "HELPDESK_CONFIG_DIR" in env:
+        # It once named a directory replacing the defaults; they ship in the package now.
+        raise ConfigError(
+            "HELPDESK_CONFIG_DIR is not read: the defaults ship inside the package; "
+            "name a file of overrides with HELPDESK_CONFIG_FILE"
+        )
+    raw = default_settings_toml()
     extra = env.get("HELPDESK_CONFIG_FILE")
     if extra:
         raw = _merge(raw, _read_toml(Path(extra)))

@@ -41,9 +41,8 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = _free_port()
-    env = _clean_env(HELPDESK_DATA_DIR=str(tmp_path / "var"), HELPDESK_PORT=str(port))
+def _start_run(env: dict[str, str], base: str) -> subprocess.Popen[str]:
+    """`helpdesk run`, ready to serve."""
     process = subprocess.Popen(
         [sys.executable, "-m", "helpdesk", "run"],
         env=env,
@@ -51,32 +50,74 @@ def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: 
         stderr=subprocess.PIPE,
         text=True,
     )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if _request(f"{base}/readyz")["status"] == "ok":
+                return process
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if process.poll() is not None:
+            raise AssertionError(process.communicate()[1][-2000:])
+        assert time.monotonic() < deadline, "helpdesk run did not become ready"
+        time.sleep(0.3)
+
+
+def _stop_run(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    return stderr
+
+
+DEMO_MAIL = (
+    b"From: Petr Novak <petr@example.test>\r\nTo: support@demo.helpdesk.test\r\n"
+    b"Subject: Kabel nefunguje\r\nMessage-ID: <cli-run-1@example.test>\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\nDobry den, kabel nefunguje.\r\n"
+)
+
+
+def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _clean_env(HELPDESK_DATA_DIR=str(tmp_path / "var"), HELPDESK_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
+    process = _start_run(env, base)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if _request(f"{base}/readyz")["status"] == "ok":
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert process.poll() is None, process.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "helpdesk run did not become ready"
-            time.sleep(0.3)
         login = _request(
             f"{base}/auth/login", {"email": "agent@demo.helpdesk.test", "password": "helpdesk-demo"}
         )
         tickets = _request(f"{base}/tickets", token=login["token"])
         assert len(tickets["items"]) >= 3
+        # The demo mailbox sends for real, into the local SMTP sink: a new mail's
+        # acknowledgement arrives as a file under var/demo-mail/.
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            f"{base}/channels/email/support/inbound",
+            data=DEMO_MAIL,
+            headers={"authorization": "Bearer helpdesk-demo-inbound-secret"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            assert json.loads(response.read())["created_ticket"]
+        deadline = time.monotonic() + 30
+        while not list((tmp_path / "var" / "demo-mail").glob("*.eml")):
+            assert time.monotonic() < deadline, "no acknowledgement reached the demo mail sink"
+            time.sleep(0.2)
+        (kept,) = (tmp_path / "var" / "demo-mail").glob("*.eml")
+        assert b"To: Petr Novak <petr@example.test>" in kept.read_bytes()
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "Traceback" not in stderr
+        stderr = _stop_run(process)
     assert "agent@demo.helpdesk.test" in stderr and "helpdesk-demo" in stderr
+    assert f"console: {base}/console/" in stderr
+    assert "demo-mail" in stderr
     # The data stays for the next start; the embedded PostgreSQL was stopped.
     assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
     assert not (tmp_path / "var" / "postgres" / "postmaster.pid").exists()
+
+    # Every start says where the console is and how to sign in, not only the first.
+    stderr = _stop_run(_start_run(env, base))
+    assert "Demo data seeded" not in stderr
+    assert f"console: {base}/console/" in stderr
+    assert "agent@demo.helpdesk.test" in stderr and "helpdesk-demo" in stderr
 
 
 async def test_agent_create_prints_a_working_token_once(servers: Servers, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Reliability row F2: PostgreSQL restarts in the middle of a burst of writes.
+"""Reliability row F2 (docs/reliability.md): PostgreSQL restarts in the middle of a burst of writes.
 
 While the database is down every write gets a 503 problem (never a 500, never a
 traceback) with Retry-After; once it is back, retrying each request with its

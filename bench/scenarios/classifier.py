@@ -1,6 +1,6 @@
 """The classifier's accuracy per category on the labelled messages (issue 6 asks for it here).
 
-`helpdesk.routing.classify` with the default rules of `config/` over
+`helpdesk.routing.classify` with the shipped default rules over
 `tests/routing/data/labelled_messages.jsonl`. Per category: recall (share of that
 category's messages labelled right). Baseline: always answering the most common
 category, the accuracy any classifier must beat. No database, no timing.

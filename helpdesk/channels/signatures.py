@@ -2,7 +2,7 @@
 
 Pure functions: each returns whether the request is authentic and never says why not
 (the API answers the same 401/403 whichever check failed). Specs and test vectors are
-in the design page on reliability (section 1).
+in `docs/reliability.md`, section 1.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class CsatPageController(Controller):
         if not isinstance(body, dict):
             raise InvalidInput("Send a form or a JSON object")
         unknown = sorted(set(body) - {"rating", "comment"})
-        if unknown:  # a customer can rate and comment, nothing else (A5)
+        if unknown:  # a customer can rate and comment, nothing else (docs/reliability.md A5)
             raise InvalidInput(f"Unknown field '{unknown[0]}'", field=unknown[0])
         raw_rating, comment = body.get("rating"), body.get("comment")
         rating = None

@@ -1,7 +1,8 @@
 """Ticket classification: a category and a language for a customer message, with a confidence
 and the reason. Pure: no I/O except reading a rules file, no clock, no database.
 
-Rules are data (`config/classification.toml`, or an admin's copy stored in the database):
+Rules are data (`helpdesk/routing/classification.toml`, shipped inside the package, or an
+admin's copy stored in the database):
 each rule is a list of terms for one category, with a weight, a priority and optional
 channel and sender conditions. How a message is scored:
 
@@ -42,6 +43,7 @@ import tomllib
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
@@ -50,8 +52,8 @@ import msgspec
 Category = Literal["complaint", "order", "return", "question", "other"]
 
 CATEGORIES: tuple[Category, ...] = ("complaint", "return", "order", "question", "other")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RULES_FILE = PROJECT_ROOT / "config" / "classification.toml"
+# Package data beside this module: an installed wheel carries it wherever it runs.
+DEFAULT_RULES_RESOURCE = "classification.toml"
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _WORD = re.compile(r"\w+(?:'\w+)*")
@@ -191,22 +193,35 @@ class Classification(msgspec.Struct, frozen=True, kw_only=True):
 def load_rules(path: str | Path) -> ClassificationRules:
     """Rules from a TOML file; RulesError (one line) when unreadable or invalid."""
     try:
-        with Path(path).open("rb") as fh:
-            raw = tomllib.load(fh)
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise RulesError(f"cannot read classification rules {path}: {exc.strerror}") from None
+    return parse_rules(data, str(path))
+
+
+def parse_rules(data: bytes, source: str) -> ClassificationRules:
+    """Rules from TOML text; RulesError (one line, naming `source`) when invalid."""
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RulesError(f"classification rules {source} are not UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"classification rules {path} are not valid TOML: {exc}") from None
+        raise RulesError(f"classification rules {source} are not valid TOML: {exc}") from None
     try:
         return msgspec.convert(raw, ClassificationRules)
     except msgspec.ValidationError as exc:
-        raise RulesError(f"classification rules {path}: {exc}") from None
+        raise RulesError(f"classification rules {source}: {exc}") from None
+
+
+def default_rules_toml() -> bytes:
+    """The text of the shipped default rules (package data)."""
+    return resources.files("helpdesk.routing").joinpath(DEFAULT_RULES_RESOURCE).read_bytes()
 
 
 @lru_cache(maxsize=1)
 def default_rules() -> ClassificationRules:
-    """The shipped defaults of `config/classification.toml` (read once)."""
-    return load_rules(DEFAULT_RULES_FILE)
+    """The shipped defaults of `helpdesk/routing/classification.toml` (read once)."""
+    return parse_rules(default_rules_toml(), DEFAULT_RULES_RESOURCE)
 
 
 # --- compiled form ------------------------------------------------------------------------

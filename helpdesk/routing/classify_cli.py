@@ -12,7 +12,7 @@ labelled dataset can be piped in as it is), and for each one JSON line on standa
 with the confidence rounded to three decimals. Blank lines are skipped. A line that is not
 such an object gets one error line on standard error naming its line number and nothing on
 standard output; the tool goes on with the next line and exits with status 2 at the end.
-Uses the default rules of `config/classification.toml`; no database, no settings.
+Uses the default rules of `helpdesk/routing/classification.toml`; no database, no settings.
 """
 
 from __future__ import annotations

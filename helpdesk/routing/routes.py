@@ -176,7 +176,7 @@ class RoutingAdminController(Controller):
 
     @get("/classification-rules")
     async def read_classification_rules(self, db: Db) -> dict[str, Any]:
-        """The classifier's rules in use (the defaults of `config/` until edited)."""
+        """The classifier's rules in use (the shipped defaults until edited)."""
         rules: dict[str, Any] = msgspec.to_builtins(await service.classification_rules(db))
         return rules
 

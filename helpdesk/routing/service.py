@@ -46,7 +46,7 @@ class Routed:
 
 
 async def classification_rules(conn: asyncpg.Connection) -> classify.ClassificationRules:
-    """The admin-edited rules, else the defaults of `config/`."""
+    """The admin-edited rules, else the shipped defaults."""
     stored = await conn.fetchval("SELECT rules FROM classification_rules WHERE id = 1")
     return _classification_rules(stored)
 

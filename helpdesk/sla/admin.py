@@ -1,4 +1,4 @@
-"""Calendars and policies: validated before they are stored, seeded from `config/` once.
+"""Calendars and policies: validated before they are stored, seeded from the settings once.
 
 An edit takes effect on the tickets that use it without rewriting history: the affected
 open tickets get `sla_policy_at = now` (a breach the new settings would date earlier is
@@ -239,7 +239,7 @@ async def update_policy(
     if set(changed) & _TARGET_FIELDS:
         await _retarget(conn, "sla_policy_id = $1", policy_id)
     # Conditions, order and activity apply to tickets when their own condition fields
-    # change, and to new tickets at once (design page 1.7), not retroactively.
+    # change, and to new tickets at once (docs/sla.md 1.7), not retroactively.
     await audit.record(
         conn,
         action="sla.policy.update",
@@ -253,7 +253,7 @@ async def update_policy(
 
 
 async def seed_defaults(conn: asyncpg.Connection, sla: SlaSettings) -> bool:
-    """Store the calendars and policies of `config/` when the database holds no policy;
+    """Store the calendars and policies of the settings when the database holds no policy;
     False when there were policies already (admins own them from then on)."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE sla_policies IN SHARE ROW EXCLUSIVE MODE")

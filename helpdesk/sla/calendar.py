@@ -8,7 +8,7 @@ the `holidays` package plus custom dates) and extra open dates, as in the JSON s
      "holidays": ["2026-12-24"], "country_holidays": "CZ",
      "extra_open": {"2026-11-28": [["09:00", "13:00"]]}}
 
-Rules (docs `design/sla.md` 1.2), and the choices made where it is silent:
+Rules (`docs/sla.md` 1.2), and the choices made where it is silent:
 
 - Intervals are local wall-clock `[start, end)` with minute precision; `24:00` is allowed as an
   end only; an end at or before the start runs overnight into the next day (so `09:00-09:00`
@@ -53,7 +53,7 @@ MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 # Consecutive local dates without open time before arithmetic gives up (a little over 2 years).
 SEARCH_DAYS = 800
-# A saved calendar must open at least once within this many days (sla.md 1.2).
+# A saved calendar must open at least once within this many days (docs/sla.md 1.2).
 REQUIRED_OPEN_DAYS = 366
 _DAY_CACHE_LIMIT = 4096
 _TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)|24:00")

@@ -3,11 +3,11 @@
 `compute_clocks(policy, calendar, events, now)` replays a ticket's events and returns each
 clock's due, warning, met and breach instants (UTC) as msgspec Structs, so the service can
 store `due_at`/`warn_at` columns and `next_due_at`/`next_warn_at`, and `helpdesk sla compute`
-prints the same thing. The rules are `design/sla.md` 1.4-1.6. Recomputing from the events is
+prints the same thing. The rules are `docs/sla.md` 1.4-1.6. Recomputing from the events is
 the whole model: a reply withdrawn because its delivery failed is simply left out of the
 events, and the clock is open again from its original start.
 
-Decisions where sla.md is silent:
+Decisions where docs/sla.md is silent:
 
 - `created` must be the first and only creation event; it may carry `status` (new, open,
   pending, on_hold; default new) and `origin`: `customer` (default, the ticket came from an

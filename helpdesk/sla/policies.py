@@ -4,7 +4,7 @@ Policies are ordered; the first active one whose conditions all hold wins. A con
 lists the accepted values of one ticket field (`priority`, `category`, `channel`,
 `group_id`) or of one customer attribute (`customer: {"lifecycle_stage": [...]}`); an
 empty condition set is a catch-all. When nothing matches (a deployment that removed the
-catch-all) the ticket has no SLA clocks, as the design page says.
+catch-all) the ticket has no SLA clocks, as `docs/sla.md` 1.7 says.
 
 Escalation levels belong to a policy and a clock: `warn`, `breach`, or `breach+N` (N
 minutes after the breach, counted in the clock's own time base), each with actions.

@@ -6,7 +6,7 @@ engine (`helpdesk.sla.clocks`, the same code as `helpdesk sla compute`) and stor
 clock, the ticket's `next_sla_due_at` / `next_sla_warn_at` and the next instant an
 escalation level is due (`next_sla_check_at`, what the sweep and the precise jobs read).
 
-Rules kept here rather than in the pure engine (design page 1.6-1.7):
+Rules kept here rather than in the pure engine (`docs/sla.md` 1.6-1.7):
 - A breach is sticky: once stored, a recomputation (priority lowered, reply withdrawn,
   calendar edited) never clears it nor moves its date.
 - A met clock keeps its verdict when the policy changes; open clocks are recomputed from

@@ -15,8 +15,8 @@ Channel = Literal[
 ]
 Sort = Literal["created_at", "-created_at"]
 
-# Text that may end up in a mail header (B7): one line, no CR, LF or NUL. `(?!\n)`
-# because a regex `$` also matches before a final newline.
+# Text that may end up in a mail header (docs/reliability.md B7): one line, no CR, LF or
+# NUL. `(?!\n)` because a regex `$` also matches before a final newline.
 _ONE_LINE = r"^[^\r\n\x00]*$(?!\n)"
 # An addr-spec with nothing that could end it on an SMTP command line or in a header.
 _ADDRESS = r'^[^@\s<>()\[\],;:"\\\x00-\x1f\x7f]+@[^@\s<>()\[\],;:"\\\x00-\x1f\x7f]+$(?!\n)'

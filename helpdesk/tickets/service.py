@@ -616,7 +616,7 @@ async def update_ticket(
     now = await conn.fetchval("SELECT clock_timestamp()")
     if "status" in changes:
         await sla_service.record_status_change(conn, ticket.id, ticket.status, status, now)
-    # Policy conditions read these: a change re-chooses the policy (design page 1.7).
+    # Policy conditions read these: a change re-chooses the policy (docs/sla.md 1.7).
     reselect = bool(changes.keys() & {"priority", "category", "group_id"})
     if "status" in changes or reselect:
         await sla_service.refresh(conn, ticket.id, sla, now=now, reselect=reselect)

@@ -1,4 +1,5 @@
-"""Login, tokens, revocation, roles and the audit trail (rows A6, A7, A8, A12)."""
+"""Login, tokens, revocation, roles and the audit trail (docs/reliability.md rows A6, A7,
+A8, A12)."""
 
 from __future__ import annotations
 

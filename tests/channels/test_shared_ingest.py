@@ -1,5 +1,5 @@
 """Shared ingestion of chat messages: exactly once, edits in any order, conversations
-to tickets, identities (rows F6, F7), and the webhook store-first path."""
+to tickets, identities (docs/reliability.md rows F6, F7), and the webhook store-first path."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Webhook authenticity (rows W1-W3): the providers' published vectors pass, and every
-kind of tampering fails."""
+"""Webhook authenticity (docs/reliability.md rows W1-W3): the providers' published vectors
+pass, and every kind of tampering fails."""
 
 from __future__ import annotations
 

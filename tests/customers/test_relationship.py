@@ -1,6 +1,6 @@
 """Customer relationships on the real database and worker: imports with orders, lifecycle
 stages and their history, bad experiences and the at-risk flag, satisfaction surveys over
-real channel test servers, and the rating page's defences (rows A4, A5, B6)."""
+real channel test servers, and the rating page's defences (docs/reliability.md rows A4, A5, B6)."""
 
 from __future__ import annotations
 

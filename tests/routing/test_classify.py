@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpdesk.routing.classify import (
-    DEFAULT_RULES_FILE,
     ClassificationRules,
     RulesError,
     classify,
     default_rules,
+    default_rules_toml,
     fold,
     load_rules,
     term_pattern,
@@ -314,7 +314,7 @@ def test_the_sender_domain_is_a_language_signal() -> None:
 # --- rules as data -------------------------------------------------------------------------
 
 
-def test_default_rules_load_and_survive_the_admin_api_round_trip() -> None:
+def test_default_rules_load_and_survive_the_admin_api_round_trip(tmp_path: Path) -> None:
     rules = default_rules()
     assert {r.category for r in rules.rules} == {
         "complaint",
@@ -326,7 +326,9 @@ def test_default_rules_load_and_survive_the_admin_api_round_trip() -> None:
     assert {p.code for p in rules.languages} >= {"cs", "sk", "en"}
     stored = msgspec.json.decode(msgspec.json.encode(msgspec.to_builtins(rules)))
     assert msgspec.convert(stored, ClassificationRules) == rules
-    assert load_rules(DEFAULT_RULES_FILE) == rules
+    copy = tmp_path / "classification.toml"
+    copy.write_bytes(default_rules_toml())
+    assert load_rules(copy) == rules
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Routing on the real database with the real worker: classification and rules, the
 first-line filter and its escalation, partner scope, assignment under concurrency,
-availability, acknowledgements (rows F1, A1, A2, A10 for routing)."""
+availability, acknowledgements (docs/reliability.md rows F1, A1, A2, A10 for routing)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The SLA engine on the real database and the real worker: policies chosen and recorded,
 clocks stored and recomputed, breaches detected and escalated exactly once, the sweep's
-index, and the supervisor endpoints (rows F1 and F10 for escalation jobs)."""
+index, and the supervisor endpoints (docs/reliability.md rows F1 and F10 for escalation jobs)."""
 
 from __future__ import annotations
 

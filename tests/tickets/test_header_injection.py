@@ -85,7 +85,8 @@ async def test_ordinary_names_subjects_and_addresses_still_pass(
     assert ticket["subject"] == 'Re: "Objednávka" č. 7 (zboží; 2 ks) <urgent>'
 
 
-# (NUL never gets this far: the API turns it into U+FFFD before validation, row B3.)
+# (NUL never gets this far: the API turns it into U+FFFD before validation,
+# docs/reliability.md row B3.)
 @pytest.mark.parametrize("filename", ["a.pdf\r\nContent-Type: text/html", "a.pdf\n", "a\rb.pdf"])
 async def test_reply_with_a_header_breaking_file_name_is_refused_and_not_queued(
     client: Client, factory: Factory, db: asyncpg.Connection, filename: str

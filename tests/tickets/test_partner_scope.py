@@ -1,4 +1,5 @@
-"""A partner (outsourced first line) sees and touches only its own groups (A1, A2, A4, A5, A10)."""
+"""A partner (outsourced first line) sees and touches only its own groups
+(docs/reliability.md rows A1, A2, A4, A5, A10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Full-text search with and without diacritics, literal filters (B5), stable cursor pages."""
+"""Full-text search with and without diacritics, literal filters (docs/reliability.md B5),
+stable cursor pages."""
 
 from __future__ import annotations
 

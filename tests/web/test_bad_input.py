@@ -1,4 +1,4 @@
-"""Bad input never costs a 500 or data (rows B3, B4)."""
+"""Bad input never costs a 500 or data (docs/reliability.md rows B3, B4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property tests of the pure JSON body sanitiser (B3)."""
+"""Property tests of the pure JSON body sanitiser (docs/reliability.md B3)."""
 
 from __future__ import annotations
 

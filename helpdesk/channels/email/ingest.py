@@ -5,7 +5,8 @@ Threading: a reply joins the ticket of a message whose Message-ID it cites
 customer, or an address that wrote to or was written to on it); failing that, the
 ticket number in the subject (`[#10042]`) if that ticket belongs to the same customer.
 So a stranger citing a number or a Message-ID cannot write into someone else's ticket
-(where the next agent reply would go to them, row A11); a new ticket opens instead.
+(where the next agent reply would go to them, `docs/reliability.md` row A11); a new
+ticket opens instead.
 A merged ticket forwards to the ticket it was merged into; a closed one gets a
 follow-up ticket.
 """

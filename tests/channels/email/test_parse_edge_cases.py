@@ -1,4 +1,5 @@
-"""The parser keeps its promises on hostile and broken mail (reliability rows B1-B3, B6-B9)."""
+"""The parser keeps its promises on hostile and broken mail (docs/reliability.md rows
+B1-B3, B6-B9)."""
 
 from __future__ import annotations
 

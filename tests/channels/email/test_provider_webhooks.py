@@ -1,4 +1,4 @@
-"""Inbound mail through Mailgun, SendGrid and Postmark webhooks (catalogue row W4).
+"""Inbound mail through Mailgun, SendGrid and Postmark webhooks (docs/reliability.md row W4).
 
 Each provider is verified its documented way, and whatever it delivers goes through the
 same door as any mail: stored once per Message-ID, 200 only once it is durable, 401

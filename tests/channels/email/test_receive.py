@@ -1,5 +1,6 @@
 """Inbound mail end to end through `receive`: loops (B8), bounces, control headers (B9),
-strangers (A11), malformed mail (B1) and the quarantine, on real PostgreSQL."""
+strangers (A11), malformed mail (B1) and the quarantine, on real PostgreSQL (rows of
+docs/reliability.md)."""
 
 from __future__ import annotations
 

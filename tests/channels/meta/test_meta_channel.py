@@ -1,5 +1,5 @@
 """Messenger, Instagram and WhatsApp end to end: real app, real worker, httpx against a
-fake Graph API on loopback (rows W2, F5, F6, F7).
+fake Graph API on loopback (docs/reliability.md rows W2, F5, F6, F7).
 
 Webhooks are POSTed signed as Meta signs them (`X-Hub-Signature-256` over the raw bytes),
 processed by one burst of the real arq worker; agent replies go out through the outbox to

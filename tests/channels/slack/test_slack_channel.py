@@ -2,7 +2,7 @@
 
 Events are POSTed to the webhook signed as Slack signs them, processed by one burst of
 the real arq worker, and agent replies go out through the outbox to the fake Web API,
-which records what Slack would have received (rows W1, F5, F6, B9).
+which records what Slack would have received (docs/reliability.md rows W1, F5, F6, B9).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Updates are POSTed to the webhook as Telegram would, processed by one burst of the real
 arq worker, and agent replies go out through the outbox to the fake Bot API, which
-records what Telegram would have received (rows W3, F5, F6, F7, B9).
+records what Telegram would have received (docs/reliability.md rows W3, F5, F6, F7, B9).
 """
 
 from __future__ import annotations
