@@ -62,11 +62,29 @@ class SenderIdentity(msgspec.Struct, frozen=True):
 
 
 class InboundAttachment(msgspec.Struct, frozen=True):
+    """A file that came with a message. Its bytes are inline (`content`) or fetched with
+    the adapter's `fetch_attachment` through `fetch_ref`; a file the provider will never
+    hand out (too big for its API, deleted, hidden) says why in `unavailable` and is
+    kept as a failed attachment, so the agent still sees that it was sent."""
+
     filename: str
     content_type: str
     content: bytes | None = None  # inline content, or fetched later through `fetch_ref`
     fetch_ref: str | None = None  # e.g. a Telegram file_id, a Meta media URL/id
     size: int | None = None
+    unavailable: str | None = None  # why it can never be fetched (never tried then)
+
+
+class AttachmentFetchError(Exception):
+    """`fetch_attachment` could not download a file. `reason` is shown to agents and must
+    never contain a secret (tokens in URLs); `permanent` says a retry cannot help (the
+    provider refused the id for good). Any other exception from `fetch_attachment` is
+    retried too, with only its type name as the reason."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,4 +156,9 @@ class ChannelAdapter(Protocol):
 
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
-    ) -> bytes: ...
+    ) -> bytes:
+        """The file's bytes (at most the attachment limit + 1 may be read), or raises
+        `AttachmentFetchError`. Called at ingestion and again, with only `filename`,
+        `content_type` and `fetch_ref` set, by the retry sweep: a message is stored with
+        its text at once whatever this does."""
+        ...

@@ -15,7 +15,6 @@ import time
 from typing import Annotated, Any
 
 import asyncpg
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import PathParameter
 
@@ -28,7 +27,13 @@ from helpdesk.channels.adapter import (
     StatusWatermark,
     WebhookRequest,
 )
-from helpdesk.channels.ingest import StoredMessage, apply_status, apply_watermark, store_inbound
+from helpdesk.channels.ingest import (
+    StoredMessage,
+    apply_status,
+    apply_watermark,
+    fetch_inbound_files,
+    store_inbound,
+)
 from helpdesk.channels.registry import adapter_for
 from helpdesk.config import Settings
 from helpdesk.errors import Forbidden, NotFound, PayloadTooLarge, Unauthenticated
@@ -249,25 +254,11 @@ async def _store_message(
     message: InboundMessage,
     payload: bytes,
 ) -> StoredMessage:
-    files: list[tuple[str, str, bytes]] = []
-    dropped: list[str] = []
-    for attachment in message.attachments:
-        if attachment.size is not None and attachment.size > settings.attachment_max_bytes:
-            content = None
-        else:
-            content = attachment.content
-            if content is None:
-                content = await adapter.fetch_attachment(account, attachment)
-        if content is None or len(content) > settings.attachment_max_bytes:
-            dropped.append(attachment.filename)
-            continue
-        files.append((attachment.filename, attachment.content_type, content))
-    if dropped:  # the message is kept; the agent sees what did not come with it
-        note = "\n".join(
-            f"[attachment {name} not kept: larger than {settings.attachment_max_bytes} bytes]"
-            for name in dropped
-        )
-        message = msgspec.structs.replace(message, text=f"{message.text}\n{note}".strip())
+    """Store the message with its text whatever its files do: a file that cannot be
+    downloaded is kept as a pending (or failed) attachment and retried apart."""
+    files = await fetch_inbound_files(
+        conn, adapter, account, message, settings.attachment_max_bytes
+    )
     return await store_inbound(conn, message, attachments=files, raw=payload, sla=settings.sla)
 
 

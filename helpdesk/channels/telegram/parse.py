@@ -141,8 +141,8 @@ def _timestamp(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _attachments(message: Message) -> tuple[list[InboundAttachment], list[str]]:
-    """Files to fetch through getFile, and notes about those Telegram will not hand out."""
+def _attachments(message: Message) -> list[InboundAttachment]:
+    """Files to fetch through getFile (those Telegram will not hand out say why)."""
     found: list[InboundAttachment] = []
     if message.photo:
         largest = max(
@@ -170,13 +170,14 @@ def _attachments(message: Message) -> tuple[list[InboundAttachment], list[str]]:
                 size=item.file_size,
             )
         )
-    kept = [a for a in found if a.size is None or a.size <= BOT_API_DOWNLOAD_LIMIT]
-    notes = [
-        f"[attachment {a.filename} not kept: Telegram lets bots download at most 20 MB]"
+    return [
+        a
+        if a.size is None or a.size <= BOT_API_DOWNLOAD_LIMIT
+        else msgspec.structs.replace(
+            a, unavailable="Telegram lets bots download files of at most 20 MB"
+        )
         for a in found
-        if a not in kept
     ]
-    return kept, notes
 
 
 def _text(message: Message) -> str:
@@ -200,8 +201,8 @@ def normalize_message(account: str, message: Message, *, edited: bool) -> Inboun
     user = message.sender
     if user is None or user.is_bot:
         return None  # channel posts, anonymous admins, other bots: no customer behind them
-    attachments, notes = _attachments(message)
-    text = "\n".join([_text(message), *notes]).strip()
+    attachments = _attachments(message)
+    text = _text(message).strip()
     if not text and not attachments:
         return None  # joins, leaves, pins and other service messages
     name = display_name(user)

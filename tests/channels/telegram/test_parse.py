@@ -100,7 +100,7 @@ def test_photo_takes_the_largest_size_and_the_caption_as_text() -> None:
     assert photo.filename == "photo_AQADlarge.jpg" and photo.content_type == "image/jpeg"
 
 
-def test_document_keeps_its_name_and_type_and_too_big_files_leave_a_note() -> None:
+def test_document_keeps_its_name_and_type_and_too_big_files_say_why() -> None:
     found = only(payloads.encode(payloads.document(10004, 1368)))
     (doc,) = found.attachments
     assert (doc.filename, doc.content_type, doc.size) == (
@@ -110,8 +110,9 @@ def test_document_keeps_its_name_and_type_and_too_big_files_leave_a_note() -> No
     )
     assert doc.fetch_ref == "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX"
     huge = only(payloads.encode(payloads.document(10005, 1369, size=BOT_API_DOWNLOAD_LIMIT + 1)))
-    assert huge.attachments == ()
-    assert "Testfile.pdf not kept" in huge.text
+    (too_big,) = huge.attachments
+    assert too_big.filename == "Testfile.pdf"
+    assert too_big.unavailable == "Telegram lets bots download files of at most 20 MB"
 
 
 def test_reply_to_a_message_references_it_in_the_same_chat() -> None:
