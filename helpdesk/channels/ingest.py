@@ -26,6 +26,7 @@ import msgspec
 
 from helpdesk.channels.adapter import (
     AttachmentFetchError,
+    FetchedFile,
     InboundAttachment,
     InboundMessage,
     SenderIdentity,
@@ -131,10 +132,10 @@ async def _first_fetch(
         return msgspec.structs.replace(base, state="failed", error=attachment.unavailable[:500])
     if attachment.size is not None and attachment.size > max_bytes:
         return msgspec.structs.replace(base, state="failed", error=too_big(max_bytes))
-    content = attachment.content
-    if content is None:
+    fetched: bytes | FetchedFile | None = attachment.content
+    if fetched is None:
         try:
-            content = await adapter.fetch_attachment(account, attachment)
+            fetched = await adapter.fetch_attachment(account, attachment)
         except Exception as error:  # the file's problem, never the message's
             reason, permanent = fetch_failure_reason(error)
             log.warning(
@@ -149,6 +150,14 @@ async def _first_fetch(
                 attempts=1,
                 retry_in=delay,
             )
+    if isinstance(fetched, FetchedFile):
+        base = msgspec.structs.replace(
+            base,
+            filename=fetched.filename or base.filename,
+            content_type=fetched.content_type or base.content_type,
+        )
+        fetched = fetched.content
+    content: bytes = fetched
     if len(content) > max_bytes:
         return msgspec.structs.replace(base, state="failed", error=too_big(max_bytes), attempts=1)
     return msgspec.structs.replace(
@@ -568,7 +577,10 @@ async def retry_attachment_fetches(pool: asyncpg.Pool, settings: Settings, limit
             account = await accounts.get_account(conn, row["channel"], row["channel_account"])
         adapter = adapter_for(row["channel"], settings)
         if account is None or adapter is None:
-            outcome: bytes | tuple[str, bool] = ("the channel account no longer exists", True)
+            outcome: FetchedFile | tuple[str, bool] = (
+                "the channel account no longer exists",
+                True,
+            )
         else:
             outcome = await _retry_one(adapter, account, row, settings.attachment_max_bytes)
         async with pool.acquire() as conn, conn.transaction():
@@ -578,8 +590,8 @@ async def retry_attachment_fetches(pool: asyncpg.Pool, settings: Settings, limit
 
 async def _retry_one(
     adapter: ChannelAdapter, account: ChannelAccount, row: asyncpg.Record, max_bytes: int
-) -> bytes | tuple[str, bool]:
-    """The bytes, or (reason, permanent)."""
+) -> FetchedFile | tuple[str, bool]:
+    """The file, or (reason, permanent)."""
     attachment = InboundAttachment(
         filename=row["filename"], content_type=row["content_type"], fetch_ref=row["fetch_ref"]
     )
@@ -591,23 +603,28 @@ async def _retry_one(
             extra={"attachment_id": row["id"], "error_type": type(error).__name__},
         )
         return fetch_failure_reason(error)
-    if len(content) > max_bytes:
+    if not isinstance(content, FetchedFile):
+        content = FetchedFile(content)
+    if len(content.content) > max_bytes:
         return too_big(max_bytes), True
     return content
 
 
 async def _record_retry(
-    conn: asyncpg.Connection, row: asyncpg.Record, outcome: bytes | tuple[str, bool]
+    conn: asyncpg.Connection, row: asyncpg.Record, outcome: FetchedFile | tuple[str, bool]
 ) -> None:
-    if isinstance(outcome, bytes):
+    if isinstance(outcome, FetchedFile):
         stored = await conn.fetchval(
             """UPDATE attachments SET state = 'stored', content = $2, sha256 = $3,
-                   size_bytes = $4, fetch_error = NULL, next_fetch_at = NULL
+                   size_bytes = $4, fetch_error = NULL, next_fetch_at = NULL,
+                   filename = coalesce($5, filename), content_type = coalesce($6, content_type)
                WHERE id = $1 AND state = 'pending' RETURNING id""",
             row["id"],
-            outcome,
-            hashlib.sha256(outcome).digest(),
-            len(outcome),
+            outcome.content,
+            hashlib.sha256(outcome.content).digest(),
+            len(outcome.content),
+            outcome.filename[:255] if outcome.filename else None,
+            outcome.content_type[:255] if outcome.content_type else None,
         )
         if stored is not None:
             await conn.execute(

@@ -26,6 +26,7 @@ from helpdesk.channels.adapter import (
     StatusUpdate,
     StatusWatermark,
     WebhookRequest,
+    normalize_event,
 )
 from helpdesk.channels.ingest import (
     StoredMessage,
@@ -191,7 +192,7 @@ async def process_event(
             return None
         payload = bytes(row["payload"])
         try:
-            items = adapter.normalize(account, payload)
+            items = await normalize_event(adapter, account, payload)
             new = 0
             for item in items:
                 if isinstance(item, InboundMessage):
