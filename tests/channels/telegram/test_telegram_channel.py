@@ -699,3 +699,40 @@ async def test_a_file_over_the_bot_api_limit_is_a_failed_attachment_without_a_do
     assert row["fetch_error"] == "Telegram lets bots download files of at most 20 MB"
     assert bot_api.calls_of("getFile") == []
     assert await db.fetchval("SELECT subject FROM tickets") == "Testfile.pdf (telegram)"
+
+
+async def test_video_notes_polls_venues_and_unknown_kinds_all_reach_the_agent(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    bot_api: FakeBotApi,
+    bot_account: str,
+) -> None:
+    clip = b"\x00\x00\x00\x18ftypmp42" + os.urandom(1024)
+    bot_api.add_file("DQvn", "video_notes/file_3.mp4", clip)
+    kinds = ["video_note", "poll", "venue", "successful_payment"]
+    for index, kind in enumerate(kinds):
+        fields, _ = payloads.KINDS[kind]
+        update = payloads.message(10200 + index, 1600 + index, None, **fields)
+        assert (await deliver(client, update)).status_code == 200
+        await run_worker(settings)  # one at a time: the order of the conversation is fixed
+    future = payloads.message(10210, 1610, None, hologram={"id": "h1"})
+    assert (await deliver(client, future)).status_code == 200
+    await run_worker(settings)
+
+    messages = await inbound(db)
+    assert [m["body_text"] for m in messages] == [
+        "",
+        *[payloads.KINDS[kind][1] for kind in kinds[1:]],
+        "Customer sent a Telegram message of a kind this helpdesk cannot show yet (hologram); "
+        "open Telegram to see it",
+    ]
+    assert len({m["ticket_id"] for m in messages}) == 1
+    (row,) = await attachment_rows(db)
+    assert (row["filename"], row["content_type"], row["state"]) == (
+        "video_note.mp4",
+        "video/mp4",
+        "stored",
+    )
+    assert bytes(row["content"]) == clip
+    assert await db.fetchval("SELECT subject FROM tickets") == "video_note.mp4 (telegram)"
