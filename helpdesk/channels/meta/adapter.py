@@ -19,6 +19,7 @@ import msgspec
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
+    AttachmentFetchError,
     ChannelKind,
     InboundAttachment,
     Normalized,
@@ -173,8 +174,11 @@ class _MetaAdapter:
         chunks: list[bytes] = []
         size = 0
         async with http.stream("GET", url, headers=headers) as response:
-            if response.status_code != 200:
-                raise RuntimeError(f"Meta file download failed: HTTP {response.status_code}")
+            if response.status_code != 200:  # a 4xx: the short-lived URL expired
+                raise AttachmentFetchError(
+                    f"Meta file download failed: HTTP {response.status_code}",
+                    permanent=400 <= response.status_code < 500,
+                )
             async for chunk in response.aiter_bytes():
                 chunks.append(chunk)
                 size += len(chunk)
