@@ -241,7 +241,7 @@ async def customer_row_for(
     key = (channel, account, sender.external_id)
     existing: Mapping[str, Any] | None = await conn.fetchrow(_BY_IDENTITY, *key)
     if existing is not None:
-        return existing
+        return await _named_at_last(conn, key, existing, sender)
     await customers.lock_identity(conn, *key)
     existing = await conn.fetchrow(_BY_IDENTITY, *key)
     if existing is not None:  # created by the transaction we waited for
@@ -266,6 +266,34 @@ async def customer_row_for(
         )
     winner: Mapping[str, Any] = await conn.fetchrow(_BY_IDENTITY, *key)
     return winner
+
+
+async def _named_at_last(
+    conn: asyncpg.Connection,
+    key: tuple[str, str, str],
+    customer: Mapping[str, Any],
+    sender: SenderIdentity,
+) -> Mapping[str, Any]:
+    """A customer first known only by the provider's id (its name could not be looked
+    up then) takes the name the provider gives now; a name an agent set is kept."""
+    name = sender.display_name[:200]
+    if customer["name"] != sender.external_id or not name or name == sender.external_id:
+        return customer
+    await conn.execute(
+        """UPDATE customer_identities SET display_name = $4
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3
+             AND display_name = $3""",
+        *key,
+        name,
+    )
+    renamed: Mapping[str, Any] | None = await conn.fetchrow(
+        """UPDATE customers SET name = $2, updated_at = now()
+           WHERE id = $1 AND name = $3 RETURNING *""",
+        customer["id"],
+        name,
+        sender.external_id,
+    )
+    return renamed or customer
 
 
 async def _verified_match(conn: asyncpg.Connection, sender: SenderIdentity) -> int | None:

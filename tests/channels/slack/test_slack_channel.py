@@ -640,3 +640,34 @@ async def test_users_info_failing_leaves_the_ids_and_stores_the_message(
     (message,) = await inbound(db)
     assert message["body_text"] == "Ahoj @U0PETR001"
     assert await db.fetchval("SELECT name FROM customers") == payloads.CUSTOMER
+
+
+async def test_a_customer_first_known_by_id_takes_the_name_once_slack_gives_it(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    slack_api.fail("users.info", 500, None)
+    first = payloads.message("Ev0106", ROOT_TS, "Ahoj", profile=False)
+    assert (await deliver(client, first)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT name FROM customers") == payloads.CUSTOMER
+
+    slack_api.add_user(payloads.USER_OBJECT)
+    second = payloads.message(
+        "Ev0107", "1355517524.000002", "Ještě", thread_ts=ROOT_TS, profile=False
+    )
+    assert (await deliver(client, second)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT name FROM customers") == "Jana Nováková"
+    assert await db.fetchval("SELECT display_name FROM customer_identities") == "Jana Nováková"
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+
+    # A name an agent gave is never overwritten by the provider's.
+    await db.execute("UPDATE customers SET name = 'Jana (VIP)'")
+    third = payloads.message("Ev0108", "1355517524.000003", "A ještě", thread_ts=ROOT_TS)
+    assert (await deliver(client, third)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT name FROM customers") == "Jana (VIP)"
