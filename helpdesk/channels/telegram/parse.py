@@ -167,7 +167,8 @@ def _attachments(message: dict[str, Any], message_id: int) -> list[InboundAttach
         found.append(_file(message.get(field), default_name, default_type))
     found.append(_sticker_file(message.get("sticker")))
     paid = message.get("paid_media")
-    for item in (paid.get("paid_media") if isinstance(paid, dict) else None) or ():
+    items = paid.get("paid_media") if isinstance(paid, dict) else None
+    for item in items if isinstance(items, list) else ():
         if isinstance(item, dict) and item.get("type") == "photo":
             found.append(_largest_photo(item.get("photo"), message_id))
         elif isinstance(item, dict) and item.get("type") == "video":

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import inspect
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import telegram
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import ButtonPress, InboundMessage, WebhookRequest
@@ -231,3 +234,33 @@ def test_absent_flags_serialized_as_false_add_no_note() -> None:
         10105, 1505, "Ahoj", delete_chat_photo=False, group_chat_created=False, photo=[]
     )
     assert only(payloads.encode(update)).text == "Ahoj"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["file_id", "text", "title", "type", "photo", "video", "emoji", "id"])
+            | st.text(max_size=8),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
+field_names = st.sampled_from(
+    sorted(kinds.FILE_FIELDS | set(kinds.NOTES) | {"forward_origin", "caption", "zz_future"})
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(field_names, json_values, max_size=4))
+@example({"paid_media": {"paid_media": 5}})
+@example({"photo": [{"file_id": "a", "width": "wide", "height": 2}], "poll": [1]})
+def test_any_shape_of_any_field_normalizes_without_failing(fields: dict[str, Any]) -> None:
+    """A malformed field must not fail the delivery (a failing event is retried, then
+    given up: the customer's message would be lost)."""
+    update = payloads.message(10300, 1700, "text", **fields)
+    found = normalize_update("shopbot", payloads.encode(update))
+    assert len(found) <= 1
