@@ -98,7 +98,8 @@ class Message(msgspec.Struct):
     ts: str | None = None
     thread_ts: str | None = None
     files: list[SlackFile] | None = None
-    attachments: list[SharedMessage] | None = None
+    # Undecoded: one malformed entry must not lose the message (each is decoded apart).
+    attachments: list[msgspec.Raw] | None = None
     user_profile: UserProfile | None = None
     edited: Edited | None = None
     message: Message | None = None
@@ -138,6 +139,7 @@ _decode_head = msgspec.json.Decoder(_Head).decode
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
 _decode_message = msgspec.json.Decoder(Message).decode
 _decode_event_type = msgspec.json.Decoder(_EventType).decode
+_decode_shared = msgspec.json.Decoder(SharedMessage).decode
 
 
 def head(body: bytes) -> tuple[str, str | None, str | None]:
@@ -192,7 +194,11 @@ def raw_text(message: Message) -> str:
     message, a message unfurl, an app's attachment) appended as a quote. Link previews
     are left out: the link is in the text already."""
     parts = [message.text] if message.text.strip() else []
-    for shared in message.attachments or ():
+    for entry in message.attachments or ():
+        try:
+            shared = _decode_shared(entry)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue  # an app's attachment of another shape: nothing to quote
         forwarded = shared.is_share or shared.is_msg_unfurl or bool(shared.message_blocks)
         if shared.from_url and not forwarded:
             continue

@@ -259,3 +259,10 @@ def test_a_slack_connect_file_is_fetched_by_its_id() -> None:
         "F0CONNECT1",
         None,
     )
+
+
+def test_a_malformed_attachment_entry_loses_only_itself() -> None:
+    body = payloads.forwarded("Ev27", "1355517600.000006")
+    body["event"]["attachments"].insert(0, {"text": 42, "is_share": "yes"})
+    (found,) = normalize(body)
+    assert "Forwarded message from Petr Svoboda:" in found.text
