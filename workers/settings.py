@@ -83,6 +83,14 @@ def build_worker(
                 timeout=60,
             ),
             cron(
+                channel_jobs.retry_attachment_fetches,
+                name="retry_attachment_fetches",
+                second={23, 53},
+                run_at_startup=True,
+                unique=True,
+                timeout=300,
+            ),
+            cron(
                 routing_jobs.sweep,
                 name="routing_sweep",
                 second=set(range(1 % routing_every, 60, routing_every)),

@@ -62,11 +62,38 @@ class SenderIdentity(msgspec.Struct, frozen=True):
 
 
 class InboundAttachment(msgspec.Struct, frozen=True):
+    """A file that came with a message. Its bytes are inline (`content`) or fetched with
+    the adapter's `fetch_attachment` through `fetch_ref`; a file the provider will never
+    hand out (too big for its API, deleted, hidden) says why in `unavailable` and is
+    kept as a failed attachment, so the agent still sees that it was sent."""
+
     filename: str
     content_type: str
     content: bytes | None = None  # inline content, or fetched later through `fetch_ref`
     fetch_ref: str | None = None  # e.g. a Telegram file_id, a Meta media URL/id
     size: int | None = None
+    unavailable: str | None = None  # why it can never be fetched (never tried then)
+
+
+class FetchedFile(msgspec.Struct, frozen=True):
+    """What `fetch_attachment` may return instead of bare bytes when the provider names
+    the file only on download (a Slack Connect file's name comes from files.info)."""
+
+    content: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+
+class AttachmentFetchError(Exception):
+    """`fetch_attachment` could not download a file. `reason` is shown to agents and must
+    never contain a secret (tokens in URLs); `permanent` says a retry cannot help (the
+    provider refused the id for good). Any other exception from `fetch_attachment` is
+    retried too, with only its type name as the reason."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +154,19 @@ class OutboundChatMessage(msgspec.Struct, frozen=True, kw_only=True):
 Normalized = InboundMessage | StatusUpdate | StatusWatermark | ButtonPress
 
 
+async def normalize_event(
+    adapter: ChannelAdapter, account: ChannelAccount, payload: bytes
+) -> list[Normalized]:
+    """`adapter.normalize`, or the adapter's `normalize_with_lookups` when it has one: an
+    async variant that may ask the provider for what the body lacks (names behind ids)
+    and falls back to `normalize`'s result when the provider does not answer."""
+    with_lookups = getattr(adapter, "normalize_with_lookups", None)
+    if with_lookups is None:
+        return adapter.normalize(account, payload)
+    found: list[Normalized] = await with_lookups(account, payload)
+    return found
+
+
 class ChannelAdapter(Protocol):
     kind: ChannelKind
 
@@ -138,4 +178,9 @@ class ChannelAdapter(Protocol):
 
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
-    ) -> bytes: ...
+    ) -> bytes | FetchedFile:
+        """The file's bytes (at most the attachment limit + 1 may be read), or raises
+        `AttachmentFetchError`. Called at ingestion and again, with only `filename`,
+        `content_type` and `fetch_ref` set, by the retry sweep: a message is stored with
+        its text at once whatever this does."""
+        ...

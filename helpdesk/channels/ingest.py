@@ -5,18 +5,29 @@ Identity lookup, conversation-to-ticket matching and exactly-once storage keyed 
 lock, so three concurrent deliveries of one update store one message. An edit that
 arrives before its original is stored as the message (with `edited_at`); the original
 arriving later is then a duplicate and does not overwrite the newer text.
+
+Files never hold a message back: one that cannot be downloaded (a provider error, an
+expired URL, a missing permission) is stored with the message as an attachment row in
+state `pending` with the reason, and `retry_attachment_fetches` tries again with backoff
+a bounded number of times (then `failed`). One the provider will never hand out is
+`failed` at once. The agent reads the state and the reason on the message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 import msgspec
 
 from helpdesk.channels.adapter import (
+    AttachmentFetchError,
+    FetchedFile,
+    InboundAttachment,
     InboundMessage,
     SenderIdentity,
     StatusUpdate,
@@ -25,7 +36,13 @@ from helpdesk.channels.adapter import (
 from helpdesk.config import SlaSettings
 from helpdesk.customers import service as customers
 from helpdesk.sla import service as sla_service
-from helpdesk.tickets.service import store_attachment
+
+if TYPE_CHECKING:
+    from helpdesk.channels.accounts import ChannelAccount
+    from helpdesk.channels.adapter import ChannelAdapter
+    from helpdesk.config import Settings
+
+log = logging.getLogger(__name__)
 
 _STATUS_RANK = {None: 0, "delivered": 1, "read": 2}
 
@@ -36,6 +53,141 @@ class StoredMessage(msgspec.Struct, kw_only=True):
     created_ticket: bool
     duplicate: bool
     edited: bool = False
+
+
+# Downloads of one file: the first at ingestion, then retries after 1, 4, 16, 64 and 256
+# minutes (about five and a half hours in all), then the attachment is `failed`.
+MAX_FETCH_ATTEMPTS = 6
+FETCH_RETRY_BASE_SECONDS = 60.0
+# A sweep that claimed a download and died: the download is due again after this.
+FETCH_LEASE_SECONDS = 600
+
+
+class KeptAttachment(msgspec.Struct, frozen=True, kw_only=True):
+    """What ingestion stores for one file of a message: its bytes, or why not yet."""
+
+    filename: str
+    content_type: str
+    content: bytes | None = None
+    state: Literal["stored", "pending", "failed"] = "stored"
+    fetch_ref: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    retry_in: float | None = None  # seconds until the next download (pending only)
+
+
+def fetch_retry_delay(attempts: int) -> float | None:
+    """Seconds before the next download of a file tried `attempts` times, or None when
+    that was the last try (the attachment then stays `failed`)."""
+    if attempts >= MAX_FETCH_ATTEMPTS:
+        return None
+    return FETCH_RETRY_BASE_SECONDS * float(4 ** max(0, attempts - 1))
+
+
+def fetch_failure_reason(error: Exception) -> tuple[str, bool]:
+    """(the reason an agent reads, permanent?) of a failed download. Only an
+    `AttachmentFetchError` speaks for itself: other errors may quote URLs with tokens."""
+    if isinstance(error, AttachmentFetchError):
+        return error.reason[:500], error.permanent
+    return f"the download failed ({type(error).__name__}); it is retried", False
+
+
+def too_big(max_bytes: int) -> str:
+    return f"larger than {max_bytes} bytes, the attachment limit"
+
+
+async def fetch_inbound_files(
+    conn: asyncpg.Connection,
+    adapter: ChannelAdapter,
+    account: ChannelAccount,
+    message: InboundMessage,
+    max_bytes: int,
+) -> list[KeptAttachment]:
+    """Download what the message carries, once each; what fails is kept as pending (or
+    failed) with the reason instead of failing the message. A message stored already
+    (a redelivery) downloads nothing: its files are not stored twice anyway."""
+    kept: list[KeptAttachment] = []
+    if not message.attachments or await conn.fetchval(
+        """SELECT EXISTS (SELECT FROM messages WHERE channel = $1 AND channel_account = $2
+                                                 AND external_id = $3)""",
+        message.channel,
+        message.channel_account,
+        message.external_id,
+    ):
+        return kept
+    for attachment in message.attachments:
+        kept.append(await _first_fetch(adapter, account, attachment, max_bytes))
+    return kept
+
+
+async def _first_fetch(
+    adapter: ChannelAdapter, account: ChannelAccount, attachment: InboundAttachment, max_bytes: int
+) -> KeptAttachment:
+    base = KeptAttachment(
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        fetch_ref=attachment.fetch_ref,
+    )
+    if attachment.unavailable is not None:
+        return msgspec.structs.replace(base, state="failed", error=attachment.unavailable[:500])
+    if attachment.size is not None and attachment.size > max_bytes:
+        return msgspec.structs.replace(base, state="failed", error=too_big(max_bytes))
+    fetched: bytes | FetchedFile | None = attachment.content
+    if fetched is None:
+        try:
+            fetched = await adapter.fetch_attachment(account, attachment)
+        except Exception as error:  # the file's problem, never the message's
+            reason, permanent = fetch_failure_reason(error)
+            log.warning(
+                "attachment download failed",
+                extra={"channel": account.kind, "error_type": type(error).__name__},
+            )
+            delay = None if permanent else fetch_retry_delay(1)
+            return msgspec.structs.replace(
+                base,
+                state="failed" if delay is None else "pending",
+                error=reason,
+                attempts=1,
+                retry_in=delay,
+            )
+    if isinstance(fetched, FetchedFile):
+        base = msgspec.structs.replace(
+            base,
+            filename=fetched.filename or base.filename,
+            content_type=fetched.content_type or base.content_type,
+        )
+        fetched = fetched.content
+    content: bytes = fetched
+    if len(content) > max_bytes:
+        return msgspec.structs.replace(base, state="failed", error=too_big(max_bytes), attempts=1)
+    return msgspec.structs.replace(
+        base, content=content, attempts=1 if attachment.content is None else 0
+    )
+
+
+async def _insert_attachment(
+    conn: asyncpg.Connection, message_id: int, kept: KeptAttachment, now: datetime
+) -> None:
+    content = kept.content if kept.state == "stored" else None
+    await conn.execute(
+        """INSERT INTO attachments (message_id, filename, content_type, size_bytes, sha256,
+                                    content, state, fetch_ref, fetch_error, fetch_attempts,
+                                    next_fetch_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+        message_id,
+        (kept.filename or "file")[:255],
+        kept.content_type[:255],
+        0 if content is None else len(content),
+        None if content is None else hashlib.sha256(content).digest(),
+        content,
+        kept.state,
+        kept.fetch_ref,
+        kept.error,
+        kept.attempts,
+        None
+        if kept.state != "pending"
+        else now + timedelta(seconds=kept.retry_in or FETCH_RETRY_BASE_SECONDS),
+    )
 
 
 def subject_from(message: InboundMessage) -> str:
@@ -89,7 +241,7 @@ async def customer_row_for(
     key = (channel, account, sender.external_id)
     existing: Mapping[str, Any] | None = await conn.fetchrow(_BY_IDENTITY, *key)
     if existing is not None:
-        return existing
+        return await _named_at_last(conn, key, existing, sender)
     await customers.lock_identity(conn, *key)
     existing = await conn.fetchrow(_BY_IDENTITY, *key)
     if existing is not None:  # created by the transaction we waited for
@@ -114,6 +266,34 @@ async def customer_row_for(
         )
     winner: Mapping[str, Any] = await conn.fetchrow(_BY_IDENTITY, *key)
     return winner
+
+
+async def _named_at_last(
+    conn: asyncpg.Connection,
+    key: tuple[str, str, str],
+    customer: Mapping[str, Any],
+    sender: SenderIdentity,
+) -> Mapping[str, Any]:
+    """A customer first known only by the provider's id (its name could not be looked
+    up then) takes the name the provider gives now; a name an agent set is kept."""
+    name = sender.display_name[:200]
+    if customer["name"] != sender.external_id or not name or name == sender.external_id:
+        return customer
+    await conn.execute(
+        """UPDATE customer_identities SET display_name = $4
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3
+             AND display_name = $3""",
+        *key,
+        name,
+    )
+    renamed: Mapping[str, Any] | None = await conn.fetchrow(
+        """UPDATE customers SET name = $2, updated_at = now()
+           WHERE id = $1 AND name = $3 RETURNING *""",
+        customer["id"],
+        name,
+        sender.external_id,
+    )
+    return renamed or customer
 
 
 async def _verified_match(conn: asyncpg.Connection, sender: SenderIdentity) -> int | None:
@@ -183,7 +363,7 @@ async def store_inbound(
     conn: asyncpg.Connection,
     message: InboundMessage,
     *,
-    attachments: list[tuple[str, str, bytes]],
+    attachments: Sequence[KeptAttachment | tuple[str, str, bytes]],
     raw: bytes,
     sla: SlaSettings,
 ) -> StoredMessage:
@@ -289,8 +469,11 @@ async def store_inbound(
             "created" if created else "customer_replied",
             created,
         )
-        for filename, content_type, content in attachments:
-            await store_attachment(conn, message_id, filename[:255], content_type[:255], content)
+        for item in attachments:
+            if isinstance(item, tuple):
+                filename, content_type, content = item
+                item = KeptAttachment(filename=filename, content_type=content_type, content=content)
+            await _insert_attachment(conn, message_id, item, now)
         if created:
             await sla_service.start(conn, ticket_id, plan, now=now)
         else:
@@ -389,3 +572,111 @@ async def apply_watermark(
         [s for s in lower if s is not None],
     )
     return int(result.rsplit(" ", 1)[-1])
+
+
+# Claims due downloads: each try is counted when claimed, so a sweep that dies mid-way
+# still moves its attachments towards `failed` instead of retrying them forever.
+_CLAIM_FETCHES = """
+UPDATE attachments a
+SET fetch_attempts = a.fetch_attempts + 1,
+    next_fetch_at = now() + make_interval(secs => $2)
+FROM (SELECT id FROM attachments
+      WHERE state = 'pending' AND next_fetch_at <= now()
+      ORDER BY next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED) due,
+     messages m
+WHERE a.id = due.id AND m.id = a.message_id
+RETURNING a.id, a.filename, a.content_type, a.fetch_ref, a.fetch_attempts,
+          m.channel, m.channel_account, m.ticket_id
+"""
+
+
+async def retry_attachment_fetches(pool: asyncpg.Pool, settings: Settings, limit: int = 8) -> int:
+    """Try the due downloads once more; returns how many were claimed. A success stores
+    the bytes on the same attachment row (and records it on the ticket); a failure waits
+    `fetch_retry_delay` longer, or leaves the attachment `failed` after the last try.
+    Safe to run concurrently (rows are claimed with SKIP LOCKED and a lease)."""
+    from helpdesk.channels import accounts  # the registry imports the adapters
+    from helpdesk.channels.registry import adapter_for
+
+    async with pool.acquire() as conn:
+        claimed = await conn.fetch(_CLAIM_FETCHES, limit, FETCH_LEASE_SECONDS)
+    for row in claimed:
+        async with pool.acquire() as conn:
+            account = await accounts.get_account(conn, row["channel"], row["channel_account"])
+        adapter = adapter_for(row["channel"], settings)
+        if account is None or adapter is None:
+            outcome: FetchedFile | tuple[str, bool] = (
+                "the channel account no longer exists",
+                True,
+            )
+        else:
+            outcome = await _retry_one(adapter, account, row, settings.attachment_max_bytes)
+        async with pool.acquire() as conn, conn.transaction():
+            await _record_retry(conn, row, outcome)
+    return len(claimed)
+
+
+async def _retry_one(
+    adapter: ChannelAdapter, account: ChannelAccount, row: asyncpg.Record, max_bytes: int
+) -> FetchedFile | tuple[str, bool]:
+    """The file, or (reason, permanent)."""
+    attachment = InboundAttachment(
+        filename=row["filename"], content_type=row["content_type"], fetch_ref=row["fetch_ref"]
+    )
+    try:
+        content = await adapter.fetch_attachment(account, attachment)
+    except Exception as error:  # recorded on the attachment; the sweep goes on
+        log.warning(
+            "attachment download retry failed",
+            extra={"attachment_id": row["id"], "error_type": type(error).__name__},
+        )
+        return fetch_failure_reason(error)
+    if not isinstance(content, FetchedFile):
+        content = FetchedFile(content)
+    if len(content.content) > max_bytes:
+        return too_big(max_bytes), True
+    return content
+
+
+async def _record_retry(
+    conn: asyncpg.Connection, row: asyncpg.Record, outcome: FetchedFile | tuple[str, bool]
+) -> None:
+    if isinstance(outcome, FetchedFile):
+        stored = await conn.fetchval(
+            """UPDATE attachments SET state = 'stored', content = $2, sha256 = $3,
+                   size_bytes = $4, fetch_error = NULL, next_fetch_at = NULL,
+                   filename = coalesce($5, filename), content_type = coalesce($6, content_type)
+               WHERE id = $1 AND state = 'pending' RETURNING id""",
+            row["id"],
+            outcome.content,
+            hashlib.sha256(outcome.content).digest(),
+            len(outcome.content),
+            outcome.filename[:255] if outcome.filename else None,
+            outcome.content_type[:255] if outcome.content_type else None,
+        )
+        if stored is not None:
+            await conn.execute(
+                "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+                row["ticket_id"],
+                "attachment_fetched",
+                {"attachment_id": row["id"], "attempts": row["fetch_attempts"]},
+            )
+        return
+    reason, permanent = outcome
+    delay = None if permanent else fetch_retry_delay(row["fetch_attempts"])
+    failed = await conn.fetchval(
+        """UPDATE attachments SET fetch_error = $2,
+               state = CASE WHEN $3::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+               next_fetch_at = now() + make_interval(secs => $3::float8)
+           WHERE id = $1 AND state = 'pending' RETURNING state = 'failed'""",
+        row["id"],
+        reason[:500],
+        delay,
+    )
+    if failed:
+        await conn.execute(
+            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            row["ticket_id"],
+            "attachment_fetch_failed",
+            {"attachment_id": row["id"], "attempts": row["fetch_attempts"], "reason": reason},
+        )

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from helpdesk.channels import outbox, webhooks
+from helpdesk.channels import ingest, outbox, webhooks
 from helpdesk.config import Settings
 
 log = logging.getLogger(__name__)
@@ -93,3 +93,9 @@ async def sweep_inbound_events(ctx: dict[str, Any]) -> int:
             _job_id=f"{webhooks.event_job_id(event_id)}:sweep:{int(time.time()) // 30}",
         )
     return len(pending)
+
+
+async def retry_attachment_fetches(ctx: dict[str, Any]) -> int:
+    """Download again the files that could not be fetched when their message came in
+    (bounded tries with backoff; see `helpdesk.channels.ingest`)."""
+    return await ingest.retry_attachment_fetches(ctx["pool"], ctx["settings"])

@@ -15,7 +15,6 @@ import time
 from typing import Annotated, Any
 
 import asyncpg
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import PathParameter
 
@@ -27,8 +26,15 @@ from helpdesk.channels.adapter import (
     StatusUpdate,
     StatusWatermark,
     WebhookRequest,
+    normalize_event,
 )
-from helpdesk.channels.ingest import StoredMessage, apply_status, apply_watermark, store_inbound
+from helpdesk.channels.ingest import (
+    StoredMessage,
+    apply_status,
+    apply_watermark,
+    fetch_inbound_files,
+    store_inbound,
+)
 from helpdesk.channels.registry import adapter_for
 from helpdesk.config import Settings
 from helpdesk.errors import Forbidden, NotFound, PayloadTooLarge, Unauthenticated
@@ -186,7 +192,7 @@ async def process_event(
             return None
         payload = bytes(row["payload"])
         try:
-            items = adapter.normalize(account, payload)
+            items = await normalize_event(adapter, account, payload)
             new = 0
             for item in items:
                 if isinstance(item, InboundMessage):
@@ -272,25 +278,11 @@ async def _store_message(
     message: InboundMessage,
     payload: bytes,
 ) -> StoredMessage:
-    files: list[tuple[str, str, bytes]] = []
-    dropped: list[str] = []
-    for attachment in message.attachments:
-        if attachment.size is not None and attachment.size > settings.attachment_max_bytes:
-            content = None
-        else:
-            content = attachment.content
-            if content is None:
-                content = await adapter.fetch_attachment(account, attachment)
-        if content is None or len(content) > settings.attachment_max_bytes:
-            dropped.append(attachment.filename)
-            continue
-        files.append((attachment.filename, attachment.content_type, content))
-    if dropped:  # the message is kept; the agent sees what did not come with it
-        note = "\n".join(
-            f"[attachment {name} not kept: larger than {settings.attachment_max_bytes} bytes]"
-            for name in dropped
-        )
-        message = msgspec.structs.replace(message, text=f"{message.text}\n{note}".strip())
+    """Store the message with its text whatever its files do: a file that cannot be
+    downloaded is kept as a pending (or failed) attachment and retried apart."""
+    files = await fetch_inbound_files(
+        conn, adapter, account, message, settings.attachment_max_bytes
+    )
     return await store_inbound(conn, message, attachments=files, raw=payload, sla=settings.sla)
 
 

@@ -62,7 +62,11 @@ class AttachmentOut(msgspec.Struct):
     id: int
     filename: str
     content_type: str
-    size_bytes: int
+    size_bytes: int  # of the stored content: 0 until a file that arrived late is fetched
+    # 'pending': the provider would not hand the file over yet and it is tried again;
+    # 'failed': given up (fetch_error says why); only 'stored' ones download.
+    state: Literal["stored", "pending", "failed"] = "stored"
+    fetch_error: str | None = None
 
 
 class MessageOut(msgspec.Struct):

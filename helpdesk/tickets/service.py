@@ -503,7 +503,8 @@ async def get_detail(
         hidden,
     )
     attachment_rows = await conn.fetch(
-        """SELECT a.id, a.message_id, a.filename, a.content_type, a.size_bytes
+        """SELECT a.id, a.message_id, a.filename, a.content_type, a.size_bytes, a.state,
+                  a.fetch_error
            FROM attachments a JOIN messages m ON m.id = a.message_id
            WHERE m.ticket_id = $1 AND NOT ($2 AND m.internal_only) ORDER BY a.id""",
         ticket.id,
@@ -517,6 +518,8 @@ async def get_detail(
                 filename=a["filename"],
                 content_type=a["content_type"],
                 size_bytes=a["size_bytes"],
+                state=a["state"],
+                fetch_error=a["fetch_error"],
             )
         )
     events = await conn.fetch(
@@ -712,7 +715,8 @@ async def get_attachment(
     params = Params()
     scope = ticket_scope(principal, params)
     row = await conn.fetchrow(
-        f"""SELECT a.filename, a.content_type, a.content FROM attachments a
+        f"""SELECT a.filename, a.content_type, a.content, a.state, a.fetch_error
+            FROM attachments a
             JOIN messages m ON m.id = a.message_id JOIN tickets t ON t.id = m.ticket_id
             WHERE a.id = {params.add(attachment_id)} AND {scope}
               AND NOT ({params.add(principal.is_partner)} AND m.internal_only)""",
@@ -720,4 +724,9 @@ async def get_attachment(
     )
     if row is None:
         raise NotFound(f"Attachment {attachment_id} not found")
+    if row["content"] is None:  # a channel file not downloaded (yet)
+        raise Conflict(
+            f"Attachment {attachment_id} is not downloaded ({row['state']}): "
+            f"{row['fetch_error'] or 'no reason recorded'}"
+        )
     return row

@@ -7,12 +7,22 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
-from helpdesk.channels.adapter import InboundMessage, SenderIdentity, StatusUpdate
+from helpdesk.channels.adapter import (
+    AttachmentFetchError,
+    InboundMessage,
+    SenderIdentity,
+    StatusUpdate,
+)
 from helpdesk.channels.ingest import (
+    MAX_FETCH_ATTEMPTS,
+    KeptAttachment,
     StoredMessage,
     apply_status,
     customer_row_for,
+    fetch_failure_reason,
+    fetch_retry_delay,
     store_inbound,
     subject_from,
 )
@@ -225,3 +235,68 @@ async def test_a_new_ticket_starts_with_its_clocks_and_policy_in_its_first_row(
     assert ticket["next_sla_check_at"] is not None
     events = await db.fetch("SELECT type FROM sla_events WHERE ticket_id = $1", stored.ticket_id)
     assert [e["type"] for e in events] == ["created"]
+
+
+def test_download_retries_back_off_and_end_after_the_last_try() -> None:
+    delays = [fetch_retry_delay(attempts) for attempts in range(1, MAX_FETCH_ATTEMPTS + 1)]
+    assert delays == [60.0, 240.0, 960.0, 3840.0, 15360.0, None]
+
+
+def test_a_download_failure_quotes_only_what_the_adapter_vouches_for() -> None:
+    leaky = RuntimeError("GET https://api.telegram.org/file/bot123:SECRET/photos/1.jpg: 500")
+    assert fetch_failure_reason(leaky) == (
+        "the download failed (RuntimeError); it is retried",
+        False,
+    )
+    said = AttachmentFetchError("Telegram getFile failed: file is too big", permanent=True)
+    assert fetch_failure_reason(said) == ("Telegram getFile failed: file is too big", True)
+
+
+async def test_a_file_not_yet_fetched_is_stored_with_its_message_once(
+    db: asyncpg.Connection,
+) -> None:
+    pending = KeptAttachment(
+        filename="faktura.pdf",
+        content_type="application/pdf",
+        state="pending",
+        fetch_ref="file-1",
+        error="the provider said later",
+        attempts=1,
+        retry_in=60.0,
+    )
+    kept = KeptAttachment(filename="a.txt", content_type="text/plain", content=b"abc")
+    gone = KeptAttachment(
+        filename="b.mov", content_type="video/quicktime", state="failed", error="too big"
+    )
+    for _ in range(2):  # a redelivery adds neither the message nor its files
+        await store_inbound(
+            db, message(), attachments=[pending, kept, gone], raw=b"{}", sla=SlaSettings()
+        )
+    rows = await db.fetch(
+        """SELECT a.filename, a.state, a.size_bytes, a.content, a.fetch_error, a.fetch_ref,
+                  a.fetch_attempts, a.next_fetch_at - m.created_at AS wait, m.body_text
+           FROM attachments a JOIN messages m ON m.id = a.message_id ORDER BY a.id"""
+    )
+    assert [(r["filename"], r["state"], r["size_bytes"]) for r in rows] == [
+        ("faktura.pdf", "pending", 0),
+        ("a.txt", "stored", 3),
+        ("b.mov", "failed", 0),
+    ]
+    assert rows[0]["content"] is None and rows[0]["fetch_ref"] == "file-1"
+    assert rows[0]["wait"] == timedelta(seconds=60) and rows[2]["wait"] is None
+    assert rows[0]["body_text"] == "Dobrý den, kde je moje objednávka?"
+    assert [r["fetch_error"] for r in rows] == ["the provider said later", None, "too big"]
+    # The schema refuses a stored attachment without content, and a pending one without
+    # a next try.
+    message_id = await db.fetchval("SELECT id FROM messages")
+    for state, content, next_at in (("stored", None, None), ("pending", None, None)):
+        with pytest.raises(asyncpg.CheckViolationError):
+            await db.execute(
+                """INSERT INTO attachments (message_id, filename, content_type, size_bytes,
+                                            content, state, next_fetch_at)
+                   VALUES ($1, 'x', 'text/plain', 0, $2, $3, $4)""",
+                message_id,
+                content,
+                state,
+                next_at,
+            )

@@ -22,6 +22,7 @@ import msgspec
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
+    AttachmentFetchError,
     ChannelKind,
     InboundAttachment,
     InboundMessage,
@@ -120,16 +121,10 @@ def cdn_url(account: ChannelAccount, url: str) -> str:
 _APP = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}
 
 
-class MediaFetchError(Exception):
-    """A file of an inbound message could not be downloaded. `reason` is for agents and
-    holds no URL or token; `permanent` says a retry cannot help (the URL expired, the
-    media id is gone). Same contract as the shared ingestion's attachment fetch error:
-    the message is stored with its text whatever happens to its files."""
-
-    def __init__(self, reason: str, *, permanent: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
+class MediaFetchError(AttachmentFetchError):
+    """A Meta file could not be downloaded: the shared ingestion stores the message with
+    its text and keeps the file as pending (retried) or failed (`permanent`: the URL
+    expired, the media id is gone). `reason` never holds the CDN URL or the token."""
 
 
 def _http_fetch_error(kind: str, what: str, status: int) -> MediaFetchError:

@@ -9,19 +9,24 @@ URL is the account setting `base_url` (a fake server in tests).
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import httpx
+import msgspec
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
+    AttachmentFetchError,
     ButtonPress,
     ChannelKind,
+    FetchedFile,
     InboundAttachment,
     Normalized,
     OutboundChatMessage,
@@ -30,8 +35,10 @@ from helpdesk.channels.adapter import (
 )
 from helpdesk.channels.base import PermanentDeliveryError, RetryableDeliveryError
 from helpdesk.channels.signatures import verify_slack
-from helpdesk.channels.slack import parse
+from helpdesk.channels.slack import mrkdwn, parse
 from helpdesk.config import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 SIGNATURE_HEADER = "x-slack-signature"
@@ -89,6 +96,91 @@ def download_url(account: ChannelAccount, url: str) -> str:
     return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
 
+def _download_error(status: int) -> AttachmentFetchError:
+    if status in (404, 410):
+        return AttachmentFetchError(
+            f"Slack file download failed: HTTP {status} (the file is gone)", permanent=True
+        )
+    if status in (401, 403):
+        return AttachmentFetchError(
+            f"Slack refused the download: HTTP {status} (the app needs the files:read scope "
+            "and access to the channel)"
+        )
+    return AttachmentFetchError(f"Slack file download failed: HTTP {status}")
+
+
+async def _file_info(account: ChannelAccount, file_id: str) -> tuple[str, FetchedFile]:
+    """files.info for a file the event gave no URL for: (its download URL, its name)."""
+    try:
+        response = await web_client(account).files_info(file=file_id)
+    except (TimeoutError, SlackClientError, aiohttp.ClientError) as error:
+        mapped = delivery_error(error)
+        reason = str(mapped).replace("refused the message", "refused files.info")
+        permanent = isinstance(mapped, PermanentDeliveryError) and "file_not_found" in reason
+        raise AttachmentFetchError(reason, permanent=permanent) from None
+    except PermanentDeliveryError as error:  # no bot token
+        raise AttachmentFetchError(error.reason) from None
+    file = response.get("file") or {}
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise AttachmentFetchError("Slack's files.info gave no download URL for this file")
+    named = FetchedFile(
+        b"", filename=file.get("name") or file.get("title"), content_type=file.get("mimetype")
+    )
+    return str(url), named
+
+
+# Display names by (account id, user id): users.info is Tier 4, but a busy channel asks
+# for the same few people all day. Per process, an hour, bounded.
+_NAME_TTL_SECONDS = 3600.0
+_NAME_CACHE_SIZE = 10_000
+MAX_LOOKUPS_PER_EVENT = 20
+_names: dict[tuple[int, str], tuple[float, str]] = {}
+
+
+def forget_cached_names() -> None:
+    _names.clear()
+
+
+async def user_names(account: ChannelAccount, users: list[str]) -> dict[str, str]:
+    """Display names of `users` (users.info; cached); those Slack does not give are left out."""
+    now = time.monotonic()
+    found: dict[str, str] = {}
+    client: AsyncWebClient | None = None
+    for user in users:
+        cached = _names.get((account.id, user))
+        if cached is not None and cached[0] > now:
+            found[user] = cached[1]
+            continue
+        try:
+            client = client or web_client(account)
+            response = await client.users_info(user=user)
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, PermanentDeliveryError):
+            log.warning("slack users.info failed", extra={"account": account.name})
+            continue
+        name = _name_of(response.get("user") or {})
+        if not name:
+            continue
+        if len(_names) >= _NAME_CACHE_SIZE:
+            _names.clear()
+        _names[(account.id, user)] = (now + _NAME_TTL_SECONDS, name)
+        found[user] = name
+    return found
+
+
+def _name_of(user: dict[str, Any]) -> str:
+    profile = user.get("profile") or {}
+    for name in (
+        profile.get("display_name"),
+        profile.get("real_name"),
+        user.get("real_name"),
+        user.get("name"),
+    ):
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return ""
+
+
 def _retry_after(headers: Any) -> float | None:
     for name, value in dict(headers or {}).items():
         if name.lower() == "retry-after":
@@ -127,7 +219,7 @@ def delivery_error(error: Exception) -> Exception:
 def _blocks(outbound: OutboundChatMessage) -> list[dict[str, Any]]:
     """The text and a row of buttons (their presses come to the interactivity URL)."""
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": parse.escape(outbound.text)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.escape(outbound.text)}},
         {
             "type": "actions",
             "elements": [
@@ -181,35 +273,67 @@ class SlackAdapter:
     ) -> None:
         """Nothing to answer: Slack got its 200 when the press was stored."""
 
+    async def normalize_with_lookups(
+        self, account: ChannelAccount, payload: bytes
+    ) -> list[Normalized]:
+        """`normalize` with the names of users the body only has ids for (a sender
+        without a profile, `<@U…>` mentions), looked up with users.info and cached; a
+        lookup that fails leaves the id shown."""
+        settings = _settings_of(account)
+        wanted = sorted(parse.users_to_look_up(payload, settings))[:MAX_LOOKUPS_PER_EVENT]
+        names = await user_names(account, wanted) if wanted else {}
+        return list(parse.normalize_body(account.name, payload, settings, names))
+
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
-    ) -> bytes:
-        """`url_private_download` with the bot token as Bearer; stops reading past the
-        attachment limit (the caller then keeps a note instead of the file)."""
-        if attachment.fetch_ref is None:
-            raise ValueError(f"attachment {attachment.filename} has no Slack file URL")
-        url = download_url(account, attachment.fetch_ref)
+    ) -> bytes | FetchedFile:
+        """`url_private_download` with the bot token as Bearer; a Slack Connect file
+        (no URL in the event, `file_access: check_file_info`) is looked up with
+        files.info first, as Slack documents. Stops reading past the attachment limit."""
+        ref = attachment.fetch_ref
+        if not ref:
+            raise AttachmentFetchError("Slack sent no way to download this file", permanent=True)
         token = account.secret("bot_token")
         if not token:
-            raise RuntimeError(f"the slack account '{account.name}' has no bot_token")
+            raise AttachmentFetchError(f"the slack account '{account.name}' has no bot_token")
+        named: FetchedFile | None = None
+        if not ref.startswith(("https://", "http://")):
+            ref, named = await _file_info(account, ref)
+        try:
+            url = download_url(account, ref)
+        except ValueError:
+            raise AttachmentFetchError(
+                "not a Slack file URL; the bot token is not sent there", permanent=True
+            ) from None
+        content = await self._download(url, token, attachment.content_type)
+        if named is None:
+            return content
+        return msgspec.structs.replace(named, content=content)
+
+    async def _download(self, url: str, token: str, content_type: str) -> bytes:
         limit = self._settings.attachment_max_bytes + 1
         chunks: list[bytes] = []
         size = 0
-        async with (
-            httpx.AsyncClient(timeout=30) as http,
-            http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response,
-        ):
-            if response.status_code != 200:
-                raise RuntimeError(f"Slack file download failed: HTTP {response.status_code}")
-            html = response.headers.get("content-type", "").startswith("text/html")
-            if html and not attachment.content_type.startswith("text/html"):
-                # Slack's answer to a token without files:read is its sign-in page.
-                raise RuntimeError("Slack answered with a sign-in page: the app needs files:read")
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= limit:
-                    break
+        try:
+            async with (
+                httpx.AsyncClient(timeout=30) as http,
+                http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response,
+            ):
+                if response.status_code != 200:
+                    raise _download_error(response.status_code)
+                html = response.headers.get("content-type", "").startswith("text/html")
+                if html and not content_type.startswith("text/html"):
+                    # Slack's answer to a token without files:read is its sign-in page.
+                    raise AttachmentFetchError(
+                        "Slack answered with a sign-in page: the app needs the files:read scope"
+                    )
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= limit:
+                        break
+        except httpx.HTTPError as error:
+            raise AttachmentFetchError(f"Slack unreachable: {type(error).__name__}") from None
         return b"".join(chunks)[:limit]
 
     async def send(self, account: ChannelAccount, outbound: OutboundChatMessage) -> str:
@@ -225,7 +349,7 @@ class SlackAdapter:
                 posted = await client.chat_postMessage(
                     channel=channel,
                     thread_ts=thread_ts,
-                    text=parse.escape(outbound.text),
+                    text=mrkdwn.escape(outbound.text),
                     blocks=blocks,
                 )
                 first = parse.message_external_id(

@@ -11,9 +11,10 @@ thread (its root's ts) is a conversation, so a ticket is `channel:thread_ts`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
@@ -24,11 +25,19 @@ from helpdesk.channels.adapter import (
     InboundMessage,
     SenderIdentity,
 )
+from helpdesk.channels.slack import mrkdwn
+from helpdesk.channels.slack.mrkdwn import escape
 
 # Subtypes that are a person writing (a file with its text, a thread reply also sent to
 # the channel, /me). Everything else (joins, topic changes, bot posts, deletions) is not.
 _PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
-_NOT_DOWNLOADABLE = frozenset({"tombstone", "hidden_by_limit", "external"})
+# Files Slack will not hand out, and what the agent is told instead.
+_NOT_DOWNLOADABLE = {
+    "tombstone": "the file was deleted in Slack",
+    "hidden_by_limit": "Slack hides this file (the workspace's file history limit)",
+    "external": "a link to a file stored outside Slack",
+}
+_NO_NAMES: Mapping[str, str] = {}
 
 
 class UserProfile(msgspec.Struct):
@@ -44,8 +53,28 @@ class SlackFile(msgspec.Struct):
     mimetype: str | None = None
     size: int | None = None
     mode: str | None = None
+    # "check_file_info": a Slack Connect file; its URLs come from files.info only.
+    file_access: str | None = None
     url_private: str | None = None
     url_private_download: str | None = None
+    external_url: str | None = None
+
+
+class SharedMessage(msgspec.Struct):
+    """An entry of a message's `attachments`: a forwarded (shared) message, a message
+    link unfurl, a link preview, or an app's legacy attachment."""
+
+    text: str = ""
+    fallback: str = ""
+    pretext: str = ""
+    title: str = ""
+    author_name: str = ""
+    author_subname: str = ""
+    is_share: bool = False
+    is_msg_unfurl: bool = False
+    from_url: str | None = None
+    original_url: str | None = None
+    message_blocks: list[dict[str, Any]] | None = None
 
 
 class Edited(msgspec.Struct):
@@ -69,6 +98,8 @@ class Message(msgspec.Struct):
     ts: str | None = None
     thread_ts: str | None = None
     files: list[SlackFile] | None = None
+    # Undecoded: one malformed entry must not lose the message (each is decoded apart).
+    attachments: list[msgspec.Raw] | None = None
     user_profile: UserProfile | None = None
     edited: Edited | None = None
     message: Message | None = None
@@ -108,6 +139,7 @@ _decode_head = msgspec.json.Decoder(_Head).decode
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
 _decode_message = msgspec.json.Decoder(Message).decode
 _decode_event_type = msgspec.json.Decoder(_EventType).decode
+_decode_shared = msgspec.json.Decoder(SharedMessage).decode
 
 
 def head(body: bytes) -> tuple[str, str | None, str | None]:
@@ -136,16 +168,6 @@ def timestamp(ts: str) -> datetime:
     return datetime.fromtimestamp(whole, UTC).replace(microsecond=micro)
 
 
-def unescape(text: str) -> str:
-    """Slack escapes only these three in message text (its mrkdwn control characters)."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def escape(text: str) -> str:
-    """Plain text for `chat.postMessage`: the three characters Slack asks us to escape."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def message_external_id(channel: str, ts: str) -> str:
     return f"{channel}:{ts}"
 
@@ -156,33 +178,81 @@ def conversation_of(conversation_id: str) -> tuple[str, str | None]:
     return channel, thread_ts or None
 
 
-def display_name(user: str, profile: UserProfile | None) -> str:
+def display_name(
+    user: str, profile: UserProfile | None, names: Mapping[str, str] = _NO_NAMES
+) -> str:
+    """The profile's name, else one looked up (users.info), else the user id."""
     if profile is not None:
         for name in (profile.display_name, profile.real_name, profile.name):
             if name.strip():
                 return name.strip()
-    return user
+    return names.get(user) or user
 
 
-def _attachments(files: Iterable[SlackFile]) -> tuple[list[InboundAttachment], list[str]]:
-    """Files to download with the bot token, and notes about those Slack will not hand out."""
+def raw_text(message: Message) -> str:
+    """The message's mrkdwn with what it forwards or quotes (its `attachments`: a shared
+    message, a message unfurl, an app's attachment) appended as a quote. Link previews
+    are left out: the link is in the text already."""
+    parts = [message.text] if message.text.strip() else []
+    for entry in message.attachments or ():
+        try:
+            shared = _decode_shared(entry)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue  # an app's attachment of another shape: nothing to quote
+        forwarded = shared.is_share or shared.is_msg_unfurl or bool(shared.message_blocks)
+        if shared.from_url and not forwarded:
+            continue
+        body = shared.text
+        if not body.strip() and shared.message_blocks:
+            body = "\n".join(
+                mrkdwn.rich_text((item.get("message") or {}).get("blocks") or ())
+                for item in shared.message_blocks
+                if isinstance(item, dict)
+            )
+        if not body.strip():
+            body = escape(shared.fallback)
+        if not body.strip():
+            continue
+        who = shared.author_name or shared.author_subname
+        if forwarded:
+            head = f"Forwarded message from {escape(who)}:" if who else "Forwarded message:"
+        else:
+            head = escape(shared.pretext or shared.title)
+        quoted = "\n".join(f"> {line}" for line in body.splitlines())
+        parts.append(f"{head}\n{quoted}" if head else body)
+    return "\n\n".join(parts)
+
+
+def _names_wanted(message: Message) -> set[str]:
+    wanted = mrkdwn.mentioned_users(raw_text(message))
+    if message.user and display_name(message.user, message.user_profile) == message.user:
+        wanted.add(message.user)
+    return wanted
+
+
+def _attachments(files: Iterable[SlackFile]) -> list[InboundAttachment]:
+    """Files to download with the bot token: by URL, or by id through files.info for
+    Slack Connect files (which arrive without URLs); those Slack will not hand out say
+    why."""
     found: list[InboundAttachment] = []
-    notes: list[str] = []
     for item in files:
         name = item.name or item.title or item.id or "file"
         url = item.url_private_download or item.url_private
-        if item.mode in _NOT_DOWNLOADABLE or not url:
-            notes.append(f"[attachment {name} not available from Slack]")
-            continue
-        found.append(
-            InboundAttachment(
-                filename=name,
-                content_type=item.mimetype or "application/octet-stream",
-                fetch_ref=url,
-                size=item.size,
+        kind = item.mimetype or "application/octet-stream"
+        reason = _NOT_DOWNLOADABLE.get(item.mode or "")
+        if reason is not None:
+            if item.mode == "external" and item.external_url:
+                reason = f"{reason}: {item.external_url}"
+            found.append(InboundAttachment(name, kind, size=item.size, unavailable=reason))
+        elif url:
+            found.append(InboundAttachment(name, kind, fetch_ref=url, size=item.size))
+        elif item.id:  # file_access "check_file_info": files.info gives the URL
+            found.append(InboundAttachment(name, kind, fetch_ref=item.id, size=item.size))
+        else:
+            found.append(
+                InboundAttachment(name, kind, unavailable="Slack sent no way to download it")
             )
-        )
-    return found, notes
+    return found
 
 
 def _is_person(message: Message, settings: Settings) -> bool:
@@ -191,7 +261,9 @@ def _is_person(message: Message, settings: Settings) -> bool:
     return message.user != settings.bot_user_id
 
 
-def normalize_message(account: str, event: Message, settings: Settings) -> InboundMessage | None:
+def normalize_message(
+    account: str, event: Message, settings: Settings, names: Mapping[str, str] = _NO_NAMES
+) -> InboundMessage | None:
     """One customer message, or None for what is not one (see the module docstring)."""
     channel = event.channel
     if event.type != "message" or not channel or not event.ts:
@@ -199,12 +271,12 @@ def normalize_message(account: str, event: Message, settings: Settings) -> Inbou
     if channel not in settings.support_channels and event.channel_type != "im":
         return None
     if event.subtype == "message_changed":
-        return _edit(account, channel, event, settings)
+        return _edit(account, channel, event, settings, names)
     if not _is_person(event, settings):
         return None
     assert event.user is not None
-    attachments, notes = _attachments(event.files or ())
-    text = "\n".join([unescape(event.text), *notes]).strip()
+    attachments = _attachments(event.files or ())
+    text = mrkdwn.to_text(raw_text(event), names).strip()
     if not text and not attachments:
         return None
     thread = event.thread_ts or event.ts
@@ -213,7 +285,7 @@ def normalize_message(account: str, event: Message, settings: Settings) -> Inbou
         channel_account=account,
         external_id=message_external_id(channel, event.ts),
         conversation_id=f"{channel}:{thread}",
-        sender=SenderIdentity(event.user, display_name(event.user, event.user_profile)),
+        sender=SenderIdentity(event.user, display_name(event.user, event.user_profile, names)),
         text=text,
         sent_at=timestamp(event.ts),
         attachments=tuple(attachments),
@@ -221,7 +293,9 @@ def normalize_message(account: str, event: Message, settings: Settings) -> Inbou
     )
 
 
-def _edit(account: str, channel: str, event: Message, settings: Settings) -> InboundMessage | None:
+def _edit(
+    account: str, channel: str, event: Message, settings: Settings, names: Mapping[str, str]
+) -> InboundMessage | None:
     """`message_changed`: the original message's newer text, dated by the edit."""
     original = event.message
     if original is None or not original.ts or not _is_person(original, settings):
@@ -238,8 +312,10 @@ def _edit(account: str, channel: str, event: Message, settings: Settings) -> Inb
         channel_account=account,
         external_id=message_external_id(channel, original.ts),
         conversation_id=f"{channel}:{thread}",
-        sender=SenderIdentity(original.user, display_name(original.user, original.user_profile)),
-        text=unescape(original.text),
+        sender=SenderIdentity(
+            original.user, display_name(original.user, original.user_profile, names)
+        ),
+        text=mrkdwn.to_text(raw_text(original), names).strip(),
         sent_at=timestamp(edited_ts),
         reply_to_external_id=(
             None if thread == original.ts else message_external_id(channel, thread)
@@ -287,11 +363,38 @@ def interaction_key(body: bytes) -> str | None:
     return f"interaction:{found.trigger_id}" if found and found.trigger_id else None
 
 
+def _message_event(body: bytes, settings: Settings) -> Message | None:
+    """The `message` event of an Events API body for this account's workspace."""
+    try:
+        envelope = _decode_envelope(body)
+        if envelope.type != "event_callback" or not len(envelope.event):
+            return None
+        if settings.team_id and envelope.team_id and envelope.team_id != settings.team_id:
+            return None  # the app is installed in another workspace too: not this account's
+        if _decode_event_type(envelope.event).type != "message":
+            return None  # reactions, app_mention (the message event carries the text), others
+        return _decode_message(envelope.event)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def users_to_look_up(body: bytes, settings: Settings) -> set[str]:
+    """Users whose names the body lacks: a sender without a profile, mentions without a
+    label. The adapter looks them up (users.info) and passes them to `normalize_body`."""
+    event = _message_event(body, settings)
+    if event is None:
+        return set()
+    if event.subtype == "message_changed" and event.message is not None:
+        return _names_wanted(event.message)
+    return _names_wanted(event)
+
+
 def normalize_body(
-    account: str, body: bytes, settings: Settings
+    account: str, body: bytes, settings: Settings, names: Mapping[str, str] = _NO_NAMES
 ) -> list[InboundMessage | ButtonPress]:
     """The customer messages in one Events API body (zero or one), or the button press
-    of an interactivity request."""
+    of an interactivity request. `names`: display names by user id, looked up by the
+    adapter (users.info) for users the body does not name."""
     pressed = interaction(body)
     if pressed is not None:
         if pressed.type != "block_actions" or not pressed.actions or not pressed.user.id:
@@ -299,19 +402,11 @@ def normalize_body(
         if settings.team_id and pressed.team.id and pressed.team.id != settings.team_id:
             return []
         return [ButtonPress(value=pressed.actions[0].value, sender_id=pressed.user.id)]
-    try:
-        envelope = _decode_envelope(body)
-        if envelope.type != "event_callback" or not len(envelope.event):
-            return []
-        if settings.team_id and envelope.team_id and envelope.team_id != settings.team_id:
-            return []  # the app is installed in another workspace too: not this account's
-        if _decode_event_type(envelope.event).type != "message":
-            return []  # reactions, app_mention (the message event carries the text), others
-        event = _decode_message(envelope.event)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    event = _message_event(body, settings)
+    if event is None:
         return []
     try:
-        found = normalize_message(account, event, settings)
+        found = normalize_message(account, event, settings, names)
     except (InvalidOperation, ValueError, OverflowError):
         return []  # a ts that is not a number
     return [] if found is None else [found]

@@ -36,6 +36,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
+    AttachmentFetchError,
     ButtonPress,
     ChannelKind,
     InboundAttachment,
@@ -161,17 +162,25 @@ class TelegramAdapter:
     async def fetch_attachment(
         self, account: ChannelAccount, attachment: InboundAttachment
     ) -> bytes:
-        """getFile, then the download from the file URL it names."""
+        """getFile, then the download from the file URL it names.
+
+        Telegram's getFile 400 is often "wrong file_id or the file is temporarily
+        unavailable": retried like a network error; only "file is too big" is final."""
         if attachment.fetch_ref is None:
-            raise ValueError(f"attachment {attachment.filename} has no Telegram file_id")
+            raise AttachmentFetchError("Telegram gave no file_id for this file", permanent=True)
         token = account.secret("bot_token")
+        if not token:
+            raise AttachmentFetchError(f"the telegram account '{account.name}' has no bot_token")
         async with bot_for(account) as bot:
             try:
                 file = await bot.get_file(attachment.fetch_ref)
                 return bytes(await file.download_as_bytearray())
             except TelegramError as error:
-                reason = str(error).replace(token, "***") if token else str(error)
-                raise RuntimeError(f"Telegram getFile failed: {reason}") from None
+                reason = str(error).replace(token, "***")
+                final = isinstance(error, BadRequest) and "too big" in reason.lower()
+                raise AttachmentFetchError(
+                    f"Telegram getFile failed: {reason}", permanent=final
+                ) from None
 
     async def acknowledge_press(
         self, account: ChannelAccount, press: ButtonPress, text: str

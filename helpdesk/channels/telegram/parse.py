@@ -1,7 +1,9 @@
 """Telegram updates as the normalized channel shapes: pure functions, no I/O.
 
-Only the fields we use are declared; Telegram adds fields often and unknown ones are
-ignored. An update we cannot use (an unknown type, a bot's message, a malformed body)
+A customer's message becomes its text (or caption) and files, with a readable note for
+everything else it carries (a poll, a venue, a payment, a member joining, a field of a
+future Bot API version: see `kinds`), so nothing a person sends is dropped. An update
+that is no customer's message (another update type, a bot's message, a malformed body)
 normalizes to nothing: it stays stored in `inbound_events` for audit and is answered
 200, so Telegram does not redeliver it forever.
 """
@@ -9,6 +11,7 @@ normalizes to nothing: it stays stored in `inbound_events` for audit and is answ
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -18,6 +21,7 @@ from helpdesk.channels.adapter import (
     InboundMessage,
     SenderIdentity,
 )
+from helpdesk.channels.telegram import kinds
 
 # getFile downloads at most 20 MB (Bot API docs); a larger file cannot be fetched at all.
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -38,59 +42,18 @@ class Chat(msgspec.Struct):
     type: str = "private"
 
 
-class PhotoSize(msgspec.Struct):
-    file_id: str
-    file_unique_id: str = ""
-    width: int = 0
-    height: int = 0
-    file_size: int | None = None
-
-
-class FileObject(msgspec.Struct):
-    """Document, audio, video, voice and animation share these fields."""
-
-    file_id: str
-    file_unique_id: str = ""
-    file_name: str | None = None
-    mime_type: str | None = None
-    file_size: int | None = None
-
-
 class RepliedMessage(msgspec.Struct):
     message_id: int
 
 
-class Sticker(msgspec.Struct):
-    emoji: str | None = None
-
-
-class Location(msgspec.Struct):
-    latitude: float
-    longitude: float
-
-
-class Contact(msgspec.Struct):
-    phone_number: str
-    first_name: str = ""
-    last_name: str | None = None
-
-
 class Message(msgspec.Struct):
+    """What identifies a message; its content is read from the raw object (`kinds`)."""
+
     message_id: int
     date: int
     chat: Chat
     sender: User | None = msgspec.field(default=None, name="from")
     edit_date: int | None = None
-    text: str | None = None
-    caption: str | None = None
-    photo: list[PhotoSize] | None = None
-    document: FileObject | None = None
-    audio: FileObject | None = None
-    video: FileObject | None = None
-    voice: FileObject | None = None
-    sticker: Sticker | None = None
-    location: Location | None = None
-    contact: Contact | None = None
     reply_to_message: RepliedMessage | None = None
 
 
@@ -104,8 +67,9 @@ class CallbackQuery(msgspec.Struct):
 
 class Update(msgspec.Struct):
     update_id: int
-    message: Message | None = None
-    edited_message: Message | None = None
+    # Undecoded: a message's content is read field by field (see `kinds`).
+    message: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    edited_message: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     callback_query: CallbackQuery | None = None
 
 
@@ -114,6 +78,8 @@ class _UpdateId(msgspec.Struct):
 
 
 _decode_update = msgspec.json.Decoder(Update).decode
+_decode_message = msgspec.json.Decoder(Message).decode
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_update_id = msgspec.json.Decoder(_UpdateId).decode
 
 
@@ -141,69 +107,106 @@ def _timestamp(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _attachments(message: Message) -> tuple[list[InboundAttachment], list[str]]:
-    """Files to fetch through getFile, and notes about those Telegram will not hand out."""
-    found: list[InboundAttachment] = []
-    if message.photo:
-        largest = max(
-            message.photo, key=lambda size: (size.width * size.height, size.file_size or 0)
+def _file(value: object, default_name: str, default_type: str) -> InboundAttachment | None:
+    """One Telegram file object (Document, Video, Sticker, ...) to fetch with getFile."""
+    if not isinstance(value, dict) or not isinstance(value.get("file_id"), str):
+        return None
+    name = value.get("file_name")
+    kind = value.get("mime_type")
+    size = value.get("file_size")
+    return InboundAttachment(
+        filename=name if isinstance(name, str) and name.strip() else default_name,
+        content_type=kind if isinstance(kind, str) and kind else default_type,
+        fetch_ref=value["file_id"],
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
+
+
+def _largest_photo(sizes: object, message_id: int) -> InboundAttachment | None:
+    """Telegram sends every size it made of a photo; the largest is kept."""
+    found = [p for p in sizes if isinstance(p, dict)] if isinstance(sizes, list) else []
+    if not found:
+        return None
+
+    def area(size: dict[str, Any]) -> tuple[int, int]:
+        width, height, bytes_ = (size.get(k) for k in ("width", "height", "file_size"))
+        pixels = width * height if isinstance(width, int) and isinstance(height, int) else 0
+        return pixels, bytes_ if isinstance(bytes_, int) else 0
+
+    largest = max(found, key=area)
+    unique = largest.get("file_unique_id") or message_id
+    return _file({**largest, "file_name": f"photo_{unique}.jpg"}, "", "image/jpeg")
+
+
+_FILE_DEFAULTS = {
+    "document": ("document", "application/octet-stream"),
+    "audio": ("audio.mp3", "audio/mpeg"),
+    "video": ("video.mp4", "video/mp4"),
+    "voice": ("voice.ogg", "audio/ogg"),
+    "animation": ("animation.mp4", "video/mp4"),
+    "video_note": ("video_note.mp4", "video/mp4"),
+    "live_photo": ("live_photo.mp4", "video/mp4"),
+}
+
+
+def _sticker_file(value: object) -> InboundAttachment | None:
+    sticker = value if isinstance(value, dict) else {}
+    if sticker.get("is_animated"):
+        name, kind = "sticker.tgs", "application/x-tgsticker"
+    elif sticker.get("is_video"):
+        name, kind = "sticker.webm", "video/webm"
+    else:
+        name, kind = "sticker.webp", "image/webp"
+    return _file(sticker, name, kind)
+
+
+def _attachments(message: dict[str, Any], message_id: int) -> list[InboundAttachment]:
+    """Files to fetch through getFile (those Telegram will not hand out say why)."""
+    found: list[InboundAttachment | None] = [_largest_photo(message.get("photo"), message_id)]
+    for field, (default_name, default_type) in _FILE_DEFAULTS.items():
+        found.append(_file(message.get(field), default_name, default_type))
+    found.append(_sticker_file(message.get("sticker")))
+    paid = message.get("paid_media")
+    items = paid.get("paid_media") if isinstance(paid, dict) else None
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and item.get("type") == "photo":
+            found.append(_largest_photo(item.get("photo"), message_id))
+        elif isinstance(item, dict) and item.get("type") == "video":
+            found.append(_file(item.get("video"), "video.mp4", "video/mp4"))
+    return [
+        a
+        if a.size is None or a.size <= BOT_API_DOWNLOAD_LIMIT
+        else msgspec.structs.replace(
+            a, unavailable="Telegram lets bots download files of at most 20 MB"
         )
-        name = f"photo_{largest.file_unique_id or message.message_id}.jpg"
-        found.append(
-            InboundAttachment(name, "image/jpeg", fetch_ref=largest.file_id, size=largest.file_size)
-        )
-    defaults = {
-        "document": ("document", "application/octet-stream"),
-        "audio": ("audio.mp3", "audio/mpeg"),
-        "video": ("video.mp4", "video/mp4"),
-        "voice": ("voice.ogg", "audio/ogg"),
-    }
-    for field, (default_name, default_type) in defaults.items():
-        item: FileObject | None = getattr(message, field)
-        if item is None:
-            continue
-        found.append(
-            InboundAttachment(
-                filename=item.file_name or default_name,
-                content_type=item.mime_type or default_type,
-                fetch_ref=item.file_id,
-                size=item.file_size,
-            )
-        )
-    kept = [a for a in found if a.size is None or a.size <= BOT_API_DOWNLOAD_LIMIT]
-    notes = [
-        f"[attachment {a.filename} not kept: Telegram lets bots download at most 20 MB]"
         for a in found
-        if a not in kept
+        if a is not None
     ]
-    return kept, notes
 
 
-def _text(message: Message) -> str:
-    if message.text is not None:
-        return message.text
-    if message.caption is not None:
-        return message.caption
-    if message.sticker is not None:
-        return message.sticker.emoji or "[sticker]"
-    if message.location is not None:
-        return f"[location {message.location.latitude}, {message.location.longitude}]"
-    if message.contact is not None:
-        contact = message.contact
-        name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
-        return f"[contact {name} {contact.phone_number}]".replace("  ", " ")
-    return ""
+def _text(message: dict[str, Any]) -> str:
+    """The words, with "Forwarded from …" before them and a note for each other thing
+    the message carries."""
+    words = next((message[k] for k in ("text", "caption") if isinstance(message.get(k), str)), "")
+    forwarded = kinds.forwarded_from(message)
+    parts = [forwarded] if forwarded else []
+    parts += [words, *kinds.notes(message)]
+    return "\n".join(p for p in parts if p.strip()).strip()
 
 
-def normalize_message(account: str, message: Message, *, edited: bool) -> InboundMessage | None:
-    """One customer message, or None for what is not one (bots, service messages)."""
+def normalize_message(
+    account: str, raw: bytes | dict[str, Any], *, edited: bool
+) -> InboundMessage | None:
+    """One customer message, or None for what is not one (bots, channel posts)."""
+    body = raw if isinstance(raw, dict) else _decode_object(raw)
+    message = msgspec.convert(body, Message)
     user = message.sender
     if user is None or user.is_bot:
         return None  # channel posts, anonymous admins, other bots: no customer behind them
-    attachments, notes = _attachments(message)
-    text = "\n".join([_text(message), *notes]).strip()
+    attachments = _attachments(body, message.message_id)
+    text = _text(body)
     if not text and not attachments:
-        return None  # joins, leaves, pins and other service messages
+        return None  # nothing at all (a message object with only metadata)
     name = display_name(user)
     chat_id = message.chat.id
     subject = None
@@ -232,19 +235,19 @@ def normalize_update(account: str, body: bytes) -> list[InboundMessage | ButtonP
     """The messages in one webhook body (zero or one: an update carries one object)."""
     try:
         update = _decode_update(body)
+        press = update.callback_query
+        if press is not None:
+            if not press.data or press.sender.is_bot:
+                return []
+            return [ButtonPress(value=press.data, sender_id=str(press.sender.id), ack_ref=press.id)]
+        if len(update.message):
+            found = normalize_message(account, bytes(update.message), edited=False)
+        elif len(update.edited_message):
+            found = normalize_message(account, bytes(update.edited_message), edited=True)
+        else:
+            return []  # member updates and types we do not know
     except (msgspec.DecodeError, msgspec.ValidationError):
         return []
-    press = update.callback_query
-    if press is not None:
-        if not press.data or press.sender.is_bot:
-            return []
-        return [ButtonPress(value=press.data, sender_id=str(press.sender.id), ack_ref=press.id)]
-    if update.message is not None:
-        found = normalize_message(account, update.message, edited=False)
-    elif update.edited_message is not None:
-        found = normalize_message(account, update.edited_message, edited=True)
-    else:
-        return []  # member updates and types we do not know
     return [] if found is None else [found]
 
 

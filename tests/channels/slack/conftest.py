@@ -9,12 +9,19 @@ import asyncpg
 import pytest
 
 from helpdesk.channels.accounts import ChannelAccountCreate, create_account
+from helpdesk.channels.slack.adapter import forget_cached_names
 from tests.channels.slack import payloads
 from tests.channels.slack.fake_slack_api import FakeSlackApi
 
 TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ACCOUNT = "workspace"
+
+
+@pytest.fixture(autouse=True)
+def forget_names() -> None:
+    """users.info answers are cached per process by account id, which tests reuse."""
+    forget_cached_names()
 
 
 @pytest.fixture

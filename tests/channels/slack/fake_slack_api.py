@@ -53,6 +53,9 @@ class FakeSlackApi:
         self.uploads: dict[str, Upload] = {}
         self.downloads: list[str | None] = []  # the Authorization header of each file GET
         self._files: dict[str, tuple[str, bytes]] = {}  # path -> (content type, bytes)
+        self._file_objects: dict[str, dict[str, Any]] = {}  # id -> files.info's `file`
+        self._users: dict[str, dict[str, Any]] = {}  # id -> users.info's `user`
+        self._download_failures: list[int] = []  # HTTP statuses for the next file GETs
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(100)
         self._file_ids = itertools.count(1)
@@ -69,6 +72,18 @@ class FakeSlackApi:
     def add_file(self, path: str, content: bytes, content_type: str) -> None:
         """Serve `content` at `path` (the path of a url_private_download)."""
         self._files[path] = (content_type, content)
+
+    def add_file_object(self, file: dict[str, Any]) -> None:
+        """What files.info answers for `file["id"]`."""
+        self._file_objects[file["id"]] = file
+
+    def fail_downloads(self, status: int, *, times: int = 1) -> None:
+        """The next `times` file downloads answer `status` (a 403 of a missing scope)."""
+        self._download_failures.extend([status] * times)
+
+    def add_user(self, user: dict[str, Any]) -> None:
+        """What users.info answers for `user["id"]`."""
+        self._users[user["id"]] = user
 
     def fail(
         self,
@@ -89,7 +104,7 @@ class FakeSlackApi:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=60 * 1024 * 1024)
-        app.router.add_post("/api/{method}", self._method)
+        app.router.add_route("*", "/api/{method}", self._method)  # slack-sdk GETs reads
         app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_get("/files-pri/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
@@ -149,6 +164,8 @@ class FakeSlackApi:
         self.downloads.append(authorization)
         if authorization != f"Bearer {self.token}":  # Slack shows its sign-in page
             return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        if self._download_failures:
+            return web.Response(status=self._download_failures.pop(0), text="denied")
         found = self._files.get(request.match_info["path"])
         if found is None:
             return web.Response(status=404)
@@ -179,6 +196,18 @@ class FakeSlackApi:
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
         return {"channel": channel, "ts": ts, "message": message}
+
+    def _api_files_info(self, params: dict[str, Any]) -> web.Response | dict[str, Any]:
+        found = self._file_objects.get(str(params.get("file", "")))
+        if found is None:
+            return self._error("file_not_found")
+        return {"file": found, "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def _api_users_info(self, params: dict[str, Any]) -> web.Response | dict[str, Any]:
+        found = self._users.get(str(params.get("user", "")))
+        if found is None:
+            return self._error("user_not_found")
+        return {"user": found}
 
     def _api_files_getUploadURLExternal(self, params: dict[str, Any]) -> Any:
         if not params.get("filename") or not str(params.get("length", "")).isdigit():

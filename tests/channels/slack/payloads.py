@@ -200,3 +200,96 @@ def user_change(event_id: str) -> dict[str, Any]:
 
 def url_verification(challenge: str) -> dict[str, Any]:
     return {"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"}
+
+
+FORWARDED_TS = "1700000000.000100"
+
+
+def forwarded(
+    event_id: str, ts: str, text: str = "<@U0HELPBOT> what about this?"
+) -> dict[str, Any]:
+    """A message forwarded from another channel with a comment (Slack's "share message"):
+    the original comes as an `attachments` entry with `is_share` and `message_blocks`."""
+    shared = {
+        "ts": FORWARDED_TS,
+        "channel_id": OTHER_CHANNEL,
+        "channel_team": TEAM_ID,
+        "is_msg_unfurl": True,
+        "is_share": True,
+        "message_blocks": [
+            {
+                "team": TEAM_ID,
+                "channel": OTHER_CHANNEL,
+                "ts": FORWARDED_TS,
+                "message": {
+                    "blocks": [
+                        {
+                            "type": "rich_text",
+                            "block_id": "Zq1",
+                            "elements": [
+                                {
+                                    "type": "rich_text_section",
+                                    "elements": [
+                                        {"type": "text", "text": "Order 1234 arrived broken, "},
+                                        {"type": "user", "user_id": "U0PETR001"},
+                                        {"type": "text", "text": " knows more"},
+                                    ],
+                                }
+                            ],
+                        }
+                    ]
+                },
+            }
+        ],
+        "id": 1,
+        "original_url": "https://example.slack.com/archives/C0OTHER01/p1700000000000100",
+        "fallback": "[November 14th, 2023 10:13 PM] petr: Order 1234 arrived broken",
+        "text": "Order 1234 arrived broken, <@U0PETR001> knows more &amp; &lt;fast&gt;",
+        "author_id": "U0PETR001",
+        "author_subname": "petr",
+        "author_name": "Petr Svoboda",
+        "from_url": "https://example.slack.com/archives/C0OTHER01/p1700000000000100",
+        "mrkdwn_in": ["text"],
+        "footer": "Posted in #general",
+    }
+    return message(event_id, ts, text, attachments=[shared])
+
+
+def connect_file_share(event_id: str, ts: str, text: str) -> dict[str, Any]:
+    """A file shared in a Slack Connect channel: no name, no URLs, only its id and
+    `file_access: check_file_info` (files.info gives the rest)."""
+    file = {
+        "id": "F0CONNECT1",
+        "mode": "file_access",
+        "file_access": "check_file_info",
+        "created": 0,
+        "timestamp": 0,
+        "user": "",
+    }
+    return message(event_id, ts, text, subtype="file_share", files=[file], profile=False)
+
+
+CONNECT_FILE_OBJECT = {
+    "id": "F0CONNECT1",
+    "created": 1700000000,
+    "name": "faktura_2023.pdf",
+    "title": "faktura_2023.pdf",
+    "mimetype": "application/pdf",
+    "filetype": "pdf",
+    "user": CUSTOMER,
+    "mode": "hosted",
+    "size": 0,  # set by the test
+    "url_private": "https://files.slack.com/files-pri/T0EXT-F0CONNECT1/faktura_2023.pdf",
+    "url_private_download": (
+        "https://files.slack.com/files-pri/T0EXT-F0CONNECT1/download/faktura_2023.pdf"
+    ),
+}
+
+USER_OBJECT = {
+    "id": CUSTOMER,
+    "team_id": "T0EXTERNAL",
+    "name": "jana.novakova",
+    "real_name": "Jana Nováková",
+    "profile": {"display_name": "", "real_name": "Jana Nováková"},
+    "is_bot": False,
+}

@@ -9,6 +9,7 @@ import pytest
 
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import InboundMessage, WebhookRequest
+from helpdesk.channels.slack import parse
 from helpdesk.channels.slack.adapter import SlackAdapter, download_url
 from helpdesk.channels.slack.parse import conversation_of, escape, timestamp
 from helpdesk.config import load_settings
@@ -16,6 +17,7 @@ from tests.channels.slack import payloads
 from tests.channels.test_signatures import SLACK_BODY, SLACK_SECRET, SLACK_SIGNATURE, SLACK_TS
 
 ADAPTER = SlackAdapter(load_settings({}))
+ROOT = "1355517523.000005"
 
 
 def account(**settings: Any) -> ChannelAccount:
@@ -143,12 +145,14 @@ def test_file_share_becomes_an_attachment_fetched_by_url() -> None:
     )
 
 
-def test_a_file_slack_will_not_hand_out_leaves_a_note() -> None:
+def test_a_file_slack_will_not_hand_out_is_an_attachment_saying_why() -> None:
     body = payloads.file_share("Ev9", "1355517524.000001", "", 10)
     body["event"]["files"][0]["mode"] = "hidden_by_limit"
     (found,) = normalize(body)
-    assert found.attachments == ()
-    assert found.text == "[attachment tedair.gif not available from Slack]"
+    (attachment,) = found.attachments
+    assert attachment.filename == "tedair.gif" and attachment.fetch_ref is None
+    assert attachment.unavailable == "Slack hides this file (the workspace's file history limit)"
+    assert found.text == ""
 
 
 def test_message_changed_is_an_edit_of_the_original_dated_by_the_edit() -> None:
@@ -181,3 +185,84 @@ def test_the_bot_token_only_goes_to_slack_hosts() -> None:
     ):
         with pytest.raises(ValueError):
             download_url(account(), bad)
+
+
+def test_a_forwarded_message_brings_its_text_quoted_with_its_author() -> None:
+    (found,) = normalize(payloads.forwarded("Ev20", "1355517600.000001"))
+    assert found.text == (
+        "@U0HELPBOT what about this?\n\n"
+        "Forwarded message from Petr Svoboda:\n"
+        "> Order 1234 arrived broken, @U0PETR001 knows more & <fast>"
+    )
+
+
+def test_a_forwarded_message_without_text_uses_its_blocks_then_its_fallback() -> None:
+    body = payloads.forwarded("Ev21", "1355517600.000002", text="")
+    body["event"]["attachments"][0]["text"] = ""
+    (found,) = normalize(body)
+    assert found.text == (
+        "Forwarded message from Petr Svoboda:\n> Order 1234 arrived broken, @U0PETR001 knows more"
+    )
+    body["event"]["attachments"][0]["message_blocks"] = []
+    (found,) = normalize(body)
+    assert found.text.endswith("> [November 14th, 2023 10:13 PM] petr: Order 1234 arrived broken")
+
+
+def test_a_link_preview_adds_nothing_to_the_text() -> None:
+    body = payloads.message("Ev22", "1355517600.000003", "See <https://shop.example/o/1>")
+    body["event"]["attachments"] = [
+        {
+            "from_url": "https://shop.example/o/1",
+            "title": "Order 1",
+            "text": "A long page description",
+            "fallback": "Order 1",
+        }
+    ]
+    (found,) = normalize(body)
+    assert found.text == "See https://shop.example/o/1"
+
+
+def test_names_looked_up_replace_ids_in_text_and_sender() -> None:
+    body = payloads.forwarded("Ev23", "1355517600.000004")
+    del body["event"]["user_profile"]
+    raw = payloads.encode(body)
+    settings = parse.Settings(
+        support_channels=frozenset({payloads.SUPPORT_CHANNEL}), bot_user_id=payloads.BOT_USER_ID
+    )
+    assert parse.users_to_look_up(raw, settings) == {"U0HELPBOT", "U0PETR001", payloads.CUSTOMER}
+    names = {"U0HELPBOT": "Shop Help", "U0PETR001": "Petr", payloads.CUSTOMER: "Jana"}
+    (found,) = parse.normalize_body("workspace", raw, settings, names)
+    assert isinstance(found, InboundMessage)
+    assert found.sender.display_name == "Jana"
+    assert found.text.startswith("@Shop Help what about this?")
+    assert "@Petr knows more" in found.text
+    # Without the lookups the ids stay readable as ids.
+    (plain,) = parse.normalize_body("workspace", raw, settings)
+    assert isinstance(plain, InboundMessage) and plain.sender.display_name == payloads.CUSTOMER
+
+
+def test_mrkdwn_in_a_plain_message_and_in_an_edit_is_readable() -> None:
+    (found,) = normalize(
+        payloads.message("Ev24", text="<!here> Ask in <#C0OTHER01|general>: a &lt; b &amp;&amp; c")
+    )
+    assert found.text == "@here Ask in #general: a < b && c"
+    body = payloads.edited("Ev25", ROOT, "Now <https://x.example|with a link>", "1358878755.1")
+    (edit,) = normalize(body)
+    assert edit.text == "Now with a link (https://x.example)"
+
+
+def test_a_slack_connect_file_is_fetched_by_its_id() -> None:
+    (found,) = normalize(payloads.connect_file_share("Ev26", "1355517600.000005", "Faktura"))
+    (attachment,) = found.attachments
+    assert (attachment.filename, attachment.fetch_ref, attachment.unavailable) == (
+        "F0CONNECT1",
+        "F0CONNECT1",
+        None,
+    )
+
+
+def test_a_malformed_attachment_entry_loses_only_itself() -> None:
+    body = payloads.forwarded("Ev27", "1355517600.000006")
+    body["event"]["attachments"].insert(0, {"text": 42, "is_share": "yes"})
+    (found,) = normalize(body)
+    assert "Forwarded message from Petr Svoboda:" in found.text

@@ -18,12 +18,13 @@ import asyncpg
 import httpx
 import pytest
 
+from helpdesk.channels.jobs import retry_attachment_fetches
 from helpdesk.config import Settings
 from tests.channels.slack import payloads
 from tests.channels.slack.conftest import ACCOUNT, SIGNING_SECRET, TOKEN, add_account
 from tests.channels.slack.fake_slack_api import FakeSlackApi
 from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
-from tests.conftest import Client, Factory
+from tests.conftest import Client, Factory, job_context
 
 WEBHOOK = f"/channels/slack/{ACCOUNT}/webhook"
 ROOT_TS = "1355517523.000005"
@@ -501,3 +502,172 @@ async def test_a_file_failing_after_the_text_went_out_fails_without_a_resend(
     )
     await run_worker(settings)
     assert len(slack_api.calls_of("chat.postMessage")) == 1
+
+
+async def test_a_slack_connect_file_is_looked_up_with_files_info_then_downloaded(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 8 + b"%%EOF\n"
+    slack_api.add_file("T0EXT-F0CONNECT1/download/faktura_2023.pdf", pdf, "application/pdf")
+    slack_api.add_file_object({**payloads.CONNECT_FILE_OBJECT, "size": len(pdf)})
+    slack_api.add_user(payloads.USER_OBJECT)
+    body = payloads.connect_file_share("Ev0100", ROOT_TS, "Faktura v příloze")
+    assert (await deliver(client, body)).status_code == 200
+    await run_worker(settings)
+
+    (info,) = slack_api.calls_of("files.info")
+    assert info.params["file"] == "F0CONNECT1" and info.authorization == f"Bearer {TOKEN}"
+    assert slack_api.downloads == [f"Bearer {TOKEN}"]
+    row = await db.fetchrow(
+        """SELECT m.body_text, a.filename, a.content_type, a.content, a.state
+           FROM messages m JOIN attachments a ON a.message_id = m.id"""
+    )
+    assert (row["body_text"], row["filename"], row["content_type"], row["state"]) == (
+        "Faktura v příloze",
+        "faktura_2023.pdf",
+        "application/pdf",
+        "stored",
+    )
+    assert bytes(row["content"]) == pdf
+
+
+async def test_a_refused_download_keeps_the_message_and_is_retried_until_it_comes(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    gif = b"GIF89a" + bytes(range(256)) * 4
+    slack_api.add_file("T123ABC456-F0S43PZDF/download/tedair.gif", gif, "image/gif")
+    slack_api.fail_downloads(403, times=2)
+    body = payloads.file_share("Ev0101", ROOT_TS, "Rozbité balení", len(gif))
+    assert (await deliver(client, body)).status_code == 200
+    await run_worker(settings)
+
+    assert await db.fetchval("SELECT status FROM inbound_events") == "processed"
+    row = await db.fetchrow("SELECT * FROM attachments")
+    assert (row["state"], row["fetch_attempts"], row["content"]) == ("pending", 1, None)
+    assert row["fetch_error"] == (
+        "Slack refused the download: HTTP 403 (the app needs the files:read scope and access "
+        "to the channel)"
+    )
+    agent = await factory.agent("agent")
+    ticket_id = await db.fetchval("SELECT id FROM tickets")
+    message = await message_view(client, agent, ticket_id, row["message_id"])
+    assert message["body_text"] == "Rozbité balení"
+    assert message["attachments"][0]["state"] == "pending"
+
+    await db.execute("UPDATE attachments SET next_fetch_at = now()")
+    async with job_context(settings) as ctx:
+        assert await retry_attachment_fetches(ctx) == 1  # refused once more
+    assert await db.fetchval("SELECT state FROM attachments") == "pending"
+    await db.execute("UPDATE attachments SET next_fetch_at = now()")
+    async with job_context(settings) as ctx:
+        assert await retry_attachment_fetches(ctx) == 1
+    row = await db.fetchrow("SELECT * FROM attachments")
+    assert (row["state"], row["fetch_attempts"], bytes(row["content"])) == ("stored", 3, gif)
+    assert slack_api.downloads == [f"Bearer {TOKEN}"] * 3
+
+
+async def test_a_deleted_file_is_failed_at_once_and_not_retried(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    body = payloads.file_share("Ev0102", ROOT_TS, "Tady", 10)  # the fake has no such file
+    assert (await deliver(client, body)).status_code == 200
+    await run_worker(settings)
+    row = await db.fetchrow("SELECT * FROM attachments")
+    assert (row["state"], row["next_fetch_at"]) == ("failed", None)
+    assert row["fetch_error"] == "Slack file download failed: HTTP 404 (the file is gone)"
+
+
+async def test_names_behind_user_ids_are_looked_up_once_and_mrkdwn_reads_as_text(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    slack_api.add_user(payloads.USER_OBJECT)
+    slack_api.add_user({"id": "U0PETR001", "name": "petr", "profile": {"display_name": "Petr"}})
+    first = payloads.forwarded("Ev0103", ROOT_TS)
+    del first["event"]["user_profile"]
+    assert (await deliver(client, first)).status_code == 200
+    await run_worker(settings)
+    second = payloads.message(
+        "Ev0104",
+        "1355517524.000001",
+        "<@U0PETR001> &amp; <#C0OTHER01|general>?",
+        thread_ts=ROOT_TS,
+        profile=False,
+    )
+    assert (await deliver(client, second)).status_code == 200
+    await run_worker(settings)
+
+    messages = await inbound(db)
+    assert [m["body_text"] for m in messages] == [
+        "@U0HELPBOT what about this?\n\nForwarded message from Petr Svoboda:\n"
+        "> Order 1234 arrived broken, @Petr knows more & <fast>",
+        "@Petr & #general?",
+    ]
+    assert await db.fetchval("SELECT name FROM customers") == "Jana Nováková"
+    assert await db.fetchval("SELECT display_name FROM customer_identities") == "Jana Nováková"
+    # Each user once (cached); the bot's own id is unknown to users.info and stays an id.
+    asked = sorted(c.params["user"] for c in slack_api.calls_of("users.info"))
+    assert asked == ["U061F7AUR", "U0HELPBOT", "U0PETR001"]
+
+
+async def test_users_info_failing_leaves_the_ids_and_stores_the_message(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    slack_api.fail("users.info", 500, None, times=10)
+    body = payloads.message("Ev0105", ROOT_TS, "Ahoj <@U0PETR001>", profile=False)
+    assert (await deliver(client, body)).status_code == 200
+    await run_worker(settings)
+    (message,) = await inbound(db)
+    assert message["body_text"] == "Ahoj @U0PETR001"
+    assert await db.fetchval("SELECT name FROM customers") == payloads.CUSTOMER
+
+
+async def test_a_customer_first_known_by_id_takes_the_name_once_slack_gives_it(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    slack_api: FakeSlackApi,
+    slack_account: str,
+) -> None:
+    slack_api.fail("users.info", 500, None)
+    first = payloads.message("Ev0106", ROOT_TS, "Ahoj", profile=False)
+    assert (await deliver(client, first)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT name FROM customers") == payloads.CUSTOMER
+
+    slack_api.add_user(payloads.USER_OBJECT)
+    second = payloads.message(
+        "Ev0107", "1355517524.000002", "Ještě", thread_ts=ROOT_TS, profile=False
+    )
+    assert (await deliver(client, second)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT name FROM customers") == "Jana Nováková"
+    assert await db.fetchval("SELECT display_name FROM customer_identities") == "Jana Nováková"
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+
+    # A name an agent gave is never overwritten by the provider's.
+    await db.execute("UPDATE customers SET name = 'Jana (VIP)'")
+    third = payloads.message("Ev0108", "1355517524.000003", "A ještě", thread_ts=ROOT_TS)
+    assert (await deliver(client, third)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT name FROM customers") == "Jana (VIP)"

@@ -141,3 +141,218 @@ def my_chat_member(update_id: int) -> dict[str, Any]:
             },
         },
     }
+
+
+OTHER_USER = {"id": 2222222, "is_bot": False, "first_name": "Petr", "last_name": "Svoboda"}
+SIZES = [
+    {"file_id": "AgACsmall", "file_unique_id": "AQsmall", "width": 90, "height": 90},
+    {"file_id": "AgAClarge", "file_unique_id": "AQlarge", "width": 800, "height": 800},
+]
+
+
+def file_object(file_id: str, **fields: Any) -> dict[str, Any]:
+    return {"file_id": file_id, "file_unique_id": f"u-{file_id}", **fields}
+
+
+# One message of each kind the Bot API's Message object documents, as content fields,
+# with the text a customer's message of that kind is stored with.
+KINDS: dict[str, tuple[dict[str, Any], str]] = {
+    "video_note": (
+        {"video_note": file_object("DQvn", length=240, duration=5, file_size=1024)},
+        "",
+    ),
+    "animation": (
+        {
+            "animation": file_object(
+                "CgAnim", width=320, height=240, duration=3, file_name="cat.mp4",
+                mime_type="video/mp4",
+            )
+        },
+        "",
+    ),
+    "voice": ({"voice": file_object("AwVoice", duration=4, mime_type="audio/ogg")}, ""),
+    "audio": ({"audio": file_object("CQAudio", duration=200, file_name="song.mp3")}, ""),
+    "video": ({"video": file_object("BAVideo", width=640, height=480, duration=9)}, ""),
+    "sticker": (
+        {
+            "sticker": file_object(
+                "CAStick", type="regular", width=512, height=512, is_animated=False,
+                is_video=False, emoji="😀",
+            )
+        },
+        "Customer sent a sticker 😀",
+    ),
+    "paid_media": (
+        {"paid_media": {"star_count": 50, "paid_media": [{"type": "photo", "photo": SIZES}]}},
+        "Customer sent paid media (50 Telegram Stars)",
+    ),
+    "contact": (
+        {
+            "contact": {
+                "phone_number": "+420777123456",
+                "first_name": "Petr",
+                "last_name": "Svoboda",
+                "user_id": 2222222,
+            }
+        },
+        "Customer shared a contact: Petr Svoboda, +420777123456",
+    ),
+    "location": (
+        {"location": {"latitude": 50.0875, "longitude": 14.4213}},
+        "Customer shared a location: 50.0875, 14.4213 "
+        "(https://www.openstreetmap.org/?mlat=50.0875&mlon=14.4213)",
+    ),
+    "live location": (
+        {"location": {"latitude": 50.0875, "longitude": 14.4213, "live_period": 900}},
+        "Customer shared a live location: 50.0875, 14.4213 "
+        "(https://www.openstreetmap.org/?mlat=50.0875&mlon=14.4213)",
+    ),
+    "venue": (
+        {
+            "location": {"latitude": 50.08, "longitude": 14.42},
+            "venue": {
+                "location": {"latitude": 50.08, "longitude": 14.42},
+                "title": "Prodejna Praha",
+                "address": "Václavské náměstí 1",
+            },
+        },
+        "Customer shared a place: Prodejna Praha, Václavské náměstí 1 "
+        "(50.08, 14.42 (https://www.openstreetmap.org/?mlat=50.08&mlon=14.42))",
+    ),
+    "poll": (
+        {
+            "poll": {
+                "id": "5",
+                "question": "Která barva?",
+                "options": [
+                    {"persistent_id": "o1", "text": "červená", "voter_count": 0},
+                    {"persistent_id": "o2", "text": "modrá", "voter_count": 0},
+                ],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+                "allows_revoting": True,
+                "members_only": False,
+            }
+        },
+        "Customer sent a poll: Která barva?\n• červená\n• modrá",
+    ),
+    "dice": ({"dice": {"emoji": "🎲", "value": 4}}, "Customer sent 🎲 (value 4)"),
+    "game": (
+        {"game": {"title": "Tetris", "description": "Blocks", "photo": SIZES}},
+        "Customer shared the game Tetris",
+    ),
+    "story": (
+        {"story": {"chat": {"id": -1001, "type": "channel", "title": "Shop news"}, "id": 7}},
+        "Customer shared a story of Shop news; open Telegram to see it",
+    ),
+    "giveaway": (
+        {
+            "giveaway": {
+                "chats": [{"id": -1001, "type": "channel", "title": "Shop news"}],
+                "winners_selection_date": 1700000000,
+                "winner_count": 3,
+            }
+        },
+        "Customer shared a giveaway: 3 winners, chosen at 2023-11-14 22:13 UTC",
+    ),
+    "giveaway_winners": (
+        {
+            "giveaway_winners": {
+                "chat": {"id": -1001, "type": "channel", "title": "Shop news"},
+                "giveaway_message_id": 5,
+                "winners_selection_date": 1700000000,
+                "winner_count": 1,
+                "winners": [OTHER_USER],
+            }
+        },
+        "Customer shared giveaway results: 1 winners (Petr Svoboda)",
+    ),
+    "invoice": (
+        {
+            "invoice": {
+                "title": "Objednávka 1234",
+                "description": "Boty",
+                "start_parameter": "o1234",
+                "currency": "EUR",
+                "total_amount": 1250,
+            }
+        },
+        "Customer sent an invoice: Objednávka 1234 (Boty), 12.50 EUR",
+    ),
+    "successful_payment": (
+        {
+            "successful_payment": {
+                "currency": "CZK",
+                "total_amount": 49900,
+                "invoice_payload": "order-1234",
+                "telegram_payment_charge_id": "tg_ch_1",
+                "provider_payment_charge_id": "pr_ch_1",
+            }
+        },
+        "Customer paid 499.00 CZK (Telegram charge tg_ch_1)",
+    ),
+    "checklist": (
+        {
+            "checklist": {
+                "title": "Reklamace",
+                "tasks": [
+                    {"id": 1, "text": "Fotka"},
+                    {"id": 2, "text": "Účtenka", "completed_by_user": OTHER_USER,
+                     "completion_date": 1700000000},
+                ],
+            }
+        },
+        "Customer sent a checklist: Reklamace\n☐ Fotka\n☑ Účtenka",
+    ),
+    "forwarded": (
+        {
+            "text": "Tohle mi přišlo",
+            "forward_origin": {"type": "user", "sender_user": OTHER_USER, "date": 1700000000},
+        },
+        "Forwarded from Petr Svoboda:\nTohle mi přišlo",
+    ),
+    "forwarded from a channel": (
+        {
+            "text": "Sleva 20 %",
+            "forward_origin": {
+                "type": "channel",
+                "chat": {"id": -1001, "type": "channel", "title": "Shop news"},
+                "message_id": 9,
+                "date": 1700000000,
+            },
+        },
+        "Forwarded from Shop news:\nSleva 20 %",
+    ),
+    "web_app_data": (
+        {"web_app_data": {"data": '{"size": 42}', "button_text": "Vybrat velikost"}},
+        'Customer sent data from the web app (Vybrat velikost): {"size": 42}',
+    ),
+    "users_shared": (
+        {"users_shared": {"request_id": 1, "users": [{"user_id": 5, "first_name": "Eva"}]}},
+        "Customer shared users: Eva",
+    ),
+    "chat_shared": (
+        {"chat_shared": {"request_id": 2, "chat_id": -100555, "title": "Skupina"}},
+        "Customer shared a chat: Skupina",
+    ),
+    "new_chat_members": ({"new_chat_members": [OTHER_USER]}, "Petr Svoboda joined the chat"),
+    "left_chat_member": ({"left_chat_member": OTHER_USER}, "Petr Svoboda left the chat"),
+    "pinned_message": (
+        {
+            "pinned_message": {
+                "message_id": 1,
+                "chat": CHAT,
+                "date": DATE,
+                "text": "Číslo objednávky 1234",
+            }
+        },
+        "Customer pinned a message: Číslo objednávky 1234",
+    ),
+    "write_access_allowed": (
+        {"write_access_allowed": {"from_request": True}},
+        "Customer allowed the bot to write to them",
+    ),
+}  # fmt: skip

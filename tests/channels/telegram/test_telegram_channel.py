@@ -19,8 +19,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from helpdesk.channels.jobs import process_inbound_event
+from helpdesk.channels.ingest import MAX_FETCH_ATTEMPTS
+from helpdesk.channels.jobs import process_inbound_event, retry_attachment_fetches
 from helpdesk.channels.telegram.commands import poll
+from helpdesk.channels.telegram.parse import BOT_API_DOWNLOAD_LIMIT
 from helpdesk.config import Settings
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect, create_pool
@@ -569,3 +571,168 @@ async def test_a_message_arriving_while_its_ticket_is_being_routed_waits_and_is_
     ]
     assert {m["ticket_id"] for m in messages} == {ticket_id}
     assert await db.fetchval("SELECT priority FROM tickets WHERE id = $1", ticket_id) == "high"
+
+
+async def attachment_rows(db: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await db.fetch(
+        """SELECT a.*, m.body_text FROM attachments a JOIN messages m ON m.id = a.message_id
+           ORDER BY a.id"""
+    )
+
+
+async def retry_due_downloads(db: asyncpg.Connection, settings: Settings) -> int:
+    """The retry sweep once, with every pending download made due now."""
+    await db.execute("UPDATE attachments SET next_fetch_at = now() WHERE state = 'pending'")
+    async with job_context(settings) as ctx:
+        return await retry_attachment_fetches(ctx)
+
+
+async def test_a_file_getfile_refuses_keeps_the_text_and_is_fetched_later(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    bot_api: FakeBotApi,
+    bot_account: str,
+) -> None:
+    pdf = b"%PDF-1.4\n" + os.urandom(2048) + b"\n%%EOF\n"
+    bot_api.add_file("AwADBAADbXXXXXXXXXXXGBdhD2l6_XX", "documents/file_9.pdf", pdf)
+    bot_api.fail(
+        "getFile", 400, "Bad Request: wrong file_id or the file is temporarily unavailable"
+    )
+    update = payloads.document(10020, 1420, len(pdf))
+    update["message"]["caption"] = "Posílám fakturu, zboží nedorazilo."
+    assert (await deliver(client, update)).status_code == 200
+    await run_worker(settings)
+
+    # The message and its text are stored at once; the event is done, not retried.
+    assert await db.fetchval("SELECT status FROM inbound_events") == "processed"
+    (row,) = await attachment_rows(db)
+    assert row["body_text"] == "Posílám fakturu, zboží nedorazilo."
+    assert (row["state"], row["filename"], row["fetch_attempts"]) == ("pending", "Testfile.pdf", 1)
+    assert row["content"] is None
+    assert row["fetch_error"] == (
+        "Telegram getFile failed: Wrong file_id or the file is temporarily unavailable"
+    )
+    assert TOKEN not in row["fetch_error"]
+
+    # The agent sees what was sent and why it is not there yet; downloading it says why.
+    agent = await factory.agent("agent")
+    ticket_id = await db.fetchval("SELECT id FROM tickets")
+    message_id = await db.fetchval("SELECT id FROM messages")
+    view = await message_view(client, agent, ticket_id, message_id)
+    assert view["body_text"] == "Posílám fakturu, zboží nedorazilo."
+    (shown,) = view["attachments"]
+    assert (shown["state"], shown["size_bytes"]) == ("pending", 0)
+    assert "temporarily unavailable" in shown["fetch_error"]
+    download = await client.get(f"/attachments/{shown['id']}", headers=agent.headers)
+    assert download.status_code == 409
+    assert download.headers["content-type"].startswith("application/problem+json")
+    assert "temporarily unavailable" in download.json()["detail"]
+
+    # A redelivery of the update stores neither the message nor the file again.
+    await db.execute("DELETE FROM inbound_events")
+    assert (await deliver(client, update)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT count(*) FROM messages") == 1
+    assert await db.fetchval("SELECT count(*) FROM attachments") == 1
+    assert len(bot_api.calls_of("getFile")) == 1  # a stored message fetches nothing
+
+    # The retry downloads it into the same attachment row.
+    assert await retry_due_downloads(db, settings) == 1
+    (row,) = await attachment_rows(db)
+    assert (row["state"], row["fetch_error"], row["next_fetch_at"]) == ("stored", None, None)
+    assert bytes(row["content"]) == pdf and row["size_bytes"] == len(pdf)
+    assert row["fetch_attempts"] == 2
+    download = await client.get(f"/attachments/{row['id']}", headers=agent.headers)
+    assert download.status_code == 200 and download.content == pdf
+    fetched = await db.fetchval(
+        "SELECT changes FROM ticket_events WHERE action = 'attachment_fetched'"
+    )
+    assert fetched == {"attachment_id": row["id"], "attempts": 2}
+    assert await retry_due_downloads(db, settings) == 0  # nothing left to do
+
+
+async def test_a_download_that_keeps_failing_is_given_up_after_bounded_tries(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    bot_api: FakeBotApi,
+    bot_account: str,
+) -> None:
+    bot_api.fail("getFile", 502, "Bad Gateway", times=100)
+    assert (await deliver(client, payloads.photo(10021, 1421, "Rozbité"))).status_code == 200
+    await run_worker(settings)
+    delays = []
+    while await db.fetchval("SELECT state FROM attachments") == "pending":
+        delays.append(
+            await db.fetchval(
+                "SELECT extract(epoch FROM next_fetch_at - now())::int FROM attachments"
+            )
+        )
+        assert await retry_due_downloads(db, settings) == 1
+        assert len(delays) < 20
+    (row,) = await attachment_rows(db)
+    assert (row["state"], row["next_fetch_at"]) == ("failed", None)
+    assert row["fetch_attempts"] == MAX_FETCH_ATTEMPTS == len(bot_api.calls_of("getFile"))
+    assert row["body_text"] == "Rozbité"
+    # Backoff: each wait about four times the one before.
+    assert [round(d / 60) for d in delays] == [1, 4, 16, 64, 256]
+    failed = await db.fetchval(
+        "SELECT changes FROM ticket_events WHERE action = 'attachment_fetch_failed'"
+    )
+    assert failed["attempts"] == MAX_FETCH_ATTEMPTS and "Bad Gateway" in failed["reason"]
+
+
+async def test_a_file_over_the_bot_api_limit_is_a_failed_attachment_without_a_download(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    bot_api: FakeBotApi,
+    bot_account: str,
+) -> None:
+    update = payloads.document(10022, 1422, size=BOT_API_DOWNLOAD_LIMIT + 1)
+    assert (await deliver(client, update)).status_code == 200
+    await run_worker(settings)
+    (row,) = await attachment_rows(db)
+    assert (row["state"], row["filename"], row["fetch_attempts"]) == ("failed", "Testfile.pdf", 0)
+    assert row["fetch_error"] == "Telegram lets bots download files of at most 20 MB"
+    assert bot_api.calls_of("getFile") == []
+    assert await db.fetchval("SELECT subject FROM tickets") == "Testfile.pdf (telegram)"
+
+
+async def test_video_notes_polls_venues_and_unknown_kinds_all_reach_the_agent(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    bot_api: FakeBotApi,
+    bot_account: str,
+) -> None:
+    clip = b"\x00\x00\x00\x18ftypmp42" + os.urandom(1024)
+    bot_api.add_file("DQvn", "video_notes/file_3.mp4", clip)
+    kinds = ["video_note", "poll", "venue", "successful_payment"]
+    for index, kind in enumerate(kinds):
+        fields, _ = payloads.KINDS[kind]
+        update = payloads.message(10200 + index, 1600 + index, None, **fields)
+        assert (await deliver(client, update)).status_code == 200
+        await run_worker(settings)  # one at a time: the order of the conversation is fixed
+    future = payloads.message(10210, 1610, None, hologram={"id": "h1"})
+    assert (await deliver(client, future)).status_code == 200
+    await run_worker(settings)
+
+    messages = await inbound(db)
+    assert [m["body_text"] for m in messages] == [
+        "",
+        *[payloads.KINDS[kind][1] for kind in kinds[1:]],
+        "Customer sent a Telegram message of a kind this helpdesk cannot show yet (hologram); "
+        "open Telegram to see it",
+    ]
+    assert len({m["ticket_id"] for m in messages}) == 1
+    (row,) = await attachment_rows(db)
+    assert (row["filename"], row["content_type"], row["state"]) == (
+        "video_note.mp4",
+        "video/mp4",
+        "stored",
+    )
+    assert bytes(row["content"]) == clip
+    assert await db.fetchval("SELECT subject FROM tickets") == "video_note.mp4 (telegram)"
