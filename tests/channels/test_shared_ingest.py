@@ -128,14 +128,15 @@ async def test_statuses_only_move_forward(db: asyncpg.Connection) -> None:
     )
     read = StatusUpdate(external_id="out-1", status="read", at=T0)
     delivered = StatusUpdate(external_id="out-1", status="delivered", at=T0)
-    assert await apply_status(db, "telegram", "bot", read)
-    assert not await apply_status(db, "telegram", "bot", delivered)  # "read" before "delivered"
+    assert await apply_status(db, "telegram", "bot", read, sla=SlaSettings())
+    # "read" came before "delivered": the status stays "read"
+    assert not await apply_status(db, "telegram", "bot", delivered, sla=SlaSettings())
     assert (
         await db.fetchval("SELECT provider_status FROM messages WHERE external_id = 'out-1'")
         == "read"
     )
     failed = StatusUpdate(external_id="out-1", status="failed", at=T0, reason="user blocked")
-    assert await apply_status(db, "telegram", "bot", failed)
+    assert await apply_status(db, "telegram", "bot", failed, sla=SlaSettings())
     row = await db.fetchrow("SELECT * FROM messages WHERE external_id = 'out-1'")
     assert (row["delivery_status"], row["delivery_error"]) == ("failed", "user blocked")
 

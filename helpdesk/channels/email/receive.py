@@ -26,6 +26,7 @@ from helpdesk.channels.email.loops import (
 from helpdesk.channels.email.parse import ParsedEmail, parse_email
 from helpdesk.config import Settings
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
+from helpdesk.sla import service as sla_service
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ async def receive(
     try:
         async with conn.transaction():
             if parsed.bounce:
-                bounced = await _fail_bounced_delivery(conn, parsed)
+                bounced = await _fail_bounced_delivery(conn, parsed, settings)
                 if bounced is not None:
                     return bounced
             result = await ingest_email(
@@ -152,8 +153,11 @@ def bounce_is_transient(parsed: ParsedEmail) -> bool:
     return "action: delayed" in text and "action: failed" not in text
 
 
-async def _fail_bounced_delivery(conn: asyncpg.Connection, parsed: ParsedEmail) -> Receipt | None:
-    """A bounce of one of our mails fails that delivery (no ticket, no auto-reply).
+async def _fail_bounced_delivery(
+    conn: asyncpg.Connection, parsed: ParsedEmail, settings: Settings
+) -> Receipt | None:
+    """A bounce of one of our mails fails that delivery (no ticket, no auto-reply); a
+    failed reply is withdrawn as a response at once.
 
     Returns None when the bounce cites nothing we sent: it is then stored like any mail
     (flagged as a bounce, so it never gets an automatic reply).
@@ -198,6 +202,8 @@ async def _fail_bounced_delivery(conn: asyncpg.Connection, parsed: ParsedEmail) 
         action,
         {"message_id": row["id"], "reason": reason, "bounce_message_id": parsed.message_id},
     )
+    if status == "failed":
+        await sla_service.withdraw_reply(conn, row["id"], reason, settings.sla)
     return Receipt(outcome="bounce", ticket_id=row["ticket_id"], message_id=row["id"])
 
 
