@@ -50,7 +50,7 @@ async def signing_key(conn: asyncpg.Connection) -> str:
 
 
 def link(settings: Settings, token: str) -> str:
-    return f"{settings.csat.public_base_url.rstrip('/')}/csat/{token}"
+    return f"{settings.public_base_url()}/csat/{token}"
 
 
 async def _skip_reason(conn: asyncpg.Connection, ticket: asyncpg.Record) -> str | None:
