@@ -12,7 +12,7 @@ def test_csat_link_follows_helpdesk_port() -> None:
 
 
 def test_csat_link_on_a_wildcard_host_is_reached_on_loopback() -> None:
-    settings = load_settings({"HELPDESK_HOST": "0.0.0.0", "HELPDESK_PORT": "8123"})
+    settings = load_settings({"HELPDESK_HOST": "0.0.0.0", "HELPDESK_PORT": "8123"})  # noqa: S104
     assert link(settings, "tok") == "http://127.0.0.1:8123/csat/tok"
 
 
