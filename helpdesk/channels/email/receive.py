@@ -25,6 +25,7 @@ from helpdesk.channels.email.loops import (
 )
 from helpdesk.channels.email.parse import ParsedEmail, parse_email
 from helpdesk.config import Settings
+from helpdesk.routing import service as routing_service
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
 from helpdesk.sla import service as sla_service
 
@@ -244,9 +245,11 @@ async def _acknowledge(
         )
         return None
     number = await conn.fetchval("SELECT number FROM tickets WHERE id = $1", ticket_id)
-    text = acknowledgement_text(
-        settings.email.acknowledgement_text, number, settings.sla.first_response_minutes
+    language = await routing_service.customer_language(conn, ticket_id)
+    template = settings.email.acknowledgement.get(
+        language or "", settings.email.acknowledgement_text
     )
+    text = acknowledgement_text(template, number, settings.sla.first_response_minutes)
     message_id = await conn.fetchval(
         """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
                                  body_text, delivery_status, recipient_addresses)
