@@ -121,11 +121,7 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     if survey_id is None or reason is not None:
         return None
     token = tokens.sign(await signing_key(conn), survey_id, ticket_id, expires)
-    language = await conn.fetchval(
-        "SELECT coalesce(t.language, c.language) FROM tickets t JOIN customers c "
-        "ON c.id = t.customer_id WHERE t.id = $1",
-        ticket_id,
-    )
+    language = await survey_language(conn, ticket_id)
     templates = settings.csat.question
     template = (
         templates.get(language or "") or templates.get("en") or next(iter(templates.values()))
@@ -158,6 +154,16 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     )
     outbox_id: int = await outbox.add(conn, message_id, ticket_id, ticket["channel"])
     return outbox_id
+
+
+async def survey_language(conn: asyncpg.Connection, ticket_id: int) -> str | None:
+    """What the survey speaks: the ticket's language, else its customer's."""
+    language: str | None = await conn.fetchval(
+        "SELECT coalesce(t.language, c.language) FROM tickets t JOIN customers c "
+        "ON c.id = t.customer_id WHERE t.id = $1",
+        ticket_id,
+    )
+    return language
 
 
 async def survey_for_token(conn: asyncpg.Connection, token: str, now: datetime) -> asyncpg.Record:
