@@ -156,6 +156,16 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     return outbox_id
 
 
+async def for_ticket(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | None:
+    """The ticket's survey as the ticket view shows it (the caller checked the scope)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT status, channel, reason, sent_at, rating, comment, answered_at
+           FROM csat_surveys WHERE ticket_id = $1""",
+        ticket_id,
+    )
+    return row
+
+
 async def survey_language(conn: asyncpg.Connection, ticket_id: int) -> str | None:
     """What the survey speaks: the ticket's language, else its customer's."""
     language: str | None = await conn.fetchval(

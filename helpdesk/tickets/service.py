@@ -13,6 +13,7 @@ from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import may_use_group, ticket_scope
 from helpdesk.channels import outbox, windows
 from helpdesk.config import SlaSettings
+from helpdesk.csat import service as csat_service
 from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
@@ -35,6 +36,7 @@ from helpdesk.tickets.models import (
     EventOut,
     MessageOut,
     TicketCreate,
+    TicketCsat,
     TicketDetail,
     TicketOut,
     TicketUpdate,
@@ -545,7 +547,13 @@ async def get_detail(
             )
             for e in events
         ],
+        csat=await _ticket_csat(conn, ticket.id),
     )
+
+
+async def _ticket_csat(conn: asyncpg.Connection, ticket_id: int) -> TicketCsat | None:
+    survey = await csat_service.for_ticket(conn, ticket_id)
+    return None if survey is None else TicketCsat(**dict(survey))
 
 
 async def update_ticket(
