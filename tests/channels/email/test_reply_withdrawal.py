@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from helpdesk.channels import outbox
 from helpdesk.channels.email.accounts import get_account
 from helpdesk.channels.email.receive import receive
 from helpdesk.config import Settings
@@ -261,3 +262,31 @@ async def test_only_a_failed_reply_on_a_visible_ticket_can_be_retried(
     assert await db.fetchval("SELECT status FROM outbox WHERE message_id = $1", message_id) == (
         "failed"
     )
+
+
+async def test_a_reply_given_up_after_a_dead_worker_is_withdrawn_by_the_relay(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
+) -> None:
+    ticket_id, _ = await receive_mail(db, customer_mail())
+    agent = await factory.agent("agent")
+    message_id = await reply(client, agent, ticket_id)
+    # Its last attempt's worker died before handing the mail over, and its lease ran out.
+    await db.execute(
+        """UPDATE outbox SET status = 'sending', attempts = $2,
+               locked_until = now() - interval '1 minute', handed_off_at = NULL
+           WHERE message_id = $1""",
+        message_id,
+        settings.worker.outbox_max_attempts,
+    )
+
+    await outbox.expire_abandoned_leases(db, settings.worker.outbox_max_attempts, settings.sla)
+
+    assert await db.fetchval("SELECT delivery_status FROM messages WHERE id = $1", message_id) == (
+        "failed"
+    )
+    assert await db.fetchval("SELECT first_responded_at FROM tickets WHERE id = $1", ticket_id) is (
+        None
+    )
+    assert (await first_response_clock(db, ticket_id))["met_at"] is None
+    [withdrawn] = await events(db, ticket_id, "reply_withdrawn")
+    assert withdrawn["changes"]["reason"].startswith("gave up after")
