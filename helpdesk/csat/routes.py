@@ -20,10 +20,11 @@ from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from helpdesk.channels.webchat.service import hit_limit
 from helpdesk.csat import page, service
+from helpdesk.csat.models import CsatResponse
 from helpdesk.csat.page import Language
 from helpdesk.errors import HelpdeskError, InvalidInput
 from helpdesk.web.auth import SUPERVISION
-from helpdesk.web.context import Ctx, Db, client_ip
+from helpdesk.web.context import Caller, Ctx, Db, client_ip
 from helpdesk.web.query import reject_unknown_params
 
 Token = Annotated[str, PathParameter(max_length=100)]
@@ -165,6 +166,31 @@ class CsatMetricsController(Controller):
     path = "/csat"
     tags = ["csat"]
     guards = [SUPERVISION]
+
+    @get("/responses")
+    async def list_responses(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        db: Db,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        rating: Annotated[int | None, QueryParameter(ge=1, le=5)] = None,
+        with_comment: FromQuery[bool] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> list[CsatResponse]:
+        """Answered surveys with what the customers wrote, newest first (default: the last
+        90 days); `rating` and `with_comment` narrow them down."""
+        reject_unknown_params(
+            request, frozenset({"since", "until", "rating", "with_comment", "limit"})
+        )
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=90)
+        if start.tzinfo is None or end.tzinfo is None or start >= end:
+            raise InvalidInput("since and until need offsets, since before until", field="since")
+        return await service.responses(
+            db, principal, start, end, rating=rating, with_comment=with_comment, limit=limit
+        )
 
     @get("/metrics")
     async def read_metrics(

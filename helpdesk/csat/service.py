@@ -23,11 +23,15 @@ from typing import Any, Literal
 
 import asyncpg
 
+from helpdesk.agents.models import Principal
+from helpdesk.agents.scope import ticket_scope
 from helpdesk.channels import outbox
 from helpdesk.channels.adapter import ButtonPress
 from helpdesk.config import Settings
 from helpdesk.csat import tokens
+from helpdesk.csat.models import CsatResponse
 from helpdesk.customers import relationship
+from helpdesk.db.sql import Params
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.sla import service as sla_service
 
@@ -316,6 +320,41 @@ _COLUMNS: dict[str, str] = {
     "category": "s.category",
     "stage": "s.stage",
 }
+
+
+async def responses(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    since: datetime,
+    until: datetime,
+    *,
+    rating: int | None,
+    with_comment: bool,
+    limit: int,
+) -> list[CsatResponse]:
+    """Answered surveys in [since, until), newest first, on tickets the caller may see."""
+    params = Params()
+    scope = ticket_scope(principal, params)
+    filters = [
+        f"s.answered_at >= {params.add(since)}",
+        f"s.answered_at < {params.add(until)}",
+        "s.rating IS NOT NULL",
+        scope,
+    ]
+    if rating is not None:
+        filters.append(f"s.rating = {params.add(rating)}")
+    if with_comment:
+        filters.append("s.comment IS NOT NULL")
+    rows = await conn.fetch(
+        f"""SELECT s.id AS survey_id, s.ticket_id, t.number AS ticket_number, t.customer_id,
+                   s.rating, s.comment, s.answered_at, s.channel, s.agent_id, s.group_id,
+                   s.category
+            FROM csat_surveys s JOIN tickets t ON t.id = s.ticket_id
+            WHERE {" AND ".join(filters)}
+            ORDER BY s.answered_at DESC, s.id DESC LIMIT {params.add(limit)}""",
+        *params.values,
+    )
+    return [CsatResponse(**dict(r)) for r in rows]
 
 
 async def metrics(

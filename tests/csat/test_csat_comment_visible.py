@@ -91,3 +91,35 @@ async def test_a_ticket_without_survey_has_no_csat_and_an_unanswered_one_no_rati
     await service.ask_due(db, settings)
     csat = (await client.get(f"/tickets/{ticket_id}", headers=agent.headers)).json()["csat"]
     assert (csat["status"], csat["rating"], csat["comment"]) == ("sent", None, None)
+
+
+async def test_supervisors_read_the_comments_in_the_csat_responses_report(
+    client: Client,
+    db: asyncpg.Connection,
+    factory: Factory,
+    settings: Settings,
+    smtp: SmtpTestServer,
+) -> None:
+    await add_account(db, smtp)
+    supervisor = await factory.agent("supervisor")
+    agent = await factory.agent("agent")
+    low = await rated_ticket(client, db, settings, "<a@customer.example>", 2, "Trvalo to týden.")
+    high = await rated_ticket(client, db, settings, "<b@customer.example>", 5, "Díky!")
+    await db.execute("UPDATE csat_surveys SET comment = NULL WHERE ticket_id = $1", high)
+
+    report = await client.get("/csat/responses", headers=supervisor.headers)
+    assert report.status_code == 200, report.text
+    assert [(r["ticket_id"], r["rating"], r["comment"]) for r in report.json()] == [
+        (high, 5, None),
+        (low, 2, "Trvalo to týden."),
+    ]
+    low_only = await client.get("/csat/responses", params={"rating": 2}, headers=supervisor.headers)
+    assert [r["ticket_id"] for r in low_only.json()] == [low]
+    commented = await client.get(
+        "/csat/responses", params={"with_comment": "true"}, headers=supervisor.headers
+    )
+    assert [r["comment"] for r in commented.json()] == ["Trvalo to týden."]
+    assert (await client.get("/csat/responses", headers=agent.headers)).status_code == 403
+    bad = await client.get("/csat/responses", params={"rating": 9}, headers=supervisor.headers)
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")
