@@ -257,7 +257,9 @@ def decode_header_words(value: str) -> str:
 
     Whitespace between adjacent encoded-words is dropped (RFC 2047 §6.2); consecutive words
     in one charset are joined before decoding, so a character split across words survives.
-    A word that cannot be decoded is kept as written rather than lost.
+    A word that cannot be decoded is kept as written rather than lost. A word with spaces
+    in its encoded text is decoded as the stdlib's modern parser does: unless it is glued
+    to the text before it.
     """
     pieces: list[str] = []
     pending = bytearray()
@@ -279,6 +281,9 @@ def decode_header_words(value: str) -> str:
             pieces.append(gap)
         charset, encoding, payload = match.groups()
         data = _encoded_word_bytes(encoding, payload)
+        glued = match.start() > 0 and not value[match.start() - 1].isspace()
+        if glued and any(char.isspace() for char in payload):
+            data = None  # `x=?UTF-8?Q?a b?=` is text to the stdlib too, not a word
         if data is None:
             flush()
             pieces.append(match.group(0))

@@ -10,6 +10,8 @@ import email
 from email import policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpdesk.channels.email.parse import parse_email
 
@@ -37,6 +39,28 @@ def test_subject_with_a_space_inside_an_encoded_word_reads_as_the_stdlib_reads_i
     raw = mail(f"From: a@example.com\nSubject: {subject}")
     stdlib = str(email.message_from_bytes(raw, policy=policy.default)["subject"])
     assert "=?" not in stdlib  # the reference really decodes it
+    assert parse_email(raw).subject == stdlib
+
+
+def _q_word(text: str) -> str:
+    """`text` as a Q encoded word that keeps its spaces unencoded, as some mailers write."""
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-!()")
+    encoded = "".join(c if c in safe else "".join(f"={b:02X}" for b in c.encode()) for c in text)
+    return f"=?UTF-8?Q?{encoded}?="
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.text(alphabet="abc XYZ äöüčřž_=.,-!()", min_size=1), min_size=1, max_size=3),
+    before=st.sampled_from(["", "Re: ", "x"]),
+    after=st.sampled_from(["", " konec", "y"]),
+)
+def test_spaced_encoded_words_read_exactly_as_the_stdlib_reads_them(
+    words: list[str], before: str, after: str
+) -> None:
+    subject = before + " ".join(_q_word(w) for w in words) + after
+    raw = mail(f"From: a@example.com\nSubject: {subject}")
+    stdlib = str(email.message_from_bytes(raw, policy=policy.default)["subject"])
     assert parse_email(raw).subject == stdlib
 
 
