@@ -109,8 +109,9 @@ class CsatSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     link_valid_days: int = 14
     # Ratings of 1-2: "alert" the group's supervisors, "reopen" the ticket, "both", "none".
     low_rating_action: Literal["none", "alert", "reopen", "both"] = "alert"
-    # Where customers reach the rating page (the API's public address).
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Where customers reach the rating page (the API's public address, e.g.
+    # "https://help.example.com"); "" means this server itself: http://host:port.
+    public_base_url: str = ""
     # Per language; {link} is the signed rating link, {number} the ticket number.
     question: dict[str, str] = msgspec.field(
         default_factory=lambda: {
@@ -135,10 +136,22 @@ class EmailSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_message_bytes: int = 40 * 1024 * 1024
     max_attachments: int = 50
     auto_reply_limit_per_hour: int = 1
+    # The acknowledgement of a new email ticket in the customer's language (decided as
+    # routing decides it); `acknowledgement_text` for every language without an entry.
     acknowledgement_text: str = (
         "Thank you for your message. We have opened ticket #{number} and will answer"
         " within {first_response_minutes} minutes.\n\nPlease keep [#{number}] in the"
         " subject when you write about this matter."
+    )
+    acknowledgement: dict[str, str] = msgspec.field(
+        default_factory=lambda: {
+            "cs": "Děkujeme za Vaši zprávu. Založili jsme požadavek #{number} a odpovíme"
+            " do {first_response_minutes} minut.\n\nKdyž nám budete o této věci psát,"
+            " ponechte prosím v předmětu [#{number}].",
+            "sk": "Ďakujeme za Vašu správu. Založili sme požiadavku #{number} a odpovieme"
+            " do {first_response_minutes} minút.\n\nKeď nám budete o tejto veci písať,"
+            " ponechajte prosím v predmete [#{number}].",
+        }
     )
     imap_poll_seconds: float = 60.0
     imap_idle_seconds: float = 1500.0
@@ -167,6 +180,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     csat: CsatSettings = CsatSettings()
     worker: WorkerSettings = WorkerSettings()
     email: EmailSettings = EmailSettings()
+
+    def public_base_url(self) -> str:
+        """Where customers reach this API: `csat.public_base_url`, else the address it
+        serves on (`host`, `port`; a wildcard host is reached on loopback)."""
+        if self.csat.public_base_url:
+            return self.csat.public_base_url.rstrip("/")
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+        host = wildcard.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 1, 65535)

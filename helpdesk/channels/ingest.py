@@ -514,10 +514,16 @@ async def _redelivered(
 
 
 async def apply_status(
-    conn: asyncpg.Connection, channel: str, account: str, update: StatusUpdate
+    conn: asyncpg.Connection,
+    channel: str,
+    account: str,
+    update: StatusUpdate,
+    *,
+    sla: SlaSettings,
 ) -> bool:
     """Move one outbound message's provider status forward (never back: statuses arrive
-    out of order). A failure report fails the delivery with the provider's reason."""
+    out of order). A failure report fails the delivery with the provider's reason and
+    withdraws the reply as a response at once."""
     row = await conn.fetchrow(
         """SELECT id, provider_status, delivery_status FROM messages
            WHERE channel = $1 AND channel_account = $2 AND external_id = $3
@@ -537,11 +543,7 @@ async def apply_status(
             row["id"],
             reason,
         )
-        await conn.execute(  # no response after all: the SLA check recomputes at once
-            """UPDATE tickets SET next_sla_check_at = now()
-               WHERE id = (SELECT ticket_id FROM messages WHERE id = $1)""",
-            row["id"],
-        )
+        await sla_service.withdraw_reply(conn, row["id"], reason, sla)
         return True
     if _STATUS_RANK[update.status] <= _STATUS_RANK.get(row["provider_status"], 0):
         return False

@@ -23,6 +23,7 @@ async def deliver_outbox(ctx: dict[str, Any], outbox_id: int) -> str | None:
         outbox_id,
         lease=timedelta(seconds=settings.worker.outbox_lease_seconds),
         max_attempts=settings.worker.outbox_max_attempts,
+        sla=settings.sla,
     )
     if result is None:
         return None
@@ -40,7 +41,9 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
     pool = ctx["pool"]
     settings: Settings = ctx["settings"]
     async with pool.acquire() as conn:
-        expired = await outbox.expire_abandoned_leases(conn, settings.worker.outbox_max_attempts)
+        expired = await outbox.expire_abandoned_leases(
+            conn, settings.worker.outbox_max_attempts, settings.sla
+        )
         if expired.retried:
             log.warning(
                 "deliveries of a dead worker retried (never handed over)",

@@ -27,6 +27,8 @@ from helpdesk.channels.base import (
     Sender,
 )
 from helpdesk.channels.email import outbound as email_outbound
+from helpdesk.config import SlaSettings
+from helpdesk.sla import service as sla_service
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +69,18 @@ async def _finish(
     error: str | None,
     external_id: str | None = None,
     delay: timedelta | None = None,
+    sla: SlaSettings | None = None,
 ) -> bool:
     """Record the outcome of this attempt; False if the row has moved on without us.
 
     A 'possibly_sent' row still takes the outcome: a worker that outlived its lease
-    knows better than the relay's guess.
+    knows better than the relay's guess. A reply that failed for good is withdrawn as a
+    response in the same transaction (see `_withdraw_failed`).
     """
     async with pool.acquire() as conn, conn.transaction():
+        if status == "failed" and sla is not None:
+            # The ticket first, as every writer of a ticket's messages locks it.
+            await conn.execute("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", row["ticket_id"])
         message_id = await conn.fetchval(
             """UPDATE outbox SET status = $2, last_error = $3, locked_until = NULL,
                    next_attempt_at = now() + $4::interval, updated_at = now()
@@ -97,14 +104,25 @@ async def _finish(
             external_id,
         )
         if status == "failed":
-            # A reply that never reached the customer is no response: the SLA check
-            # (due at once) recomputes the ticket's clocks without it.
+            await _withdraw_failed(conn, [(message_id, error)], sla)
+    return True
+
+
+async def _withdraw_failed(
+    conn: asyncpg.Connection, failed: list[tuple[int, str | None]], sla: SlaSettings | None
+) -> None:
+    """Replies that never reached the customer are no response (design 1.4): withdrawn at
+    once, in the caller's transaction. Without the SLA settings (a caller from before),
+    the SLA check is made due now and recomputes the clocks without them."""
+    for message_id, reason in failed:
+        if sla is not None:
+            await sla_service.withdraw_reply(conn, message_id, reason, sla)
+        else:
             await conn.execute(
                 """UPDATE tickets SET next_sla_check_at = now()
                    WHERE id = (SELECT ticket_id FROM messages WHERE id = $1)""",
                 message_id,
             )
-    return True
 
 
 async def deliver(
@@ -113,6 +131,7 @@ async def deliver(
     outbox_id: int,
     lease: timedelta,
     max_attempts: int,
+    sla: SlaSettings | None = None,
 ) -> tuple[str, str] | None:
     """Claim and send one delivery; returns (channel, new status), or None if not ours.
 
@@ -139,7 +158,7 @@ async def deliver(
             "UPDATE messages SET delivery_status = 'sending' WHERE id = $1",
             row["message_id"],
         )
-    status = await _send(pool, senders.get(row["channel"]), row, max_attempts)
+    status = await _send(pool, senders.get(row["channel"]), row, max_attempts, sla)
     return None if status is None else (row["channel"], status)
 
 
@@ -173,24 +192,28 @@ def _delivery(pool: asyncpg.Pool, row: asyncpg.Record) -> OutboundDelivery:
 
 
 async def _send(
-    pool: asyncpg.Pool, sender: Sender | None, row: asyncpg.Record, max_attempts: int
+    pool: asyncpg.Pool,
+    sender: Sender | None,
+    row: asyncpg.Record,
+    max_attempts: int,
+    sla: SlaSettings | None,
 ) -> str | None:
     if sender is None:
         reason = f"no sender is configured for channel '{row['channel']}'"
-        return await _outcome(pool, row, "failed", reason)
+        return await _outcome(pool, row, "failed", reason, sla=sla)
     try:
         external_id = await sender.send(_delivery(pool, row))
     except PermanentDeliveryError as exc:
-        return await _outcome(pool, row, "failed", exc.reason)
+        return await _outcome(pool, row, "failed", exc.reason, sla=sla)
     except RetryableDeliveryError as exc:
-        return await _retry_or_fail(pool, row, exc.reason, exc.retry_after, max_attempts)
+        return await _retry_or_fail(pool, row, exc.reason, exc.retry_after, max_attempts, sla)
     except DeliveryLeaseLost:
         log.warning("delivery taken over after its lease expired", extra={"outbox_id": row["id"]})
         return None
     except Exception as exc:
         log.exception("sender crashed", extra={"outbox_id": row["id"]})
         reason = f"sender error: {type(exc).__name__}"
-        return await _retry_or_fail(pool, row, reason, None, max_attempts)
+        return await _retry_or_fail(pool, row, reason, None, max_attempts, sla)
     return await _outcome(pool, row, "sent", None, external_id)
 
 
@@ -201,8 +224,9 @@ async def _outcome(
     error: str | None,
     external_id: str | None = None,
     delay: timedelta | None = None,
+    sla: SlaSettings | None = None,
 ) -> str | None:
-    if await _finish(pool, row, status, error, external_id, delay):
+    if await _finish(pool, row, status, error, external_id, delay, sla):
         return status
     log.warning("delivery outcome not recorded: the row moved on", extra={"outbox_id": row["id"]})
     return None
@@ -214,10 +238,11 @@ async def _retry_or_fail(
     reason: str,
     retry_after: float | None,
     max_attempts: int,
+    sla: SlaSettings | None = None,
 ) -> str | None:
     if row["attempts"] >= max_attempts:
         return await _outcome(
-            pool, row, "failed", f"gave up after {row['attempts']} attempts: {reason}"
+            pool, row, "failed", f"gave up after {row['attempts']} attempts: {reason}", sla=sla
         )
     delay = timedelta(seconds=retry_after) if retry_after else backoff(row["attempts"])
     return await _outcome(pool, row, "retrying", reason, delay=delay)
@@ -232,7 +257,9 @@ class ExpiredLeases(NamedTuple):
     possibly_sent: int  # handed over, outcome unknown: shown, never resent
 
 
-async def expire_abandoned_leases(conn: asyncpg.Connection, max_attempts: int) -> ExpiredLeases:
+async def expire_abandoned_leases(
+    conn: asyncpg.Connection, max_attempts: int, sla: SlaSettings | None = None
+) -> ExpiredLeases:
     """Deliveries whose worker died mid-send: retried if they never reached the provider.
 
     Only a delivery whose sender had passed its hand-off point becomes the visible
@@ -267,6 +294,8 @@ async def expire_abandoned_leases(conn: asyncpg.Connection, max_attempts: int) -
             [r["status"] for r in changed],
             [r["last_error"] for r in changed],
         )
+        failed = [(r["message_id"], r["last_error"]) for r in retried if r["status"] == "failed"]
+        await _withdraw_failed(conn, failed, sla)
     return ExpiredLeases(len(retried), len(possibly))
 
 
@@ -279,3 +308,34 @@ async def due_deliveries(conn: asyncpg.Connection, limit: int = 500) -> list[asy
             limit,
         )
     )
+
+
+class Requeued(NamedTuple):
+    outbox_id: int
+    attempts: int  # unchanged: `job_id(outbox_id, attempts)` names a job never used
+
+
+async def requeue_failed(conn: asyncpg.Connection, message_id: int) -> Requeued | None:
+    """Queue a delivery that failed for good once more (an agent's retry), in the caller's
+    transaction; None when the message's delivery has not failed.
+
+    The attempt count goes on from where it stopped, so a retried delivery gets one more
+    attempt (a new failure, even a transient one, fails it again for the agent to see)
+    and its job id is one no earlier attempt used. Email resends the same prepared mail.
+    """
+    failed = await conn.fetchval(
+        """UPDATE messages SET delivery_status = 'pending', delivery_error = NULL
+           WHERE id = $1 AND direction = 'outbound' AND delivery_status = 'failed'
+           RETURNING true""",
+        message_id,
+    )
+    if not failed:
+        return None
+    row = await conn.fetchrow(
+        """UPDATE outbox SET status = 'pending', last_error = NULL, next_attempt_at = now(),
+               locked_until = NULL, handed_off_at = NULL, updated_at = now()
+           WHERE id = (SELECT max(id) FROM outbox WHERE message_id = $1)
+           RETURNING id, attempts""",
+        message_id,
+    )
+    return None if row is None else Requeued(row["id"], row["attempts"])

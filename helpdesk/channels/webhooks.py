@@ -203,7 +203,7 @@ async def process_event(
                         created.append(stored.ticket_id)  # to route at once
                 elif isinstance(item, StatusUpdate):
                     async with conn.transaction():
-                        await apply_status(conn, account.kind, account.name, item)
+                        await apply_status(conn, account.kind, account.name, item, sla=settings.sla)
                 elif isinstance(item, StatusWatermark):
                     await apply_watermark(conn, account.kind, account.name, item)
                 elif isinstance(item, ButtonPress):

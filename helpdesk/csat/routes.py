@@ -4,7 +4,8 @@
 the customer and offers a comment box (`POST /csat/{token}`, form or JSON). Everything
 the customer typed is shown back escaped; the page loads nothing from elsewhere. Unknown,
 forged and expired links get the same 404 page, and requests are limited per address
-(429), so walking survey ids gets nowhere.
+(429), so walking survey ids gets nowhere. The page speaks Czech, Slovak or English
+(`helpdesk.csat.page`): the ticket's language, or the one chosen with `?lang=`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from helpdesk.channels.webchat.service import hit_limit
-from helpdesk.csat import service
+from helpdesk.csat import page, service
+from helpdesk.csat.models import CsatResponse
+from helpdesk.csat.page import Language
 from helpdesk.errors import HelpdeskError, InvalidInput
 from helpdesk.web.auth import SUPERVISION
-from helpdesk.web.context import Ctx, Db, client_ip
+from helpdesk.web.context import Caller, Ctx, Db, client_ip
 from helpdesk.web.query import reject_unknown_params
 
 Token = Annotated[str, PathParameter(max_length=100)]
+Lang = Annotated[str | None, QueryParameter(max_length=16)]
 REQUESTS_PER_MINUTE = 30
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
@@ -32,29 +36,33 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_LABELS = {1: "1 (very bad)", 2: "2", 3: "3", 4: "4", 5: "5 (excellent)"}
 
 
-def _page(title: str, body: str, status: int = 200) -> Response[str]:
+def _page(title: str, body: str, language: Language, status: int = 200) -> Response[str]:
     document = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="{language}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: sans-serif; max-width: 32rem; margin: 2rem auto">
 <h1>{html.escape(title)}</h1>{body}</body></html>"""
     return Response(document, status_code=status, media_type="text/html", headers=_HEADERS)
 
 
-def _rating_form(token: str, rating: int | None) -> str:
+def _rating_form(token: str, rating: int | None, language: Language, chosen: bool) -> str:
+    """The rating links and comment box; a language the customer chose stays chosen."""
     action = f"/csat/{html.escape(token, quote=True)}"
+    keep = f"&amp;lang={language}" if chosen else ""
     stars = " ".join(
-        f'<a href="{action}?rating={n}">{html.escape(_LABELS[n])}</a>' for n in range(1, 6)
+        f'<a href="{action}?rating={n}{keep}">{html.escape(page.label(n, language))}</a>'
+        for n in range(1, 6)
     )
-    chosen = f"<p>Your rating: {rating} of 5. Thank you!</p>" if rating else ""
-    return f"""{chosen}<p>Rate us: {stars}</p>
-<form method="post" action="{action}">
-<label for="comment">Anything to add? (optional)</label><br>
+    said = page.text("your_rating", language, rating=rating)
+    thanks = f"<p>{html.escape(said)}</p>" if rating else ""
+    post_to = f"{action}?lang={language}" if chosen else action
+    return f"""{thanks}<p>{html.escape(page.text("rate_us", language))} {stars}</p>
+<form method="post" action="{post_to}">
+<label for="comment">{html.escape(page.text("comment", language))}</label><br>
 <textarea id="comment" name="comment" rows="5" cols="40" maxlength="5000"></textarea><br>
-<button type="submit">Send</button></form>"""
+<button type="submit">{html.escape(page.text("send", language))}</button></form>"""
 
 
 async def _limit(request: Request[Any, Any, Any], ctx: Ctx) -> None:
@@ -62,12 +70,30 @@ async def _limit(request: Request[Any, Any, Any], ctx: Ctx) -> None:
     await hit_limit(ctx.redis, f"helpdesk:csat:ip:{who}", REQUESTS_PER_MINUTE, "rating requests")
 
 
-def _not_valid() -> Response[str]:
+def _refused(
+    error: HelpdeskError, request: Request[Any, Any, Any], lang: str | None
+) -> Response[str]:
+    """The same page for every unknown, forged or expired link (404), else why not (409).
+
+    No ticket is known here, so `?lang=` or the browser's language decides."""
+    language = page.choose(lang, None, request.headers.get("accept-language"))
+    if error.status_code == 404:
+        return _page(
+            page.text("invalid_title", language),
+            f"<p>{html.escape(page.text('invalid', language))}</p>",
+            language,
+            status=404,
+        )
     return _page(
-        "This link is not valid",
-        "<p>The rating link is unknown or has expired.</p>",
-        status=404,
+        page.text("closed_title", language),
+        f"<p>{html.escape(page.text(str(error), language))}</p>",
+        language,
+        status=409,
     )
+
+
+async def _language(db: Db, ticket_id: int, lang: str | None) -> Language:
+    return page.choose(lang, await service.survey_language(db, ticket_id), None)
 
 
 class CsatPageController(Controller):
@@ -82,28 +108,28 @@ class CsatPageController(Controller):
         ctx: Ctx,
         token: Token,
         rating: Annotated[int | None, QueryParameter(ge=1, le=5)] = None,
+        lang: Lang = None,
     ) -> Response[str]:
-        reject_unknown_params(request, frozenset({"rating"}))
+        reject_unknown_params(request, frozenset({"rating", "lang"}))
         await _limit(request, ctx)
         try:
             async with db.transaction():
                 if rating is None:
                     now = datetime.now(UTC)
                     survey = await service.survey_for_token(db, token, now)
-                    current = survey["rating"]
+                    current, ticket_id = survey["rating"], survey["ticket_id"]
                 else:
-                    current = (await service.answer(db, token, rating, None, ctx.settings))[
-                        "rating"
-                    ]
+                    answered = await service.answer(db, token, rating, None, ctx.settings)
+                    current, ticket_id = answered["rating"], answered["ticket_id"]
         except HelpdeskError as error:
-            if error.status_code == 404:
-                return _not_valid()
-            return _page("Rating closed", f"<p>{html.escape(str(error))}</p>", status=409)
-        return _page("How did we do?", _rating_form(token, current))
+            return _refused(error, request, lang)
+        language = await _language(db, ticket_id, lang)
+        form = _rating_form(token, current, language, chosen=page.supported(lang) is not None)
+        return _page(page.text("title", language), form, language)
 
     @post("/{token:str}", exclude_from_auth=True, status_code=200)
     async def comment(
-        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, token: Token
+        self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, token: Token, lang: Lang = None
     ) -> Response[str]:
         await _limit(request, ctx)
         content_type = request.headers.get("content-type", "")
@@ -130,16 +156,41 @@ class CsatPageController(Controller):
                     db, token, rating, (comment or "").strip() or None, ctx.settings
                 )
         except HelpdeskError as error:
-            if error.status_code == 404:
-                return _not_valid()
-            return _page("Rating closed", f"<p>{html.escape(str(error))}</p>", status=409)
-        return _page("Thank you!", f"<p>Your rating: {result['rating']} of 5.</p>")
+            return _refused(error, request, lang)
+        language = await _language(db, result["ticket_id"], lang)
+        said = html.escape(page.text("rated", language, rating=result["rating"]))
+        return _page(page.text("thanks", language), f"<p>{said}</p>", language)
 
 
 class CsatMetricsController(Controller):
     path = "/csat"
     tags = ["csat"]
     guards = [SUPERVISION]
+
+    @get("/responses")
+    async def list_responses(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        db: Db,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        rating: Annotated[int | None, QueryParameter(ge=1, le=5)] = None,
+        with_comment: FromQuery[bool] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> list[CsatResponse]:
+        """Answered surveys with what the customers wrote, newest first (default: the last
+        90 days); `rating` and `with_comment` narrow them down."""
+        reject_unknown_params(
+            request, frozenset({"since", "until", "rating", "with_comment", "limit"})
+        )
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=90)
+        if start.tzinfo is None or end.tzinfo is None or start >= end:
+            raise InvalidInput("since and until need offsets, since before until", field="since")
+        return await service.responses(
+            db, principal, start, end, rating=rating, with_comment=with_comment, limit=limit
+        )
 
     @get("/metrics")
     async def read_metrics(

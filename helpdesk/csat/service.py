@@ -23,11 +23,15 @@ from typing import Any, Literal
 
 import asyncpg
 
+from helpdesk.agents.models import Principal
+from helpdesk.agents.scope import ticket_scope
 from helpdesk.channels import outbox
 from helpdesk.channels.adapter import ButtonPress
 from helpdesk.config import Settings
 from helpdesk.csat import tokens
+from helpdesk.csat.models import CsatResponse
 from helpdesk.customers import relationship
+from helpdesk.db.sql import Params
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.sla import service as sla_service
 
@@ -50,7 +54,7 @@ async def signing_key(conn: asyncpg.Connection) -> str:
 
 
 def link(settings: Settings, token: str) -> str:
-    return f"{settings.csat.public_base_url.rstrip('/')}/csat/{token}"
+    return f"{settings.public_base_url()}/csat/{token}"
 
 
 async def _skip_reason(conn: asyncpg.Connection, ticket: asyncpg.Record) -> str | None:
@@ -121,11 +125,7 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     if survey_id is None or reason is not None:
         return None
     token = tokens.sign(await signing_key(conn), survey_id, ticket_id, expires)
-    language = await conn.fetchval(
-        "SELECT coalesce(t.language, c.language) FROM tickets t JOIN customers c "
-        "ON c.id = t.customer_id WHERE t.id = $1",
-        ticket_id,
-    )
+    language = await survey_language(conn, ticket_id)
     templates = settings.csat.question
     template = (
         templates.get(language or "") or templates.get("en") or next(iter(templates.values()))
@@ -158,6 +158,26 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     )
     outbox_id: int = await outbox.add(conn, message_id, ticket_id, ticket["channel"])
     return outbox_id
+
+
+async def for_ticket(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | None:
+    """The ticket's survey as the ticket view shows it (the caller checked the scope)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT status, channel, reason, sent_at, rating, comment, answered_at
+           FROM csat_surveys WHERE ticket_id = $1""",
+        ticket_id,
+    )
+    return row
+
+
+async def survey_language(conn: asyncpg.Connection, ticket_id: int) -> str | None:
+    """What the survey speaks: the ticket's language, else its customer's."""
+    language: str | None = await conn.fetchval(
+        "SELECT coalesce(t.language, c.language) FROM tickets t JOIN customers c "
+        "ON c.id = t.customer_id WHERE t.id = $1",
+        ticket_id,
+    )
+    return language
 
 
 async def survey_for_token(conn: asyncpg.Connection, token: str, now: datetime) -> asyncpg.Record:
@@ -300,6 +320,41 @@ _COLUMNS: dict[str, str] = {
     "category": "s.category",
     "stage": "s.stage",
 }
+
+
+async def responses(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    since: datetime,
+    until: datetime,
+    *,
+    rating: int | None,
+    with_comment: bool,
+    limit: int,
+) -> list[CsatResponse]:
+    """Answered surveys in [since, until), newest first, on tickets the caller may see."""
+    params = Params()
+    scope = ticket_scope(principal, params)
+    filters = [
+        f"s.answered_at >= {params.add(since)}",
+        f"s.answered_at < {params.add(until)}",
+        "s.rating IS NOT NULL",
+        scope,
+    ]
+    if rating is not None:
+        filters.append(f"s.rating = {params.add(rating)}")
+    if with_comment:
+        filters.append("s.comment IS NOT NULL")
+    rows = await conn.fetch(
+        f"""SELECT s.id AS survey_id, s.ticket_id, t.number AS ticket_number, t.customer_id,
+                   s.rating, s.comment, s.answered_at, s.channel, s.agent_id, s.group_id,
+                   s.category
+            FROM csat_surveys s JOIN tickets t ON t.id = s.ticket_id
+            WHERE {" AND ".join(filters)}
+            ORDER BY s.answered_at DESC, s.id DESC LIMIT {params.add(limit)}""",
+        *params.values,
+    )
+    return [CsatResponse(**dict(r)) for r in rows]
 
 
 async def metrics(

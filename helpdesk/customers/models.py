@@ -79,6 +79,16 @@ class BadExperience(msgspec.Struct):
     created_at: datetime
 
 
+class CsatAnswer(msgspec.Struct):
+    """A satisfaction rating the customer gave on one ticket, with what they wrote."""
+
+    ticket_id: int
+    ticket_number: int
+    rating: int
+    comment: str | None
+    answered_at: datetime
+
+
 class CustomerDetail(msgspec.Struct):
     """The customer view: every identity, and tickets and messages across channels,
     newest first (the latest 100 of each, within the caller's ticket scope)."""
@@ -91,6 +101,8 @@ class CustomerDetail(msgspec.Struct):
     stage_history: list[StageChange] = []
     # Why the customer is (or was nearly) at risk: bad experiences in the window.
     bad_experiences: list[BadExperience] = []
+    # Ratings and comments, newest first, on the tickets within the caller's scope.
+    csat: list[CsatAnswer] = []
 
 
 class CustomerMerge(msgspec.Struct, forbid_unknown_fields=True):

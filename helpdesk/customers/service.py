@@ -12,6 +12,7 @@ from helpdesk.agents.scope import ticket_scope
 from helpdesk.audit import service as audit
 from helpdesk.customers.models import (
     BadExperience,
+    CsatAnswer,
     CustomerDetail,
     CustomerOut,
     CustomerPage,
@@ -174,6 +175,16 @@ async def get_customer(
             ORDER BY m.created_at DESC, m.id DESC LIMIT 100""",
         *params.values,
     )
+    params = Params()
+    scope = ticket_scope(principal, params)
+    ratings = await conn.fetch(
+        f"""SELECT s.ticket_id, t.number AS ticket_number, s.rating, s.comment, s.answered_at
+            FROM csat_surveys s JOIN tickets t ON t.id = s.ticket_id
+            WHERE t.customer_id = {params.add(customer_id)} AND s.rating IS NOT NULL
+              AND {scope}
+            ORDER BY s.answered_at DESC, s.id DESC LIMIT 50""",
+        *params.values,
+    )
     orders = await conn.fetch(
         """SELECT * FROM customer_orders WHERE customer_id = $1
            ORDER BY ordered_at DESC LIMIT 50""",
@@ -233,6 +244,7 @@ async def get_customer(
             for i in identities
         ],
         tickets=[ticket_out(t) for t in tickets],
+        csat=[CsatAnswer(**dict(r)) for r in ratings],
         history=[
             HistoryEntry(**{key: h[key] for key in HistoryEntry.__struct_fields__}) for h in history
         ],

@@ -132,7 +132,7 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
             "category_source": "classifier",
         }
         classification_hits = sorted(set(result.matched_rules))
-    language = ticket["language"] or (customer["language"] if customer else None) or result.language
+    language = _language(ticket["language"], customer, result.language)
     updates["language"] = language
     facts = RoutingFacts(
         category=category,
@@ -215,6 +215,43 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
         classification_hits,
         chosen[0].id if chosen is not None else None,
     )
+
+
+def _language(
+    ticket_language: str | None, customer: Mapping[str, Any] | None, detected: str
+) -> str:
+    """Whose word decides a ticket's language: the ticket's own (set by an agent), then the
+    customer's profile, then what the classifier detected in the first message."""
+    return ticket_language or (customer["language"] if customer else None) or detected
+
+
+# A ticket's language facts: its own, its customer's, and its first inbound message.
+_LANGUAGE_FACTS = """
+SELECT t.language, t.subject, t.channel, c AS customer,
+       first.body_text AS first_text, first.sender_address AS first_sender
+FROM tickets t
+LEFT JOIN customers c ON c.id = t.customer_id
+LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address FROM messages m
+                   WHERE m.ticket_id = t.id AND m.direction = 'inbound'
+                   ORDER BY m.id LIMIT 1) first ON true
+WHERE t.id = $1
+"""
+
+
+async def customer_language(conn: asyncpg.Connection, ticket_id: int) -> str | None:
+    """The language the ticket's customer is answered in, decided as routing decides it
+    (`_language`), before routing has run: what an acknowledgement on receipt speaks.
+    None for an unknown ticket."""
+    row = await conn.fetchrow(_LANGUAGE_FACTS, ticket_id)
+    if row is None:
+        return None
+    if row["language"]:
+        return str(row["language"])
+    rules = await classification_rules(conn)
+    result = classify.classify(
+        rules, row["subject"], row["first_text"] or "", row["channel"], row["first_sender"]
+    )
+    return _language(None, row["customer"], result.language)
 
 
 async def count_hits(conn: asyncpg.Connection, routed: Routed) -> None:

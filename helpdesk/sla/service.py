@@ -12,8 +12,10 @@ Rules kept here rather than in the pure engine (`docs/sla.md` 1.6-1.7):
 - A met clock keeps its verdict when the policy changes; open clocks are recomputed from
   their original start with the new targets, and a breach the new targets would date in
   the past is dated at the change (`retargeted_at`).
-- An agent reply whose delivery failed for good is left out of the events, so the clock
-  it met is open again from its original start.
+- An agent reply whose delivery failed for good is withdrawn (`withdraw_reply`, in the
+  transaction that fails it): its event is kept as `agent_reply_withdrawn` and left out,
+  so the clock it met is open again from its original start. A retried reply counts
+  again by a new `agent_reply` at the instant it is accepted again (`reply_retried`).
 - Each clock uses the policy's calendar when that target counts business time, else 24x7
   in `sla.timezone`.
 """
@@ -114,6 +116,103 @@ async def record_status_change(
         await reopened_after_solved(conn, ticket_id, "reopened by an agent")
     else:
         await record(conn, ticket_id, "status", at, status=new)
+
+
+# The first response still standing: the earliest agent reply that is not withdrawn.
+_STANDING_FIRST_RESPONSE = """
+SELECT min(e.at) FROM sla_events e LEFT JOIN messages m ON m.id = e.message_id
+WHERE e.ticket_id = $1 AND e.type = 'agent_reply'
+  AND coalesce(m.delivery_status, '') <> 'failed'"""
+
+
+async def withdraw_reply(
+    conn: asyncpg.Connection,
+    message_id: int,
+    reason: str | None,
+    sla: SlaSettings,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Withdraw a public agent reply whose delivery failed for good (design 1.4); call it in
+    the transaction that marks the delivery failed, after marking it.
+
+    At once and together: its `agent_reply` event becomes `agent_reply_withdrawn`, the
+    ticket's `first_responded_at` falls back to the earliest reply still standing (or
+    none), a `reply_withdrawn` ticket event records it, and the clocks are recomputed,
+    so the one it met is open again from its original start (a breach stays sticky).
+    False, changing nothing, when the message counted as no response (a note, an
+    acknowledgement) or was withdrawn already: safe to call twice.
+    """
+    ticket_id = await conn.fetchval("SELECT ticket_id FROM messages WHERE id = $1", message_id)
+    if ticket_id is None:
+        return False
+    ticket = await conn.fetchrow(_LOCKED_TICKET, ticket_id)
+    withdrawn = await conn.fetch(
+        """UPDATE sla_events SET type = 'agent_reply_withdrawn'
+           WHERE message_id = $1 AND type = 'agent_reply' RETURNING at""",
+        message_id,
+    )
+    if not withdrawn:
+        return False
+    first = ticket["first_responded_at"]
+    if first is not None and any(row["at"] <= first for row in withdrawn):
+        first = await conn.fetchval(_STANDING_FIRST_RESPONSE, ticket_id)
+        await conn.execute(
+            """UPDATE tickets SET first_responded_at = $2, updated_at = clock_timestamp(),
+                   version = version + 1
+               WHERE id = $1""",
+            ticket_id,
+            first,
+        )
+    await conn.execute(
+        "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+        ticket_id,
+        "reply_withdrawn",
+        {
+            "message_id": message_id,
+            "reason": reason,
+            "replied_at": min(row["at"] for row in withdrawn).isoformat(),
+            "first_responded_at": {
+                "from": _iso(ticket["first_responded_at"]),
+                "to": _iso(first),
+            },
+        },
+    )
+    await refresh(conn, ticket_id, sla, now=now)
+    return True
+
+
+async def reply_retried(
+    conn: asyncpg.Connection, ticket_id: int, message_id: int, sla: SlaSettings
+) -> datetime | None:
+    """A withdrawn reply sent again counts again, at the instant it is accepted again
+    (design 1.4), not at the failed attempt's; the ticket is locked by the caller.
+    Returns that instant, or None for a message that never counted as a response."""
+    await conn.execute(  # failed before withdrawals were recorded: withdraw it now
+        """UPDATE sla_events SET type = 'agent_reply_withdrawn'
+           WHERE message_id = $1 AND type = 'agent_reply'""",
+        message_id,
+    )
+    counted = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM sla_events WHERE message_id = $1)", message_id
+    )
+    if not counted:
+        return None
+    at: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    await record(conn, ticket_id, "agent_reply", at, message_id=message_id)
+    await conn.execute(
+        """UPDATE tickets SET first_responded_at = coalesce(first_responded_at, $2),
+               updated_at = clock_timestamp(), version = version + 1
+           WHERE id = $1""",
+        ticket_id,
+        at,
+    )
+    await refresh(conn, ticket_id, sla, now=at)
+    return at
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 async def reopened_after_solved(conn: asyncpg.Connection, ticket_id: int, how: str) -> None:
@@ -267,7 +366,7 @@ async def _current_policy(
 _HISTORY = """
 SELECT ARRAY(SELECT ROW(e.at, e.type, e.status, e.origin)
              FROM sla_events e LEFT JOIN messages m ON m.id = e.message_id
-             WHERE e.ticket_id = $1
+             WHERE e.ticket_id = $1 AND e.type <> 'agent_reply_withdrawn'
                AND NOT (e.type = 'agent_reply' AND coalesce(m.delivery_status, '') = 'failed')
              ORDER BY e.at, e.id) AS events,
        ARRAY(SELECT c FROM ticket_sla_clocks c WHERE c.ticket_id = $1) AS clocks

@@ -108,11 +108,25 @@ class CustomerSummary(msgspec.Struct, kw_only=True):
     csat_average: float | None = None
 
 
+class TicketCsat(msgspec.Struct, kw_only=True):
+    """The ticket's satisfaction survey: asked or not (and why), the rating and what the
+    customer wrote. Seen by whoever may see the ticket."""
+
+    status: Literal["scheduled", "sent", "answered", "cancelled", "failed"]
+    channel: str
+    reason: str | None = None  # why it was not asked (cancelled) or not delivered
+    sent_at: datetime | None = None
+    rating: int | None = None
+    comment: str | None = None
+    answered_at: datetime | None = None
+
+
 class TicketDetail(msgspec.Struct):
     ticket: TicketOut
     customer: CustomerSummary
     messages: list[MessageOut]
     events: list[EventOut]
+    csat: TicketCsat | None = None  # None: no survey (yet)
 
 
 class CustomerRef(msgspec.Struct, forbid_unknown_fields=True):

@@ -300,6 +300,25 @@ class TicketController(Controller):
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 
+    @post("/{ticket_id:int}/messages/{message_id:int}/retry", status_code=200)
+    async def retry_delivery(
+        self, principal: Caller, db: Db, ctx: Ctx, ticket_id: PathId, message_id: PathId
+    ) -> MessageOut:
+        """Send a reply whose delivery failed for good once more (409 if it has not failed).
+
+        It counts as a response again from now; a new failure withdraws it again.
+        """
+        async with db.transaction():
+            message, requeued = await service.retry_delivery(
+                db, principal, ticket_id, message_id, sla=ctx.settings.sla
+            )
+        await ctx.enqueue(
+            DELIVER_JOB,
+            requeued.outbox_id,
+            job_id=job_id(requeued.outbox_id, requeued.attempts),
+        )
+        return message
+
     @post("/{ticket_id:int}/merge", status_code=200)
     async def merge(
         self,

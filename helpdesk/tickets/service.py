@@ -13,6 +13,7 @@ from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import may_use_group, ticket_scope
 from helpdesk.channels import outbox, windows
 from helpdesk.config import SlaSettings
+from helpdesk.csat import service as csat_service
 from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
@@ -35,6 +36,7 @@ from helpdesk.tickets.models import (
     EventOut,
     MessageOut,
     TicketCreate,
+    TicketCsat,
     TicketDetail,
     TicketOut,
     TicketUpdate,
@@ -550,7 +552,13 @@ async def get_detail(
             )
             for e in events
         ],
+        csat=await _ticket_csat(conn, ticket.id),
     )
+
+
+async def _ticket_csat(conn: asyncpg.Connection, ticket_id: int) -> TicketCsat | None:
+    survey = await csat_service.for_ticket(conn, ticket_id)
+    return None if survey is None else TicketCsat(**dict(survey))
 
 
 async def update_ticket(
@@ -730,3 +738,66 @@ async def get_attachment(
             f"{row['fetch_error'] or 'no reason recorded'}"
         )
     return row
+
+
+async def retry_delivery(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    ticket_id: int,
+    message_id: int,
+    *,
+    sla: SlaSettings,
+) -> tuple[MessageOut, outbox.Requeued]:
+    """Send a reply whose delivery failed for good once more (any agent who sees the ticket).
+
+    404 for a message not on this ticket (or hidden from the caller), 409 when its
+    delivery has not failed or the ticket can no longer be answered. The reply counts as
+    a response again from now, when it is accepted again (design 1.4). Returns the message
+    and the outbox row to enqueue after commit.
+    """
+    ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
+    row = await conn.fetchrow(
+        """SELECT * FROM messages WHERE id = $1 AND ticket_id = $2 AND direction = 'outbound'
+             AND NOT ($3 AND internal_only)""",
+        message_id,
+        ticket.id,
+        principal.is_partner,
+    )
+    if row is None:
+        raise NotFound(f"Message {message_id} not found on ticket {ticket_id}")
+    if row["delivery_status"] != "failed":
+        raise Conflict(f"Message {message_id} has not failed; only a failed delivery is retried")
+    if ticket.status == "closed":
+        raise Conflict("The ticket is closed")
+    if row["channel"] == ticket.channel:  # e.g. Meta's 24-hour window has closed since
+        await _check_reply_possible(conn, ticket)
+    requeued = await outbox.requeue_failed(conn, message_id)
+    if requeued is None:
+        raise Conflict(f"Message {message_id} has no delivery to retry")
+    counted_at = await sla_service.reply_retried(conn, ticket.id, message_id, sla)
+    await _record_event(
+        conn,
+        ticket.id,
+        principal,
+        "reply_retried",
+        {
+            "message_id": message_id,
+            "previous_error": row["delivery_error"],
+            "counted_at": counted_at.isoformat() if counted_at else None,
+        },
+    )
+    message = await conn.fetchrow("SELECT * FROM messages WHERE id = $1", message_id)
+    attachments = [
+        AttachmentOut(
+            id=a["id"],
+            filename=a["filename"],
+            content_type=a["content_type"],
+            size_bytes=a["size_bytes"],
+        )
+        for a in await conn.fetch(
+            """SELECT id, filename, content_type, size_bytes FROM attachments
+               WHERE message_id = $1 ORDER BY id""",
+            message_id,
+        )
+    ]
+    return _message_out(message, attachments), requeued

@@ -28,6 +28,7 @@ from helpdesk.channels.ingest import (
 )
 from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
+from helpdesk.sla import service as sla_service
 from tests.conftest import blocked_on_lock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -138,16 +139,50 @@ async def test_statuses_only_move_forward(db: asyncpg.Connection) -> None:
     )
     read = StatusUpdate(external_id="out-1", status="read", at=T0)
     delivered = StatusUpdate(external_id="out-1", status="delivered", at=T0)
-    assert await apply_status(db, "telegram", "bot", read)
-    assert not await apply_status(db, "telegram", "bot", delivered)  # "read" before "delivered"
+    assert await apply_status(db, "telegram", "bot", read, sla=SlaSettings())
+    # "read" came before "delivered": the status stays "read"
+    assert not await apply_status(db, "telegram", "bot", delivered, sla=SlaSettings())
     assert (
         await db.fetchval("SELECT provider_status FROM messages WHERE external_id = 'out-1'")
         == "read"
     )
     failed = StatusUpdate(external_id="out-1", status="failed", at=T0, reason="user blocked")
-    assert await apply_status(db, "telegram", "bot", failed)
+    assert await apply_status(db, "telegram", "bot", failed, sla=SlaSettings())
     row = await db.fetchrow("SELECT * FROM messages WHERE external_id = 'out-1'")
     assert (row["delivery_status"], row["delivery_error"]) == ("failed", "user blocked")
+
+
+async def test_a_providers_failure_report_withdraws_the_reply_at_once(
+    db: asyncpg.Connection,
+) -> None:
+    stored = await store(db, message("1"))
+    ticket_id = stored.ticket_id
+    reply_id = await db.fetchval(
+        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
+                                 external_id, body_text, delivery_status)
+           VALUES ($1, 'outbound', 'public', 'telegram', 'bot', 'out-9', 'hned', 'sent')
+           RETURNING id""",
+        ticket_id,
+    )
+    replied = await db.fetchval("SELECT clock_timestamp()")
+    await sla_service.record(db, ticket_id, "agent_reply", replied, message_id=reply_id)
+    await db.execute("UPDATE tickets SET first_responded_at = $2 WHERE id = $1", ticket_id, replied)
+    await sla_service.refresh(db, ticket_id, SlaSettings())
+    met = "SELECT met_at FROM ticket_sla_clocks WHERE ticket_id = $1 AND clock = 'first_response'"
+    assert await db.fetchval(met, ticket_id) is not None
+
+    failed = StatusUpdate(external_id="out-9", status="failed", at=T0, reason="bot was blocked")
+    async with db.transaction():
+        assert await apply_status(db, "telegram", "bot", failed, sla=SlaSettings())
+
+    assert await db.fetchval(met, ticket_id) is None
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    assert ticket["first_responded_at"] is None
+    event = await db.fetchval(
+        "SELECT changes FROM ticket_events WHERE ticket_id = $1 AND action = 'reply_withdrawn'",
+        ticket_id,
+    )
+    assert (event["message_id"], event["reason"]) == (reply_id, "bot was blocked")
 
 
 def test_subjects_come_from_the_first_line() -> None:

@@ -3,7 +3,8 @@ service on loopback: an agent sees an emailed ticket appear live, replies, the m
 the SMTP server and the SLA clock stops; a partner cannot open another group's ticket; a
 supervisor sees a breach on the board and the first-response and breach-rate charts; an agent
 writes an internal note with the keyboard only, logs a phone call and merges a duplicate; a
-queue of thousands loads page by page. Screenshots go to `test-artifacts/console/`."""
+queue of thousands loads page by page; a ticket shows its CSAT comment and a failed reply is
+sent again. Screenshots go to `test-artifacts/console/`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import asyncpg
 import pytest
 
 from helpdesk.config import Settings
+from helpdesk.csat import service as csat_service
 from tests.channels.email.smtp_server import SmtpTestServer
 from tests.channels.email.test_smtp_outbound import (
     CUSTOMER,
@@ -27,6 +29,7 @@ from tests.channels.email.test_smtp_outbound import (
 )
 from tests.channels.test_outbox import run_worker
 from tests.conftest import TEST_PASSWORD, AgentHandle, Client, Factory
+from tests.csat.test_rating_page_language import LINK
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM = "/usr/bin/chromium"
@@ -666,3 +669,62 @@ async def test_a_queue_of_thousands_loads_page_by_page_and_keeps_pages_when_live
     rows = await asyncio.to_thread(shown, page)
     assert len(rows) == len(set(rows))
     await shot(page, "queue-thousands")
+
+
+# --- CSAT comment and retrying a failed reply -------------------------------------------
+
+COMMENT = "<b>Pomalé</b> a drahé"
+
+
+async def test_ticket_view_shows_the_csat_comment_and_retries_a_failed_reply(
+    client: Client,
+    db: asyncpg.Connection,
+    factory: Factory,
+    settings: Settings,
+    smtp: SmtpTestServer,
+    page: Any,
+) -> None:
+    await add_account(db, smtp)
+    agent = await factory.agent("agent")
+    ticket_id, _ = await receive_mail(db, customer_mail(subject="Pomalé vyřízení"))
+    smtp.answer("RCPT", "550 5.1.1 mailbox unavailable")
+    sent = await client.post(
+        f"/tickets/{ticket_id}/replies", json={"text": "Omlouváme se."}, headers=agent.headers
+    )
+    assert sent.status_code == 201, sent.text
+    reply_id = sent.json()["id"]
+    await run_worker(settings)
+    # The ticket was solved and rated low with a comment; the agent took it up again.
+    await db.execute("UPDATE tickets SET status = 'solved', solved_at = now() - interval '2 hours'")
+    await csat_service.ask_due(db, settings)
+    question = await db.fetchval("SELECT body_text FROM messages WHERE body_text LIKE '%/csat/%'")
+    token = LINK.search(question).group(1)  # type: ignore[union-attr]
+    rated = await client.post(f"/csat/{token}", data={"rating": "2", "comment": COMMENT})
+    assert rated.status_code == 200, rated.text
+    await db.execute("UPDATE tickets SET status = 'open', solved_at = NULL")
+
+    await log_in(page, client, agent)
+    await click(page, 'a[href="#open"]')
+    await click(page, f'#queue tr[data-ticket="{ticket_id}"] a[data-open]')
+    rating = await wait_until(page, lambda p: _css(p, "#csat-rating"), "the CSAT panel")
+    assert rating.text == "Rating: 2/5"
+    comment = _css(page, "#csat-comment")
+    assert comment.text == COMMENT  # shown as text, never as markup
+    assert _css(page, "#csat-comment b") is None
+    await shot(page, "ticket-csat-comment")
+
+    smtp.answer("RCPT", None)  # the mailbox works again
+    await click(page, f'button[data-retry="{reply_id}"]')
+    await wait_until(
+        page, lambda p: _css(p, f'button[data-retry="{reply_id}"]') is None, "the retry"
+    )
+    status = await db.fetchval("SELECT delivery_status FROM messages WHERE id = $1", reply_id)
+    assert status == "pending"
+    await run_worker(settings)
+    assert await db.fetchval("SELECT delivery_status FROM messages WHERE id = $1", reply_id) == (
+        "sent"
+    )
+    replies = [
+        m for m in smtp.received if "Omlouváme" in m.message.get_body(("plain",)).get_content()
+    ]
+    assert [m.rcpt_tos for m in replies] == [[CUSTOMER]]

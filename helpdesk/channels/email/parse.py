@@ -112,6 +112,11 @@ def preview_json(raw: bytes) -> bytes:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def normalize_newlines(value: str) -> str:
+    """Lines end in `\n` only, whether the mail was sent with CRLF, LF or bare CR."""
+    return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def clean_text(value: str) -> str:
     """Drop NUL and replace lone surrogates: PostgreSQL text accepts neither."""
     return _LONE_SURROGATE.sub("\ufffd", value.replace("\x00", ""))
@@ -211,7 +216,10 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str]:
 # --- headers ------------------------------------------------------------------------
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+# The encoded text may hold spaces (`=?UTF-8?Q? Personaländerung?=` from real mailers):
+# RFC 2047 forbids them, but the stdlib's modern parser and mail clients decode such words,
+# so they are read up to the first `?=` too. It cannot hold `?`, so it never spans words.
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*?)\?=")
 
 
 def _header_text(value: object) -> str:
@@ -237,6 +245,7 @@ def _encoded_word_bytes(encoding: str, payload: str) -> bytes | None:
     data = payload.encode("utf-8", "surrogateescape")
     try:
         if encoding in "bB":
+            data = b"".join(data.split())  # spaces are no base64 letters: skipped, as stdlib
             return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
         return binascii.a2b_qp(data, header=True)
     except (binascii.Error, ValueError):
@@ -248,7 +257,9 @@ def decode_header_words(value: str) -> str:
 
     Whitespace between adjacent encoded-words is dropped (RFC 2047 §6.2); consecutive words
     in one charset are joined before decoding, so a character split across words survives.
-    A word that cannot be decoded is kept as written rather than lost.
+    A word that cannot be decoded is kept as written rather than lost. A word with spaces
+    in its encoded text is decoded as the stdlib's modern parser does: unless it is glued
+    to the text before it.
     """
     pieces: list[str] = []
     pending = bytearray()
@@ -270,6 +281,9 @@ def decode_header_words(value: str) -> str:
             pieces.append(gap)
         charset, encoding, payload = match.groups()
         data = _encoded_word_bytes(encoding, payload)
+        glued = match.start() > 0 and not value[match.start() - 1].isspace()
+        if glued and any(char.isspace() for char in payload):
+            data = None  # `x=?UTF-8?Q?a b?=` is text to the stdlib too, not a word
         if data is None:
             flush()
             pieces.append(match.group(0))
@@ -396,9 +410,9 @@ def _sender(message: Message, warnings: list[str]) -> tuple[str | None, str]:
     usable = _usable_address(address)
     if usable is None:
         warnings.append("From has no usable address; sender left unknown")
+    # `MAILER-DAEMON@host (Mail Delivery System)`: with no phrase, the stdlib gives the
+    # RFC 5322 comment as the name; it is the only name the sender wrote, and clients show it.
     display = decode_header_words(name).strip()
-    if "<" not in _without_quoted_strings(values[0]):
-        display = ""  # `addr (Comment)`: RFC 5322 comments are not display names
     if usable and display.lower() == usable:
         display = ""
     return usable, display
@@ -627,10 +641,46 @@ def _decoded_payload(part: Message, warnings: list[str]) -> bytes:
         return data
     if encoding == "quoted-printable":
         return binascii.a2b_qp(raw)
-    if encoding in ("x-uuencode", "uuencode", "uue", "x-uue"):
-        decoded = part.get_payload(decode=True)
-        return decoded if isinstance(decoded, bytes) else raw
+    if encoding in _UUENCODE:
+        data, repaired = _lenient_uudecode(raw)
+        if repaired:
+            warnings.append(f"broken uuencode in {_content_type(part)} decoded partly")
+        return data
     return raw
+
+
+_UUENCODE = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
+_UU_BEGIN = re.compile(rb"begin(?:-base64)?\s+[0-7]{1,4}(?:\s.*)?")
+
+
+def _lenient_uudecode(data: bytes) -> tuple[bytes, bool]:
+    """Undo uuencoding line by line; returns (content, whether anything was repaired).
+
+    The stdlib (`uu.decode`, behind `get_payload(decode=True)`) insists on a `begin` line
+    and an `end` line and otherwise hands back the encoded text unchanged; mailers send
+    parts without either, CRLF lines, and lines padded or cut by broken encoders.
+    """
+    lines = data.splitlines()
+    if lines and _UU_BEGIN.fullmatch(lines[0].strip()):
+        lines = lines[1:]
+    decoded = bytearray()
+    repaired = False
+    for line in lines:
+        stripped = line.rstrip(b" \t")
+        if stripped.strip() == b"end":
+            break
+        if not stripped:
+            continue
+        try:
+            decoded += binascii.a2b_uu(stripped)
+        except binascii.Error:
+            # What uu.decode does for "broken uuencoders": keep the bytes the length says.
+            size = ((stripped[0] - 32) & 63) * 4 + 5
+            try:
+                decoded += binascii.a2b_uu(stripped[: size // 3])
+            except binascii.Error:
+                repaired = True
+    return bytes(decoded), repaired
 
 
 def _part_text(part: Message, collected: _Collected, content_type: str) -> str:
@@ -641,7 +691,7 @@ def _part_text(part: Message, collected: _Collected, content_type: str) -> str:
     text, used = decode_bytes(data, charset)
     if charset and used != _codec_name(charset):
         collected.warnings.append(f"{content_type} declared {charset}, decoded as {used}")
-    return text
+    return normalize_newlines(text)
 
 
 def _message_bytes(inner: Message) -> bytes:
@@ -900,7 +950,7 @@ def parse_email(
         warnings.append(f"parse failed ({type(error).__name__}); only the raw text is kept")
         text, _ = decode_bytes(raw, None)
         return ParsedEmail(
-            text=clean_text(text),
+            text=clean_text(normalize_newlines(text)),
             text_content_type="text/plain",
             warnings=[clean_text(w) for w in warnings],
         )

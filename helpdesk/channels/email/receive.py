@@ -25,7 +25,9 @@ from helpdesk.channels.email.loops import (
 )
 from helpdesk.channels.email.parse import ParsedEmail, parse_email
 from helpdesk.config import Settings
+from helpdesk.routing import service as routing_service
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
+from helpdesk.sla import service as sla_service
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ async def receive(
     try:
         async with conn.transaction():
             if parsed.bounce:
-                bounced = await _fail_bounced_delivery(conn, parsed)
+                bounced = await _fail_bounced_delivery(conn, parsed, settings)
                 if bounced is not None:
                     return bounced
             result = await ingest_email(
@@ -152,8 +154,11 @@ def bounce_is_transient(parsed: ParsedEmail) -> bool:
     return "action: delayed" in text and "action: failed" not in text
 
 
-async def _fail_bounced_delivery(conn: asyncpg.Connection, parsed: ParsedEmail) -> Receipt | None:
-    """A bounce of one of our mails fails that delivery (no ticket, no auto-reply).
+async def _fail_bounced_delivery(
+    conn: asyncpg.Connection, parsed: ParsedEmail, settings: Settings
+) -> Receipt | None:
+    """A bounce of one of our mails fails that delivery (no ticket, no auto-reply); a
+    failed reply is withdrawn as a response at once.
 
     Returns None when the bounce cites nothing we sent: it is then stored like any mail
     (flagged as a bounce, so it never gets an automatic reply).
@@ -198,6 +203,8 @@ async def _fail_bounced_delivery(conn: asyncpg.Connection, parsed: ParsedEmail) 
         action,
         {"message_id": row["id"], "reason": reason, "bounce_message_id": parsed.message_id},
     )
+    if status == "failed":
+        await sla_service.withdraw_reply(conn, row["id"], reason, settings.sla)
     return Receipt(outcome="bounce", ticket_id=row["ticket_id"], message_id=row["id"])
 
 
@@ -238,9 +245,11 @@ async def _acknowledge(
         )
         return None
     number = await conn.fetchval("SELECT number FROM tickets WHERE id = $1", ticket_id)
-    text = acknowledgement_text(
-        settings.email.acknowledgement_text, number, settings.sla.first_response_minutes
+    language = await routing_service.customer_language(conn, ticket_id)
+    template = settings.email.acknowledgement.get(
+        language or "", settings.email.acknowledgement_text
     )
+    text = acknowledgement_text(template, number, settings.sla.first_response_minutes)
     message_id = await conn.fetchval(
         """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
                                  body_text, delivery_status, recipient_addresses)

@@ -359,7 +359,7 @@ async function openTicket(id, { quiet = false } = {}) {
     el("p", {}, el("span", { class: `badge ${ticket.channel}` }, ticket.channel), " ",
       `${t("status")}: ${ticket.status} · ${t("priority")}: ${ticket.priority} · ${t("category")}: ${ticket.category || "–"}`,
       ticket.language ? ` · ${t("customer_language")}: ${ticket.language}` : ""),
-    slaPanel(sla), customerPanel(detail.customer, profile),
+    slaPanel(sla), customerPanel(detail.customer, profile), csatPanel(detail.csat),
     el("section", { "aria-label": t("conversation"), id: "conversation" }, ...detail.messages.map(messageView)),
     replyForm(ticket, templates), fieldsForm(ticket), extraActions(ticket, detail.customer, profile),
     el("details", { id: "event-log" }, el("summary", {}, t("events")),
@@ -397,6 +397,26 @@ function customerPanel(customer, profile) {
     customer.at_risk ? el("div", { class: "risk" }, `⚠ ${t("at_risk_flag")}: ${customer.at_risk_reasons.join("; ")}`) : null);
 }
 
+// The ticket's satisfaction survey: the rating and, as text, what the customer wrote.
+function csatPanel(csat) {
+  if (!csat) return null;
+  const answered = csat.rating !== null && csat.rating !== undefined;
+  const said = answered ? `${t("csat_rating")}: ${csat.rating}/5`
+    : csat.status === "sent" ? t("csat_waiting") : `${t("csat_not_asked")}${csat.reason ? ` (${csat.reason})` : ""}`;
+  return el("section", { class: "panel", id: "ticket-csat", "aria-label": t("csat") },
+    el("strong", {}, t("csat")), " ", el("span", { id: "csat-rating" }, said),
+    csat.comment ? el("blockquote", { id: "csat-comment", "aria-label": t("csat_comment") }, csat.comment) : null);
+}
+
+// A reply that failed for good can be sent again; it then counts as the response from now.
+async function retryDelivery(message) {
+  try {
+    await api(`/tickets/${message.ticket_id}/messages/${message.id}/retry`, { method: "POST" });
+    toast(t("saved"));
+    openTicket(message.ticket_id, { quiet: true });
+  } catch (error) { toast(error.message, true); }
+}
+
 // Notes differ from replies in words ("Internal note"), border and background, not colour.
 function messageView(message) {
   const cls = message.kind === "note" ? "note" : message.direction;
@@ -406,7 +426,9 @@ function messageView(message) {
       message.kind === "note" ? el("strong", { class: "note-label" }, t("note")) : "",
       message.internal_only ? ` · ${t("internal_only")}` : "",
       message.delivery_status === "failed"
-        ? el("span", { class: "failed" }, ` · ✖ ${t("delivery_failed")}: ${message.delivery_error}`) : ""),
+        ? el("span", { class: "failed" }, ` · ✖ ${t("delivery_failed")}: ${message.delivery_error} `,
+          el("button", { type: "button", class: "retry", "data-retry": message.id,
+            onclick: () => retryDelivery(message) }, t("retry"))) : ""),
     el("div", { class: "body" }, message.body_text),
     message.attachments.length ? el("div", { class: "meta" }, `${t("attachments")}: `,
       ...message.attachments.map((a) => el("a", { href: "#", onclick: (e) => { e.preventDefault(); download(a); } },

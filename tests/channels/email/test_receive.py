@@ -46,7 +46,9 @@ async def test_new_ticket_gets_one_acknowledgement_queued(
     number = await db.fetchval("SELECT number FROM tickets WHERE id = $1", receipt.ticket_id)
     assert ack["direction"] == "outbound" and ack["channel_account"] == "support"
     assert ack["recipient_addresses"] == ["jana@example.cz"]
-    assert f"#{number}" in ack["body_text"] and "60 minutes" in ack["body_text"]
+    # Jana writes Czech from a .cz address: acknowledged in Czech.
+    assert f"#{number}" in ack["body_text"] and "60 minut" in ack["body_text"]
+    assert ack["body_text"].startswith("Děkujeme")
     assert ack["outbox_status"] == "pending"
     # The acknowledgement is not an agent's first response.
     assert (

@@ -1,0 +1,115 @@
+"""The rating page speaks the customer's language (Czech, Slovak, English), or the one
+chosen with `?lang=`; so does the page for a link that is not valid."""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+import pytest
+
+from helpdesk.config import Settings
+from helpdesk.csat import page, service
+from tests.channels.email.smtp_server import SmtpTestServer
+from tests.channels.email.test_smtp_outbound import add_account, customer_mail, receive_mail
+from tests.conftest import Client
+
+LINK = re.compile(r"/csat/([0-9]+\.[0-9]+\.[A-Za-z0-9_-]{22})")
+
+
+async def survey_token(
+    db: asyncpg.Connection, settings: Settings, smtp: SmtpTestServer, language: str | None
+) -> str:
+    """An email ticket in `language`, solved long enough ago to be asked; its rating token."""
+    await add_account(db, smtp)
+    ticket_id, _ = await receive_mail(db, customer_mail())
+    await db.execute(
+        """UPDATE tickets SET language = $2, status = 'solved',
+               solved_at = now() - interval '2 hours' WHERE id = $1""",
+        ticket_id,
+        language,
+    )
+    await db.execute("UPDATE customers SET language = NULL")
+    assert len(await service.ask_due(db, settings)) == 1
+    question = await db.fetchval(
+        "SELECT body_text FROM messages WHERE ticket_id = $1 AND kind = 'system' "
+        "AND body_text LIKE '%/csat/%'",
+        ticket_id,
+    )
+    found = LINK.search(question)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "rated", "thanks"),
+    [
+        ("cs", "Jak jsme si vedli?", "Vaše hodnocení: 4 z 5. Děkujeme!", "Děkujeme!"),
+        ("sk", "Ako sme si viedli?", "Vaše hodnotenie: 4 z 5. Ďakujeme!", "Ďakujeme!"),
+        ("en", "How did we do?", "Your rating: 4 of 5. Thank you!", "Thank you!"),
+    ],
+)
+async def test_rating_page_speaks_the_tickets_language(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    smtp: SmtpTestServer,
+    language: str,
+    title: str,
+    rated: str,
+    thanks: str,
+) -> None:
+    token = await survey_token(db, settings, smtp, language)
+
+    shown = await client.get(f"/csat/{token}")
+    assert shown.status_code == 200
+    assert f'<html lang="{language}">' in shown.text
+    assert f"<h1>{title}</h1>" in shown.text
+    clicked = await client.get(f"/csat/{token}", params={"rating": 4})
+    assert rated in clicked.text
+    commented = await client.post(f"/csat/{token}", data={"comment": "ok"})
+    assert commented.status_code == 200
+    assert f"<h1>{thanks}</h1>" in commented.text
+
+
+async def test_lang_parameter_wins_and_stays_on_the_links(
+    client: Client, db: asyncpg.Connection, settings: Settings, smtp: SmtpTestServer
+) -> None:
+    token = await survey_token(db, settings, smtp, "cs")
+
+    shown = await client.get(f"/csat/{token}", params={"lang": "en"})
+
+    assert "<h1>How did we do?</h1>" in shown.text
+    assert f'href="/csat/{token}?rating=5&amp;lang=en">5 (excellent)</a>' in shown.text
+    assert f'action="/csat/{token}?lang=en"' in shown.text
+    posted = await client.post(f"/csat/{token}", params={"lang": "sk"}, data={"rating": "5"})
+    assert "<h1>Ďakujeme!</h1>" in posted.text
+    unknown = await client.get(f"/csat/{token}", params={"lang": "de"})
+    assert "<h1>Jak jsme si vedli?</h1>" in unknown.text  # not offered: the ticket's
+
+
+async def test_a_ticket_without_a_language_gets_english(
+    client: Client, db: asyncpg.Connection, settings: Settings, smtp: SmtpTestServer
+) -> None:
+    token = await survey_token(db, settings, smtp, None)
+    assert "<h1>How did we do?</h1>" in (await client.get(f"/csat/{token}")).text
+
+
+async def test_invalid_link_page_follows_lang_then_the_browser(client: Client) -> None:
+    forged = "1.1." + "A" * 22
+    slovak = await client.get(f"/csat/{forged}", headers={"accept-language": "de, sk;q=0.8"})
+    assert slovak.status_code == 404
+    assert "<h1>Tento odkaz nie je platný</h1>" in slovak.text
+    czech = await client.get(
+        f"/csat/{forged}", params={"lang": "cs"}, headers={"accept-language": "sk"}
+    )
+    assert "<h1>Tento odkaz není platný</h1>" in czech.text
+    english = await client.get(f"/csat/{forged}")
+    assert "<h1>This link is not valid</h1>" in english.text
+
+
+def test_accept_language_is_read_by_its_quality_order() -> None:
+    assert page.from_accept_language("en;q=0.5, cs-CZ;q=0.9, de") == "cs"
+    assert page.from_accept_language("de, fr") is None
+    assert page.from_accept_language("sk;q=0") is None
+    assert page.choose("SK", "cs", "en") == "sk"
