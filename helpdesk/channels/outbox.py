@@ -111,7 +111,7 @@ async def _finish(
 async def _withdraw_failed(
     conn: asyncpg.Connection, failed: list[tuple[int, str | None]], sla: SlaSettings | None
 ) -> None:
-    """Replies that never reached the customer are no response (design 1.4): withdrawn at
+    """Replies that never reached the customer are no response (docs/sla.md 1.4): withdrawn at
     once, in the caller's transaction. Without the SLA settings (a caller from before),
     the SLA check is made due now and recomputes the clocks without them."""
     for message_id, reason in failed:

@@ -133,7 +133,7 @@ async def withdraw_reply(
     *,
     now: datetime | None = None,
 ) -> bool:
-    """Withdraw a public agent reply whose delivery failed for good (design 1.4); call it in
+    """Withdraw a public agent reply whose delivery failed for good (docs/sla.md 1.4); call it in
     the transaction that marks the delivery failed, after marking it.
 
     At once and together: its `agent_reply` event becomes `agent_reply_withdrawn`, the
@@ -186,7 +186,7 @@ async def reply_retried(
     conn: asyncpg.Connection, ticket_id: int, message_id: int, sla: SlaSettings
 ) -> datetime | None:
     """A withdrawn reply sent again counts again, at the instant it is accepted again
-    (design 1.4), not at the failed attempt's; the ticket is locked by the caller.
+    (docs/sla.md 1.4), not at the failed attempt's; the ticket is locked by the caller.
     Returns that instant, or None for a message that never counted as a response."""
     await conn.execute(  # failed before withdrawals were recorded: withdraw it now
         """UPDATE sla_events SET type = 'agent_reply_withdrawn'

@@ -752,7 +752,7 @@ async def retry_delivery(
 
     404 for a message not on this ticket (or hidden from the caller), 409 when its
     delivery has not failed or the ticket can no longer be answered. The reply counts as
-    a response again from now, when it is accepted again (design 1.4). Returns the message
+    a response again from now, when it is accepted again (docs/sla.md 1.4). Returns the message
     and the outbox row to enqueue after commit.
     """
     ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
