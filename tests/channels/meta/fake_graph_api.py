@@ -175,6 +175,9 @@ class FakeGraphApi:
         self.downloads.append((request.path, request.headers.get("Authorization")))
         if not self._authorized(request):
             return self._error(Failure(401, 190, "Invalid OAuth access token."))
+        pending = self._failures.get(media_id)
+        if pending:
+            return self._error(pending.pop(0))
         if media_id not in self._media:
             return self._error(Failure(400, 100, "Unsupported get request."))
         content_type, content = self._media[media_id]

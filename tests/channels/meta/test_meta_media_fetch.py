@@ -44,6 +44,9 @@ async def test_whatsapp_media_the_cdn_cannot_serve_yet_is_retried_by_media_id(
     graph_api: FakeGraphApi,
     meta_accounts: str,
 ) -> None:
+    picture = bytes(range(256)) * 16
+    graph_api.add_media("1234567890", picture, "image/jpeg")
+    graph_api.fail("1234567890", 500, 1, "An unexpected error has occurred.")  # Meta's outage
     body = payloads.whatsapp_image("wamid.LATE", "1234567890", "Faktura")
     assert (await deliver(client, "whatsapp", body)).status_code == 200
     await run_worker(settings)
@@ -51,8 +54,6 @@ async def test_whatsapp_media_the_cdn_cannot_serve_yet_is_retried_by_media_id(
     assert (row["state"], row["fetch_attempts"]) == ("pending", 1)
     assert await db.fetchval("SELECT body_text FROM messages") == "Faktura"
 
-    picture = bytes(range(256)) * 16
-    graph_api.add_media("1234567890", picture, "image/jpeg")
     await db.execute("UPDATE attachments SET next_fetch_at = now()")
     async with job_context(settings) as ctx:
         assert await retry_attachment_fetches(ctx) == 1
