@@ -83,7 +83,8 @@ async def test_the_listener_comes_back_after_its_connection_is_killed(
         await asyncio.wait_for(listener.listening.wait(), 30)
         killed = await db.fetchval(
             """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-               WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"""
+               WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()
+                 AND datname = current_database()"""
         )
         assert killed == 1
         for _ in range(200):
@@ -92,7 +93,8 @@ async def test_the_listener_comes_back_after_its_connection_is_killed(
             await asyncio.sleep(0.02)
         await asyncio.wait_for(listener.listening.wait(), 30)
         listening = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE query LIKE 'LISTEN%' AND datname = current_database()"""
         )
         assert listening == 1
     finally:
