@@ -980,8 +980,9 @@ async def test_a_reply_whose_quote_whatsapp_refuses_goes_out_unquoted(
     graph_api: FakeGraphApi,
     meta_accounts: str,
 ) -> None:
-    """The customer's last message may be a reaction or a notice, which WhatsApp may not
-    take as the quoted message: the refused request sent nothing, so it goes unquoted."""
+    """WhatsApp may refuse the quoted message (deleted meanwhile, too old): the refused
+    request sent nothing, so it goes unquoted. A reaction after the customer's words is
+    a notice: the reply quotes the words, not the reaction."""
     ticket_id = await ticket_from(
         client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Dobrý den")
     )
@@ -996,7 +997,7 @@ async def test_a_reply_whose_quote_whatsapp_refuses_goes_out_unquoted(
     await run_worker(settings)
 
     refused, unquoted = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
-    assert refused.body["context"] == {"message_id": "wamid.R9"}
+    assert refused.body["context"] == {"message_id": "wamid.IN1"}
     assert "context" not in unquoted.body
     assert unquoted.body["text"]["body"] == "Děkujeme!"
     view = await message_view(client, agent, ticket_id, sent["id"])
