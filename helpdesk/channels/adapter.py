@@ -110,6 +110,14 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     reply_to_external_id: str | None = None
     edited: bool = False  # a newer text of an earlier message (same external_id)
     subject: str | None = None  # a new ticket's subject; derived from the text if None
+    # Not a person writing to us: a reaction or its removal, an unsend, a system or
+    # service notice (number changed, member joined, message pinned), a welcome request,
+    # an opt-in, a referral without text. Stored as a readable note in the thread (kind
+    # `system`) that neither reopens the ticket, nor starts or moves a response clock,
+    # nor is acknowledged (`docs/sla.md` 1.4: it is no customer message). What the
+    # customer sent (text, files, a contact card, a location, a poll, a form, an order,
+    # a button they pressed) is never a notice.
+    notice: bool = False
 
 
 class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):

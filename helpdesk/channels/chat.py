@@ -38,7 +38,7 @@ class ChatSender:
                           AS account, c.external_id AS conversation, c.last_inbound_at,
                           (SELECT i.external_id FROM messages i
                            WHERE i.ticket_id = t.id AND i.direction = 'inbound'
-                             AND i.channel = t.channel
+                             AND i.channel = t.channel AND i.kind = 'public'
                            ORDER BY i.id DESC LIMIT 1) AS answers
                    FROM messages m JOIN tickets t ON t.id = m.ticket_id
                    LEFT JOIN conversations c ON c.id = t.conversation_id

@@ -368,7 +368,13 @@ async def store_inbound(
     sla: SlaSettings,
 ) -> StoredMessage:
     """Store `message` once, on its conversation's ticket (a new one when there is none,
-    or when that ticket is closed). Safe to call again with the same message."""
+    or when that ticket is closed). Safe to call again with the same message.
+
+    A notice (`InboundMessage.notice`: a reaction, a service message, nothing a person
+    wrote) is stored as a `system` message on the conversation's ticket, whatever its
+    status, without reopening it or moving its SLA clocks; only a conversation with no
+    ticket at all gets a new one for it (origin `notice`: no first response is owed, and
+    routing sends no acknowledgement), since an agent must be able to see it."""
     channel, account = message.channel, message.channel_account
     async with conn.transaction():
         await conn.execute(
@@ -411,10 +417,19 @@ async def store_inbound(
         # statement: a subquery here would see the snapshot from before the lock wait.
         now: datetime = conversation["now"]
         ticket = await _follow_merges(conn, conversation["ticket_id"])
-        created = ticket is None or ticket["status"] == "closed"
+        notice = message.notice
+        # A notice is kept on a closed ticket too (closed is final: it is only shown
+        # there); it opens a ticket only when the conversation has none at all.
+        created = ticket is None or (ticket["status"] == "closed" and not notice)
+        quiet = notice and ticket is not None and ticket["status"] == "closed"
+        updated = None
         if created:
             plan = await sla_service.plan_start(
-                conn, sla_service.new_ticket_facts(channel, customer), sla, now=now
+                conn,
+                sla_service.new_ticket_facts(channel, customer),
+                sla,
+                now=now,
+                origin="notice" if notice else None,
             )
             ticket_id = await _insert_ticket(
                 conn, message, customer_id, conversation["id"], plan, now
@@ -422,40 +437,47 @@ async def store_inbound(
         else:
             assert ticket is not None
             ticket_id = ticket["id"]
-            # The locked row comes back for the SLA refresh below (no second read).
-            updated = await conn.fetchrow(
-                f"""UPDATE tickets t SET updated_at = $2, version = version + 1,
-                       status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
-                                     ELSE status END,
-                       solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END
-                   WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}""",
-                ticket_id,
-                now,
-            )
+            if not quiet:
+                # A notice neither reopens a solved ticket nor ends a pending one. The
+                # locked row comes back for the SLA refresh below (no second read).
+                updated = await conn.fetchrow(
+                    f"""UPDATE tickets t SET updated_at = $2, version = version + 1,
+                           status = CASE WHEN status IN ('solved', 'pending') AND NOT $3
+                                         THEN 'open' ELSE status END,
+                           solved_at = CASE WHEN status = 'solved' AND NOT $3 THEN NULL
+                                            ELSE solved_at END
+                       WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}""",
+                    ticket_id,
+                    now,
+                    notice,
+                )
             if conversation["ticket_id"] != ticket_id:  # a merge followed
                 await conn.execute(
                     "UPDATE conversations SET ticket_id = $2 WHERE id = $1",
                     conversation["id"],
                     ticket_id,
                 )
-        # The message, its raw source and the ticket's event in one round trip.
+        # The message, its raw source and the ticket's event in one round trip. A notice
+        # is a `system` message in the thread and moves no clock: it is recorded as
+        # `customer_auto_reply`, which starts, meets and reopens nothing (docs/sla.md
+        # 1.4), and not at all on a closed ticket (no event may follow closing).
         message_id = await conn.fetchval(
             """WITH message AS (
                    INSERT INTO messages (ticket_id, direction, kind, author_customer_id,
                                          channel, channel_account, external_id, body_text,
                                          created_at, edited_at)
-                   VALUES ($1, 'inbound', 'public', $2, $3, $4, $5, $6, $7, $8)
+                   VALUES ($1, 'inbound', $12, $2, $3, $4, $5, $6, $7, $8)
                    RETURNING id),
                source AS (
                    INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM message),
                event AS (
                    INSERT INTO ticket_events (ticket_id, action, changes)
                    SELECT $1, $10, jsonb_build_object('message_id', id, 'channel', $3::text,
-                                                      'account', $4::text)
+                                                      'account', $4::text, 'notice', $13::boolean)
                    FROM message),
                clock AS (  -- a reply moves the SLA clocks (a new ticket's start below)
                    INSERT INTO sla_events (ticket_id, at, type, message_id)
-                   SELECT $1, $7, 'customer_message', id FROM message WHERE NOT $11)
+                   SELECT $1, $7, $14, id FROM message WHERE NOT $11)
                SELECT id FROM message""",
             ticket_id,
             customer_id,
@@ -466,8 +488,11 @@ async def store_inbound(
             now,
             message.sent_at if message.edited else None,
             raw,
-            "created" if created else "customer_replied",
-            created,
+            "created" if created else ("customer_notice" if notice else "customer_replied"),
+            created or quiet,
+            "system" if notice else "public",
+            notice,
+            "customer_auto_reply" if notice else "customer_message",
         )
         for item in attachments:
             if isinstance(item, tuple):
@@ -476,8 +501,8 @@ async def store_inbound(
             await _insert_attachment(conn, message_id, item, now)
         if created:
             await sla_service.start(conn, ticket_id, plan, now=now)
-        else:
-            if ticket is not None and ticket["status"] == "solved":
+        elif not quiet:
+            if ticket is not None and ticket["status"] == "solved" and not notice:
                 await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
             await sla_service.refresh(conn, ticket_id, sla, now=now, locked=updated)
     return StoredMessage(

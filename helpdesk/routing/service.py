@@ -97,10 +97,11 @@ async def _config(conn: asyncpg.Connection) -> _RoutingConfig:
 _TICKET = f"""
 SELECT t.*, clock_timestamp() AS routing_at, c AS customer,
        first.body_text AS first_text, first.sender_address AS first_sender,
+       first.kind = 'system' AS opened_by_notice,
        {sla_service.SLA_FIRED}
 FROM tickets t
 LEFT JOIN customers c ON c.id = t.customer_id
-LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address FROM messages m
+LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address, m.kind FROM messages m
                    WHERE m.ticket_id = t.id AND m.direction = 'inbound'
                    ORDER BY m.id LIMIT 1) first ON true
 WHERE t.id = $1 AND t.routed_at IS NULL
@@ -283,9 +284,11 @@ async def _acknowledge(
 ) -> int | None:
     """The customer's confirmation, once per ticket, on the chat channel they used, in
     their language, with the ticket number and the first-response due time; queued at
-    `now` (the caller sets `acknowledged_at`). Returns the outbox id."""
+    `now` (the caller sets `acknowledged_at`). Returns the outbox id. A ticket a channel
+    notice opened (a reaction, a service message: nobody wrote) is not acknowledged."""
     if (
         not settings.routing.acknowledge
+        or ticket.get("opened_by_notice")
         or ticket["channel"] not in ACK_CHANNELS
         or ticket["acknowledged_at"] is not None
     ):

@@ -11,9 +11,10 @@ Decisions where docs/sla.md is silent:
 
 - `created` must be the first and only creation event; it may carry `status` (new, open,
   pending, on_hold; default new) and `origin`: `customer` (default, the ticket came from an
-  inbound customer message and starts first response) or `agent` (opened by an agent's
+  inbound customer message and starts first response), `agent` (opened by an agent's
   outbound message: no first-response clock, and the customer's answer starts a
-  next-response cycle).
+  next-response cycle) or `notice` (opened by a channel notice nobody wrote, such as a
+  reaction on a conversation without a ticket: the same as `agent`).
 - Events must be in non-decreasing time order; equal instants apply in list order. `now`
   defaults to the last event and may not precede it.
 - A customer message to a ticket in any pausing status, or solved, reopens it (status open).
@@ -102,7 +103,7 @@ class SlaEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     at: Annotated[datetime, msgspec.Meta(tz=True)]
     type: EventType
     status: Status | None = None
-    origin: Literal["customer", "agent"] | None = None
+    origin: Literal["customer", "agent", "notice"] | None = None
 
 
 class ClockState(msgspec.Struct, frozen=True):
@@ -236,7 +237,9 @@ def _replay(policy: SlaPolicy, events: Sequence[SlaEvent]) -> _Ticket:
     created = events[0]
     start = created.at.astimezone(UTC)
     origin = created.origin or "customer"
-    ticket = _Ticket(policy, created.status or "new", agent_replied=origin == "agent")
+    # A ticket opened by a notice (`docs/sla.md` 1.4: no person wrote) owes no first
+    # response, like one an agent opened: the customer's first real message starts NR.
+    ticket = _Ticket(policy, created.status or "new", agent_replied=origin != "customer")
     if origin == "customer" and policy.target("first_response"):
         ticket.first_response = _Clock("first_response", start)
     if policy.target("resolution"):

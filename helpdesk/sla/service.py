@@ -26,7 +26,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -521,13 +521,16 @@ async def _upsert_clocks(
     now: datetime,
     *,
     created_event: bool = False,
+    origin: str | None = None,
 ) -> None:
     """One statement for every clock that moved (and a new ticket's `created` event)."""
     sql = _UPSERT_CLOCKS
+    extra: list[Any] = []
     if created_event:
-        sql = f"""WITH created AS (INSERT INTO sla_events (ticket_id, at, type)
-                                   VALUES ($1, $14, 'created'))
+        sql = f"""WITH created AS (INSERT INTO sla_events (ticket_id, at, type, origin)
+                                   VALUES ($1, $14, 'created', $15::text))
                   {_UPSERT_CLOCKS}"""
+        extra.append(origin)
     await conn.execute(
         sql,
         ticket_id,
@@ -535,6 +538,7 @@ async def _upsert_clocks(
         [key[0] for key, _ in changed],
         [key[1] for key, _ in changed],
         now,
+        *extra,
     )
 
 
@@ -557,6 +561,7 @@ class StartPlan:
     columns: dict[str, Any]  # every column of START_COLUMNS
     clocks: list[tuple[ClockKey, dict[str, Any]]]
     due_soon: bool
+    origin: Literal["customer", "notice"] | None = None  # the `created` event's
 
     def values(self) -> list[Any]:
         """The columns' values in `START_COLUMNS` order (see `start_columns_sql`)."""
@@ -564,26 +569,39 @@ class StartPlan:
 
 
 async def plan_start(
-    conn: asyncpg.Connection, facts: TicketFacts, sla: SlaSettings, *, now: datetime
+    conn: asyncpg.Connection,
+    facts: TicketFacts,
+    sla: SlaSettings,
+    *,
+    now: datetime,
+    origin: Literal["customer", "notice"] | None = None,
 ) -> StartPlan:
     """Choose the policy of a ticket about to be created at `now` and compute its first
-    clocks (its history is the one `created` event; nothing has fired)."""
+    clocks (its history is the one `created` event; nothing has fired). `origin="notice"`:
+    a channel notice nobody wrote opens it, so no first response is owed."""
     chosen, reason = _choose_policy(await _active_policies(conn), facts, sla)
     columns = _policy_columns(chosen, reason, now) | _NOTHING_DUE
     if chosen is None:
-        return StartPlan(columns, [], False)
+        return StartPlan(columns, [], False, origin)
     try:
         computed = _compute(
-            chosen, [SlaEvent(at=now, type="created")], {}, set(), sla, now=now, retargeted=None
+            chosen,
+            [SlaEvent(at=now, type="created", origin=origin)],
+            {},
+            set(),
+            sla,
+            now=now,
+            retargeted=None,
         )
     except (InvalidEvents, InvalidCalendar, ValueError) as error:
         log.warning("sla start skipped", extra={"error": str(error)})
-        return StartPlan(columns, [], False)
+        return StartPlan(columns, [], False, origin)
     next_check = computed.summary["next_sla_check_at"]
     return StartPlan(
         columns | computed.summary,
         list(computed.final.items()),
         _due_soon(next_check, now, sla),
+        origin,
     )
 
 
@@ -592,7 +610,7 @@ async def start(
 ) -> None:
     """Store the `created` event and first clocks of a ticket inserted in this
     transaction, at `now`, with `plan.columns`: one statement."""
-    await _upsert_clocks(conn, ticket_id, plan.clocks, now, created_event=True)
+    await _upsert_clocks(conn, ticket_id, plan.clocks, now, created_event=True, origin=plan.origin)
     if plan.due_soon:
         await _notify_due_soon(conn, ticket_id)
 

@@ -29,7 +29,7 @@ from helpdesk.channels.ingest import (
 from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
 from helpdesk.sla import service as sla_service
-from tests.conftest import blocked_on_lock
+from tests.conftest import AgentHandle, Client, blocked_on_lock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -43,6 +43,7 @@ def message(
     edited: bool = False,
     at: datetime = T0,
     email: str | None = None,
+    notice: bool = False,
 ) -> InboundMessage:
     return InboundMessage(
         channel="telegram",
@@ -53,6 +54,7 @@ def message(
         text=text,
         sent_at=at,
         edited=edited,
+        notice=notice,
     )
 
 
@@ -335,3 +337,131 @@ async def test_a_file_not_yet_fetched_is_stored_with_its_message_once(
                 state,
                 next_at,
             )
+
+
+# --- notices: what nobody wrote (docs/sla.md 1.4) ------------------------------------------
+
+# Every clock, so that a next-response cycle can start (the built-in policy has none).
+EVERY_CLOCK_POLICY = """INSERT INTO sla_policies (name, position, first_response_minutes,
+                                                  next_response_minutes, resolution_minutes)
+                        VALUES ('every clock', 0, 60, 240, 480)"""
+
+
+async def next_response_cycles(db: asyncpg.Connection, ticket_id: int) -> int:
+    cycles: int = await db.fetchval(
+        """SELECT count(*) FROM ticket_sla_clocks
+           WHERE ticket_id = $1 AND clock = 'next_response'""",
+        ticket_id,
+    )
+    return cycles
+
+
+async def sla_event_types(db: asyncpg.Connection, ticket_id: int) -> list[str]:
+    rows = await db.fetch(
+        "SELECT type FROM sla_events WHERE ticket_id = $1 ORDER BY at, id", ticket_id
+    )
+    return [r["type"] for r in rows]
+
+
+async def solve_through_api(
+    client: Client, db: asyncpg.Connection, agent: AgentHandle, ticket_id: int
+) -> None:
+    version = await db.fetchval("SELECT version FROM tickets WHERE id = $1", ticket_id)
+    response = await client.patch(
+        f"/tickets/{ticket_id}",
+        json={"status": "solved"},
+        headers={**agent.headers, "If-Match": f'"{version}"'},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def agent_replied(db: asyncpg.Connection, ticket_id: int) -> None:
+    """A public agent reply as the SLA engine records it (the API path is tested by the
+    channels' end-to-end tests)."""
+    now = await db.fetchval("SELECT clock_timestamp()")
+    await sla_service.record(db, ticket_id, "agent_reply", now)
+    await sla_service.refresh(db, ticket_id, SlaSettings(), now=now)
+
+
+async def test_a_notice_neither_reopens_nor_starts_a_cycle_a_message_does(
+    db: asyncpg.Connection,
+) -> None:
+    await db.execute(EVERY_CLOCK_POLICY)
+    first = await store(db, message("1"))
+    await agent_replied(db, first.ticket_id)
+    await db.execute("UPDATE tickets SET status = 'solved' WHERE id = $1", first.ticket_id)
+
+    reaction = await store(db, message("r1", text="[Reacted 👍 to a message]", notice=True))
+    assert reaction.ticket_id == first.ticket_id and not reaction.created_ticket
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", first.ticket_id)
+    assert ticket["status"] == "solved"
+    assert await next_response_cycles(db, first.ticket_id) == 0
+    assert (await sla_event_types(db, first.ticket_id))[-1] == "customer_auto_reply"
+    row = await db.fetchrow(
+        "SELECT kind, direction FROM messages WHERE id = $1", reaction.message_id
+    )
+    assert (row["kind"], row["direction"]) == ("system", "inbound")
+    event = await db.fetchrow(
+        "SELECT action, changes FROM ticket_events WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1",
+        first.ticket_id,
+    )
+    assert event["action"] == "customer_notice" and event["changes"]["notice"] is True
+
+    await db.execute("UPDATE tickets SET status = 'pending' WHERE id = $1", first.ticket_id)
+    await store(db, message("r2", text="[Removed a reaction]", notice=True))
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", first.ticket_id) == (
+        "pending"
+    )
+
+    written = await store(db, message("2", text="Ještě jedna otázka."))
+    assert written.ticket_id == first.ticket_id
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", first.ticket_id) == "open"
+    assert await next_response_cycles(db, first.ticket_id) == 1
+
+
+async def test_a_notice_stays_on_a_closed_ticket_and_opens_one_only_when_there_is_none(
+    db: asyncpg.Connection,
+) -> None:
+    first = await store(db, message("1"))
+    await db.execute("UPDATE tickets SET status = 'closed' WHERE id = $1", first.ticket_id)
+    events_before = await sla_event_types(db, first.ticket_id)
+    on_closed = await store(db, message("r1", text="[Reacted ❤️ to a message]", notice=True))
+    assert on_closed.ticket_id == first.ticket_id and not on_closed.created_ticket
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", first.ticket_id) == (
+        "closed"
+    )
+    assert await sla_event_types(db, first.ticket_id) == events_before  # closed is final
+
+    alone = await store(
+        db, message("r2", conversation="chat-2", text="[Reacted 👍 to a message]", notice=True)
+    )
+    assert alone.created_ticket
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", alone.ticket_id)
+    assert ticket["status"] == "new" and ticket["first_response_due_at"] is None
+    created = await db.fetchrow(
+        "SELECT type, origin FROM sla_events WHERE ticket_id = $1", alone.ticket_id
+    )
+    assert (created["type"], created["origin"]) == ("created", "notice")
+    clocks = await db.fetch(
+        "SELECT clock FROM ticket_sla_clocks WHERE ticket_id = $1", alone.ticket_id
+    )
+    assert "first_response" not in {c["clock"] for c in clocks}
+
+
+async def test_the_same_notice_three_times_concurrently_is_stored_once(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    first = await store(db, message("1"))
+    await db.execute("UPDATE tickets SET status = 'solved' WHERE id = $1", first.ticket_id)
+
+    async def deliver() -> StoredMessage:
+        conn = await connect(database_url)
+        try:
+            return await store(conn, message("r1", text="[Reacted 👍]", notice=True))
+        finally:
+            await conn.close()
+
+    results = await asyncio.gather(deliver(), deliver(), deliver())
+    assert sorted(r.duplicate for r in results) == [False, True, True]
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE kind = 'system'") == 1
+    assert await db.fetchval("SELECT status FROM tickets") == "solved"

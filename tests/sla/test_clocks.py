@@ -176,6 +176,19 @@ def test_ticket_opened_by_an_agent_has_no_first_response_clock() -> None:
     assert clocks.next_response == clock("2026-03-16 15:00", "2026-03-16 14:00")
 
 
+def test_ticket_opened_by_a_notice_owes_no_first_response_until_the_customer_writes() -> None:
+    """A reaction on a conversation without a ticket opens one (origin `notice`): nobody
+    wrote, so no first response is owed; the customer's first words start a cycle."""
+    events = [
+        ev("2026-03-16 09:00", "created", origin="notice"),
+        ev("2026-03-16 09:05", "customer_auto_reply"),
+    ]
+    quiet = run(ALL, events, now="2026-03-16 11:00")
+    assert quiet.first_response is None and quiet.next_response is None
+    wrote = run(ALL, [*events, ev("2026-03-16 11:00", "customer_message")], now="2026-03-16 11:30")
+    assert wrote.next_response == clock("2026-03-16 15:00", "2026-03-16 14:00")
+
+
 def test_missing_or_zero_targets_do_not_apply() -> None:
     policy = SlaPolicy(first_response_minutes=0, resolution_minutes=None)
     clocks = run(policy, [ev("2026-03-16 09:00", "created"), ev("2026-03-16 09:10", "agent_reply")])

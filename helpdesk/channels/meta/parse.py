@@ -9,7 +9,10 @@ we use are declared; Meta adds fields often and unknown ones are ignored.
 Nothing a person sends is dropped: what has text or files becomes a message, what cannot
 be shown here (a poll, an unsupported type, a kind Meta adds tomorrow) becomes a message
 with a readable note naming it, an edit or an unsend updates the message it names, and
-receipts move our replies' status. Each event is decoded on its own, so one event of an
+receipts move our replies' status. What nobody wrote (a reaction, an unsend, a WhatsApp
+system notice or welcome request, an opt-in, a referral, account linking, an event kind
+we cannot show) is flagged `notice`: kept in the thread, it reopens nothing and moves no
+SLA clock. Each event is decoded on its own, so one event of an
 unexpected shape becomes a note instead of taking its whole delivery down. Only what is
 not the customer's (echoes of our own messages, another page's events, handover and
 policy notices) yields nothing; a body that is not a Meta delivery at all raises
@@ -670,7 +673,10 @@ def _messaging_item(kind: MetaKind, account: str, raw: msgspec.Raw) -> list[Item
         if body.is_deleted:
             # The customer unsent it: its text gives way to a note saying so.
             return message(
-                body.mid, _note(f"The customer unsent this message in {app}"), edited=True
+                body.mid,
+                _note(f"The customer unsent this message in {app}"),
+                edited=True,
+                notice=True,
             )
         files, notes = messaging_attachments(body, app)
         story = body.reply_to.story if body.reply_to else None
@@ -713,9 +719,12 @@ def _messaging_item(kind: MetaKind, account: str, raw: msgspec.Raw) -> list[Item
             f"reaction:{customer}:{reaction.mid}:{reaction.action}:{event.timestamp}",
             text,
             reply_to_external_id=reaction.mid,
+            notice=True,
         )
     if event.referral is not None:
-        return message(f"referral:{customer}:{event.timestamp}", _referral_note(event.referral))
+        return message(
+            f"referral:{customer}:{event.timestamp}", _referral_note(event.referral), notice=True
+        )
     if event.optin is not None:
         optin = event.optin
         if optin.notification_messages_status == "STOP_NOTIFICATIONS":
@@ -723,12 +732,13 @@ def _messaging_item(kind: MetaKind, account: str, raw: msgspec.Raw) -> list[Item
         else:
             topic = optin.title or optin.payload or optin.ref
             text = _note("The customer opted in" + (f": {topic}" if topic else ""))
-        return message(f"optin:{customer}:{event.timestamp}", text)
+        return message(f"optin:{customer}:{event.timestamp}", text, notice=True)
     if event.account_linking is not None:
         state = event.account_linking.status or "changed"
         return message(
             f"account_linking:{customer}:{event.timestamp}",
             _note(f"The customer's account link: {state}"),
+            notice=True,
         )
     items: list[Item] = []
     if event.delivery is not None:
@@ -782,6 +792,7 @@ def _unknown_event(
                 f"open {app} to see it"
             ),
             sent_at=_millis(timestamp),
+            notice=True,  # an event, not a message: nothing the customer wrote
         )
     ]
 
@@ -1064,6 +1075,7 @@ def _whatsapp_message(
             external_id=message.revoke.original_message_id,
             text=_note("The customer deleted this message in WhatsApp"),
             edited=True,
+            notice=True,
             **base,
         )
     reply_to = message.context.id if message.context else None
@@ -1074,7 +1086,20 @@ def _whatsapp_message(
         text=_whatsapp_text(message),
         attachments=tuple(_whatsapp_files(message)),
         reply_to_external_id=reply_to,
+        notice=_whatsapp_notice(message),
         **base,
+    )
+
+
+def _whatsapp_notice(message: WhatsAppMessage) -> bool:
+    """Nobody wrote it: a reaction (or its removal), a system notice (the customer's
+    number changed), a welcome request (the chat was opened, nothing written yet)."""
+    if message.text is not None:
+        return False
+    return (
+        message.reaction is not None
+        or message.system is not None
+        or message.type in {"reaction", "system", "request_welcome"}
     )
 
 

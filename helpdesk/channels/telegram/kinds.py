@@ -352,6 +352,71 @@ NOTES: dict[str, Callable[[Any], str]] = {
 }
 
 
+# Service messages: Telegram tells of something that happened in the chat (a member
+# joined, a message was pinned, a video chat started), nobody wrote to us. A message
+# that carries only these is a notice (`InboundMessage.notice`): kept in the thread, it
+# reopens nothing and moves no SLA clock. Payments, gifts, shared users and chats, web
+# app data and the like are things the customer sent: they stay customer messages.
+SERVICE_FIELDS = frozenset(
+    {
+        "new_chat_members",
+        "left_chat_member",
+        "new_chat_title",
+        "new_chat_photo",
+        "delete_chat_photo",
+        "group_chat_created",
+        "supergroup_chat_created",
+        "channel_chat_created",
+        "message_auto_delete_timer_changed",
+        "migrate_to_chat_id",
+        "migrate_from_chat_id",
+        "pinned_message",
+        "boost_added",
+        "chat_background_set",
+        "checklist_tasks_done",
+        "checklist_tasks_added",
+        "direct_message_price_changed",
+        "paid_message_price_changed",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_closed",
+        "forum_topic_reopened",
+        "general_forum_topic_hidden",
+        "general_forum_topic_unhidden",
+        "video_chat_scheduled",
+        "video_chat_started",
+        "video_chat_ended",
+        "video_chat_participants_invited",
+        "write_access_allowed",
+        "connected_website",
+        "proximity_alert_triggered",
+        "giveaway_created",
+        "giveaway_completed",
+        "suggested_post_approved",
+        "suggested_post_approval_failed",
+        "suggested_post_declined",
+        "suggested_post_paid",
+        "suggested_post_refunded",
+        "chat_owner_changed",
+        "chat_owner_left",
+        "poll_option_added",
+        "poll_option_deleted",
+        "managed_bot_created",
+    }
+)
+
+
+def is_service(message: dict[str, Any]) -> bool:
+    """The message carries only service fields: no text, no file, nothing a person sent."""
+    content = {
+        field
+        for field, value in message.items()
+        if field not in ABOUT_FIELDS
+        and not (value is None or value is False or value in ("", [], {}))
+    }
+    return bool(content) and content <= SERVICE_FIELDS
+
+
 def forwarded_from(message: dict[str, Any]) -> str | None:
     """ "Forwarded from …" for a forwarded message (`forward_origin`, Bot API 7.0+, or the
     older `forward_*` fields), None otherwise."""

@@ -2,7 +2,8 @@
 
 A customer's message becomes its text (or caption) and files, with a readable note for
 everything else it carries (a poll, a venue, a payment, a member joining, a field of a
-future Bot API version: see `kinds`), so nothing a person sends is dropped. An update
+future Bot API version: see `kinds`), so nothing a person sends is dropped. A service
+message (a member joined, a message was pinned) is flagged `notice`: nobody wrote it. An update
 that is no customer's message (another update type, a bot's message, a malformed body)
 normalizes to nothing: it stays stored in `inbound_events` for audit and is answered
 200, so Telegram does not redeliver it forever.
@@ -228,6 +229,7 @@ def normalize_message(
         ),
         edited=edited,
         subject=subject,
+        notice=kinds.is_service(body),
     )
 
 

@@ -23,6 +23,12 @@ from tests.channels.meta import payloads
 from tests.channels.meta.conftest import APP_SECRET, TOKEN, VERIFY_TOKEN
 from tests.channels.meta.fake_graph_api import FakeGraphApi
 from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
+from tests.channels.test_shared_ingest import (
+    EVERY_CLOCK_POLICY,
+    next_response_cycles,
+    sla_event_types,
+    solve_through_api,
+)
 from tests.conftest import Client, Factory
 from workers.settings import build_worker
 
@@ -974,8 +980,9 @@ async def test_a_reply_whose_quote_whatsapp_refuses_goes_out_unquoted(
     graph_api: FakeGraphApi,
     meta_accounts: str,
 ) -> None:
-    """The customer's last message may be a reaction or a notice, which WhatsApp may not
-    take as the quoted message: the refused request sent nothing, so it goes unquoted."""
+    """WhatsApp may refuse the quoted message (deleted meanwhile, too old): the refused
+    request sent nothing, so it goes unquoted. A reaction after the customer's words is
+    a notice: the reply quotes the words, not the reaction."""
     ticket_id = await ticket_from(
         client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Dobrý den")
     )
@@ -990,8 +997,79 @@ async def test_a_reply_whose_quote_whatsapp_refuses_goes_out_unquoted(
     await run_worker(settings)
 
     refused, unquoted = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
-    assert refused.body["context"] == {"message_id": "wamid.R9"}
+    assert refused.body["context"] == {"message_id": "wamid.IN1"}
     assert "context" not in unquoted.body
     assert unquoted.body["text"]["body"] == "Děkujeme!"
     view = await message_view(client, agent, ticket_id, sent["id"])
     assert view["delivery_status"] == "sent"
+
+
+# --- notices: what nobody wrote reopens nothing (docs/sla.md 1.4) -------------------------
+
+
+async def test_a_whatsapp_reaction_to_our_reply_leaves_the_solved_ticket_solved(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """Before: the customer's 👍 to our answer reopened the ticket and started a
+    next-response cycle, as if they had written again."""
+    await db.execute(EVERY_CLOCK_POLICY)
+    ticket_id = await ticket_from(
+        client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Kde je balík?")
+    )
+    agent = await factory.agent("agent")
+    await reply(client, agent, ticket_id, "Balík dorazí zítra.")
+    await run_worker(settings)
+    await solve_through_api(client, db, agent, ticket_id)
+    reaction = payloads.whatsapp_reaction("wamid.R1", "wamid.OUT1", "👍")
+    assert (await deliver(client, "whatsapp", reaction)).status_code == 200
+    await run_worker(settings)
+
+    ticket = await db.fetchrow("SELECT status, solved_at FROM tickets WHERE id = $1", ticket_id)
+    assert ticket["status"] == "solved" and ticket["solved_at"] is not None
+    assert await next_response_cycles(db, ticket_id) == 0
+    assert (await sla_event_types(db, ticket_id))[-1] == "customer_auto_reply"
+    notice_id = await db.fetchval("SELECT id FROM messages WHERE external_id = 'wamid.R1'")
+    view = await message_view(client, agent, ticket_id, notice_id)
+    assert (view["kind"], view["body_text"]) == ("system", "[Reacted 👍 to a message]")
+
+    written = payloads.whatsapp_text("wamid.IN2", "Ještě nedorazil.")
+    assert (await deliver(client, "whatsapp", written)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", ticket_id) == "open"
+    assert await next_response_cycles(db, ticket_id) == 1
+
+
+async def test_a_messenger_reaction_without_a_conversation_is_kept_visibly_unacknowledged(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    graph_api: FakeGraphApi,
+    meta_accounts: str,
+) -> None:
+    """A reaction to a message of a conversation we never stored has no ticket to go to:
+    it opens one (an agent must see it), routed like any other, but owes no first
+    response and is not acknowledged (before: "we have your request" went to the
+    customer who had only reacted, and a first-response clock ran)."""
+    event = {"reaction": {"mid": "m_old", "action": "react", "emoji": "😡", "reaction": "angry"}}
+    assert (
+        await deliver(client, "messenger", payloads.messaging_event("messenger", event))
+    ).status_code == 200
+    await run_worker(settings)
+
+    ticket = await db.fetchrow("SELECT * FROM tickets WHERE channel = 'messenger'")
+    assert ticket is not None and ticket["status"] == "new"
+    assert ticket["routed_at"] is not None and ticket["acknowledged_at"] is None
+    assert ticket["first_response_due_at"] is None
+    assert await db.fetchval("SELECT count(*) FROM messages WHERE direction = 'outbound'") == 0
+    assert [c.path for c in graph_api.calls if c.path.endswith("messages")] == []
+    agent = await factory.agent("agent")
+    notice_id = await db.fetchval("SELECT id FROM messages WHERE ticket_id = $1", ticket["id"])
+    view = await message_view(client, agent, ticket["id"], notice_id)
+    assert (view["kind"], view["direction"]) == ("system", "inbound")
+    assert view["body_text"] == "[Reacted 😡 to a message]"

@@ -546,3 +546,49 @@ def test_instagram_file_types() -> None:
     assert instagram_file_type("a.webm", "video/webm") == "video"
     assert instagram_file_type("a.pdf", "application/octet-stream") == "file"
     assert instagram_file_type("a.zip", "application/zip") is None
+
+
+def test_what_nobody_wrote_is_a_notice_what_the_customer_sent_is_not() -> None:
+    """docs/sla.md 1.4: reactions, unsends, system notices, welcome requests, opt-ins,
+    referrals and account links reopen nothing; contact cards, orders, forms, polls,
+    postbacks and edits are the customer's."""
+    whatsapp = {
+        "wamid.N1": (payloads.whatsapp_reaction("wamid.N1", "wamid.OUT1", "👍"), True),
+        "wamid.N2": (payloads.whatsapp_reaction("wamid.N2", "wamid.OUT1", None), True),
+        "wamid.N3": (
+            payloads.whatsapp_message(
+                {"id": "wamid.N3", "type": "system", "system": {"body": "changed number"}}
+            ),
+            True,
+        ),
+        "wamid.N4": (
+            payloads.whatsapp_message({"id": "wamid.N4", "type": "request_welcome"}),
+            True,
+        ),
+        "wamid.N5": (payloads.whatsapp_revoke("wamid.N5", "wamid.E1"), True),
+        "wamid.N6": (payloads.whatsapp_contacts("wamid.N6"), False),
+        "wamid.N7": (payloads.whatsapp_order("wamid.N7"), False),
+        "wamid.N8": (payloads.whatsapp_flow_reply("wamid.N8", "wamid.OUT1"), False),
+        "wamid.N9": (payloads.whatsapp_unsupported("wamid.N9", "poll_creation"), False),
+        "wamid.NA": (payloads.whatsapp_edit("wamid.NA", "wamid.E1", "3 kusy"), False),
+        "wamid.NB": (payloads.whatsapp_text("wamid.NB", "Dobrý den"), False),
+    }
+    for name, (body, notice) in whatsapp.items():
+        assert one_message("whatsapp", body).notice == notice, name
+    messaging = [
+        ({"reaction": {"mid": "m_out1", "action": "react", "emoji": "❤️"}}, True),
+        ({"reaction": {"mid": "m_out1", "action": "unreact"}}, True),
+        ({"message": {"mid": "m_d", "is_deleted": True}}, True),
+        ({"referral": {"ref": "zima2026", "source": "SHORTLINK", "type": "OPEN_THREAD"}}, True),
+        ({"optin": {"type": "notification_messages", "title": "Novinky"}}, True),
+        ({"account_linking": {"status": "linked", "authorization_code": "x"}}, True),
+        ({"game_play": {"game_id": "123"}}, True),
+        ({"postback": {"title": "Mluvit s člověkem", "payload": "HUMAN", "mid": "m_pb"}}, False),
+        ({"message": {"mid": "m_t", "text": "Ahoj"}}, False),
+        ({"message": {"mid": "m_u", "is_unsupported": True}}, False),
+        ({"message_edit": {"mid": "m_t", "text": "Ahoj!", "num_edit": 1}}, False),
+    ]
+    for event, notice in messaging:
+        for kind in ("messenger", "instagram"):
+            body = payloads.messaging_event(kind, event)
+            assert one_message(kind, body).notice == notice, (kind, event)

@@ -264,3 +264,20 @@ def test_any_shape_of_any_field_normalizes_without_failing(fields: dict[str, Any
     update = payloads.message(10300, 1700, "text", **fields)
     found = normalize_update("shopbot", payloads.encode(update))
     assert len(found) <= 1
+
+
+def test_service_messages_are_notices_what_the_customer_sent_is_not() -> None:
+    """docs/sla.md 1.4: a member joining or a pinned message is nobody writing to us; a
+    poll, a venue, a contact, a payment or a gift is something the customer sent."""
+    for index, kind in enumerate(sorted(payloads.KINDS)):
+        fields, _ = payloads.KINDS[kind]
+        update = payloads.message(30000 + index, 3000 + index, None)
+        update["message"].update(fields)
+        assert only(payloads.encode(update)).notice == (kind in kinds.SERVICE_FIELDS), kind
+    for kind in ("new_chat_members", "left_chat_member", "pinned_message"):
+        assert kind in payloads.KINDS  # the payloads cover service messages
+    written = payloads.message(30100, 3100, "Dobrý den", pinned_message={"message_id": 1})
+    assert not only(payloads.encode(written)).notice  # words always count
+    future = payloads.message(30101, 3101, None, hologram={"id": "h1"})
+    assert not only(payloads.encode(future)).notice  # an unknown kind may be a message
+    assert not only(payloads.encode(payloads.message(30102, 3102, "/start"))).notice

@@ -30,6 +30,12 @@ from tests.channels.telegram import payloads
 from tests.channels.telegram.conftest import ACCOUNT, SECRET, TOKEN, add_account
 from tests.channels.telegram.fake_bot_api import FakeBotApi
 from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
+from tests.channels.test_shared_ingest import (
+    EVERY_CLOCK_POLICY,
+    next_response_cycles,
+    sla_event_types,
+    solve_through_api,
+)
 from tests.conftest import Client, Factory, Servers, blocked_on_lock, job_context
 
 WEBHOOK = f"/channels/telegram/{ACCOUNT}/webhook"
@@ -736,3 +742,39 @@ async def test_video_notes_polls_venues_and_unknown_kinds_all_reach_the_agent(
     )
     assert bytes(row["content"]) == clip
     assert await db.fetchval("SELECT subject FROM tickets") == "video_note.mp4 (telegram)"
+
+
+async def test_a_service_message_leaves_a_solved_ticket_solved_a_written_one_reopens(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    bot_account: str,
+) -> None:
+    """docs/sla.md 1.4: a pinned message is nobody writing to us. Before: it reopened the
+    solved ticket and started a next-response cycle, like a customer's message."""
+    await db.execute(EVERY_CLOCK_POLICY)
+    ticket_id = await customer_ticket(client, db, settings)
+    agent = await factory.agent("agent")
+    await reply(client, agent, ticket_id, "Zásilka je na cestě.")
+    await run_worker(settings)
+    await solve_through_api(client, db, agent, ticket_id)
+    fields, note = payloads.KINDS["pinned_message"]
+    update = payloads.message(10400, 1700, None)
+    update["message"].update(fields)
+    assert (await deliver(client, update)).status_code == 200
+    await run_worker(settings)
+
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", ticket_id) == "solved"
+    assert await next_response_cycles(db, ticket_id) == 0
+    assert (await sla_event_types(db, ticket_id))[-1] == "customer_auto_reply"
+    notice_id = await db.fetchval("SELECT id FROM messages WHERE external_id = '1111111:1700'")
+    view = await message_view(client, agent, ticket_id, notice_id)
+    assert (view["kind"], view["direction"], view["body_text"]) == ("system", "inbound", note)
+
+    written = payloads.message(10401, 1701, "Ještě jedna věc: změna adresy.")
+    assert (await deliver(client, written)).status_code == 200
+    await run_worker(settings)
+    assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", ticket_id) == "open"
+    assert await next_response_cycles(db, ticket_id) == 1
+    assert (await sla_event_types(db, ticket_id))[-1] == "customer_message"
