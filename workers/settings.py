@@ -6,7 +6,6 @@ from typing import Any
 
 from arq import Worker, cron, func
 
-from helpdesk.app import redis_settings
 from helpdesk.channels import jobs as channel_jobs
 from helpdesk.channels.base import senders
 from helpdesk.channels.email.imap import MailPoller
@@ -16,6 +15,7 @@ from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
 from helpdesk.routing import jobs as routing_jobs
 from helpdesk.sla import jobs as sla_jobs
+from workers.resilient import ResilientWorker, worker_redis
 
 
 def build_worker(
@@ -57,7 +57,7 @@ def build_worker(
     interval = max(1, min(settings.worker.outbox_relay_interval_seconds, 30))
     sla_every = max(1, min(settings.sla.sweep_interval_seconds, 30))
     routing_every = max(1, min(settings.routing.sweep_interval_seconds, 30))
-    return Worker(
+    return ResilientWorker(
         functions=[
             func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120),
             func(channel_jobs.process_inbound_event, name="process_inbound_event", timeout=120),
@@ -115,7 +115,8 @@ def build_worker(
                 timeout=60,
             ),
         ],
-        redis_settings=redis_settings(settings.redis_url),
+        # Our own client (read timeouts; arq's pool has none); reconnects on its own.
+        redis_pool=worker_redis(settings.redis_url),
         ctx={"settings": settings},
         on_startup=startup,
         on_shutdown=shutdown,
