@@ -12,9 +12,20 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from msgspec import structs
 
+from helpdesk.agents.passwords import Passwords
+from helpdesk.app import create_app
+from helpdesk.channels.webhooks import event_job_id
+from helpdesk.config import Settings
+from helpdesk.observability import Metrics
+from tests.channels.telegram import payloads
+from tests.channels.telegram.conftest import TOKEN
+from tests.channels.telegram.conftest import add_account as add_telegram_account
+from tests.channels.telegram.fake_bot_api import FakeBotApi
+from tests.channels.telegram.test_telegram_channel import deliver as deliver_update
 from tests.channels.test_outbox import reply
-from tests.conftest import Client, Factory
+from tests.conftest import Client, Factory, serve
 from tests.faults import KillableRedis, alive, start_helpdesk, stop_process, wait_until
 
 
@@ -26,6 +37,16 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[KillableRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[FakeBotApi]:
+    server = FakeBotApi(TOKEN)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 async def _status(db: asyncpg.Connection, message_id: int) -> str:
@@ -75,3 +96,40 @@ async def test_a_worker_keeps_running_through_a_redis_restart_and_delivers_after
 
 async def _is_sent(db: asyncpg.Connection, message_id: int) -> bool:
     return await _status(db, message_id) == "sent"
+
+
+async def test_webhooks_are_answered_while_redis_is_frozen_and_left_to_the_sweep(
+    db: asyncpg.Connection,
+    settings: Settings,
+    passwords: Passwords,
+    own_redis: KillableRedis,
+    bot_api: FakeBotApi,
+) -> None:
+    """F3: a frozen Redis (SIGSTOP: connections accepted, nothing answered) must not
+    hold webhook answers; the events are durable, and the sweep enqueues them later."""
+    await add_telegram_account(db, bot_api.base_url)
+    metrics = Metrics()
+    app = create_app(structs.replace(settings, redis_url=own_redis.url), passwords, metrics)
+    redis = await own_redis.client()
+    async with serve(app) as http:
+        first = await deliver_update(http, payloads.message(update_id=500, message_id=1))
+        assert first.status_code == 200
+        first_id = await db.fetchval("SELECT id FROM inbound_events")
+        assert await redis.exists(f"arq:job:{event_job_id(first_id)}")  # Redis up: queued
+
+        own_redis.pause()
+        try:
+            answers = [
+                await deliver_update(http, payloads.message(update_id=501 + i, message_id=2 + i))
+                for i in range(5)
+            ]
+        finally:
+            own_redis.resume()
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'pending'") == 6
+    # After the first frozen enqueue the others did not even try Redis (each would have
+    # waited for its timeout): they are left to the worker's sweep.
+    skipped = metrics.registry.get_sample_value("helpdesk_enqueue_skipped_total")
+    assert skipped is not None and skipped >= 4
+    await redis.aclose()
