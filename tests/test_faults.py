@@ -7,10 +7,13 @@ and restarted (never the session's Redis).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from msgspec import structs
 
@@ -133,3 +136,76 @@ async def test_webhooks_are_answered_while_redis_is_frozen_and_left_to_the_sweep
     skipped = metrics.registry.get_sample_value("helpdesk_enqueue_skipped_total")
     assert skipped is not None and skipped >= 4
     await redis.aclose()
+
+
+async def _terminate_others(db: asyncpg.Connection) -> int:
+    """pg_terminate_backend on every other connection to the test's own database."""
+    killed: int = await db.fetchval(
+        """SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+    )
+    return killed
+
+
+async def test_dropped_database_connections_answer_503_with_retry_after_never_500(
+    db: asyncpg.Connection,
+    settings: Settings,
+    passwords: Passwords,
+    factory: Factory,
+    bot_api: FakeBotApi,
+) -> None:
+    """F2 with connections terminated (pg_terminate_backend on the test database's
+    connections, not a server restart): every webhook and every authenticated request
+    is answered 2xx or 503 + Retry-After problem+json, never 500, and retrying lands
+    each webhook exactly once."""
+    await add_telegram_account(db, bot_api.base_url)
+    agent = await factory.agent("agent")
+    updates = 120
+    answers: list[int] = []
+    done = asyncio.Event()
+
+    async def terminate() -> None:
+        # Cut the connections under the requests for a while (a bounded number of
+        # rounds, so that the retries then get through), spaced so that requests on
+        # fresh connections also run between the cuts.
+        for _ in range(40):
+            if done.is_set():
+                return
+            await _terminate_others(db)
+            await asyncio.sleep(0.05)
+
+    def check(answer: httpx.Response) -> bool:
+        answers.append(answer.status_code)
+        if answer.status_code < 300:
+            return True
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert int(answer.headers["retry-after"]) > 0
+        return False
+
+    async def until_answered(request: Callable[[], Awaitable[httpx.Response]]) -> None:
+        answer = await request()
+        while not check(answer):  # the client's retry, its Retry-After shortened
+            await asyncio.sleep(0.01)
+            answer = await request()
+
+    async def send(http: Client, n: int) -> None:
+        update = payloads.message(update_id=1000 + n, message_id=n, text=f"message {n}")
+        await until_answered(lambda: deliver_update(http, update))
+        await until_answered(lambda: http.get("/tickets", headers=agent.headers))
+
+    app = create_app(structs.replace(settings, database_pool_max=4), passwords)
+    async with serve(app) as http:
+        killer = asyncio.create_task(terminate())
+        try:
+            for start in range(0, updates, 10):
+                await asyncio.gather(*(send(http, n) for n in range(start, start + 10)))
+        finally:
+            done.set()
+            await killer
+
+    assert 503 in answers  # the connections really were cut under the requests
+    payloads_stored = await db.fetch("SELECT payload FROM inbound_events")
+    assert len(payloads_stored) == updates
+    stored_ids = sorted(json.loads(bytes(r["payload"]))["update_id"] for r in payloads_stored)
+    assert stored_ids == [1000 + n for n in range(updates)]
