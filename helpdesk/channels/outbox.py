@@ -23,6 +23,7 @@ from helpdesk.channels.base import (
     DeliveryLeaseLost,
     OutboundDelivery,
     PermanentDeliveryError,
+    PossiblySentError,
     RetryableDeliveryError,
     Sender,
 )
@@ -182,6 +183,8 @@ async def _send(
         external_id = await sender.send(_delivery(pool, row))
     except PermanentDeliveryError as exc:
         return await _outcome(pool, row, "failed", exc.reason)
+    except PossiblySentError as exc:  # lost after the hand-off: shown, never resent
+        return await _outcome(pool, row, "possibly_sent", exc.reason)
     except RetryableDeliveryError as exc:
         return await _retry_or_fail(pool, row, exc.reason, exc.retry_after, max_attempts)
     except DeliveryLeaseLost:
