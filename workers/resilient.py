@@ -25,16 +25,19 @@ from arq.connections import ArqRedis, log_redis_info
 from arq.utils import poll
 from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("helpdesk.worker")
 
 # What "Redis is unreachable" looks like from redis-py (BusyLoadingError, raised while a
-# restarted Redis loads its data, is a ConnectionError).
+# restarted Redis loads its data, is a ConnectionError). A connection lost during WATCH
+# surfaces as a WatchError ("A ConnectionError occurred on while watching ..."); a real
+# WatchError (the key changed) only comes from EXEC, which arq handles itself.
 REDIS_DOWN: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
+    WatchError,
     OSError,
     TimeoutError,
 )
@@ -59,13 +62,23 @@ def worker_redis(url: str) -> ArqRedis:
     return ArqRedis(connection_pool=pool)
 
 
+def _unless_stopping(error: BaseException) -> None:
+    """Re-raise a cancellation that a Redis timeout swallowed. On Python 3.11 a cancel
+    (SIGTERM: arq cancels the main task) that meets a redis-py timeout expiring comes
+    out as TimeoutError; taken for an outage, the worker would poll on and never stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
+
+
 class ResilientWorker(Worker):
     """arq's Worker, reconnecting with backoff instead of exiting when Redis goes away."""
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # arq takes a job slot (semaphore and counter) before its Redis round trip and
-        # gives it back only on a WatchError: a connection error in between would leak
-        # the slot, and after a few outages the worker would stop taking jobs at all.
+        # gives it back only on EXEC's WatchError: a connection lost in between (also
+        # raised as a WatchError, by WATCH) would leak the slot, and after a few outages
+        # the worker would wait for a free slot forever.
         for job_id in job_ids:
             try:
                 await super().start_jobs([job_id])
@@ -80,6 +93,7 @@ class ResilientWorker(Worker):
                 await log_redis_info(self.pool, log.info)
                 break
             except REDIS_DOWN as error:
+                _unless_stopping(error)
                 failures += 1
                 await self._wait_for_redis(error, failures)
         if failures:
@@ -96,6 +110,7 @@ class ResilientWorker(Worker):
                 if self.burst and await self._burst_done():
                     return
             except REDIS_DOWN as error:
+                _unless_stopping(error)
                 failures += 1
                 await self._wait_for_redis(error, failures)
                 continue
