@@ -371,6 +371,8 @@ async def test_faults_under_traffic_lose_nothing_double_nothing_and_leave_nothin
         for process in workers:
             await stop_process(process)
 
+    for process, log in zip(workers[1:], logs[1:], strict=True):  # SIGTERM: a clean stop
+        assert process.returncode == 0, log.read_text()[-3000:]
     assert 503 in answers  # connections really were cut under requests
 
     # Lost: none. Every update and every mail is one stored message.
