@@ -68,8 +68,10 @@ def connect_redis(url: str) -> ArqRedis:
 
     Unlike arq's `create_pool` it does not ping at start-up, so the API starts (and
     `/readyz` reports the outage) while Redis is down; jobs are then left to the relay.
+    Requests use Redis only for best-effort work (enqueueing, rate-limit counts), so
+    its timeouts are short: a frozen Redis costs a request at most about a second.
     """
-    pool = ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    pool = ConnectionPool.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     return ArqRedis(connection_pool=pool)
 
 
@@ -105,6 +107,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.ctx.close()
             await redis.aclose()
             await pool.close()
 

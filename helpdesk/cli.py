@@ -156,6 +156,15 @@ async def _run_all(settings: Settings) -> None:
         server.should_exit = True
         worker_task.cancel()
 
+    def worker_ended(task: asyncio.Task[None]) -> None:
+        # The worker waits out Redis outages; if it still ends, the process must not
+        # go on as an API without a worker: stop, so that a supervisor restarts it.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the worker stopped; stopping the API too", exc_info=task.exception())
+            server.should_exit = True
+
+    worker_task.add_done_callback(worker_ended)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:

@@ -130,6 +130,9 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     outbox_lease_seconds: int = 180
     outbox_max_attempts: int = 8
     metrics_port: int = 9101
+    # Webhook deliveries still unprocessed this long after arrival are enqueued again
+    # (their job was lost with Redis, or never enqueued); checked this often, too.
+    inbound_sweep_seconds: int = 30
 
 
 class EmailSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

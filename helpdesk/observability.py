@@ -106,3 +106,9 @@ class Metrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.enqueue_skipped = Counter(
+            "helpdesk_enqueue_skipped_total",
+            "After-commit jobs not handed to Redis (down or slow); the worker's relay "
+            "and sweeps enqueue them",
+            registry=self.registry,
+        )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from arq import Worker, cron, func
 
-from helpdesk.app import redis_settings
 from helpdesk.channels import jobs as channel_jobs
 from helpdesk.channels.base import senders
 from helpdesk.channels.email.imap import MailPoller
@@ -16,6 +17,10 @@ from helpdesk.db.pool import create_pool
 from helpdesk.observability import Metrics
 from helpdesk.routing import jobs as routing_jobs
 from helpdesk.sla import jobs as sla_jobs
+from workers.resilient import ResilientWorker, worker_redis
+
+log = logging.getLogger("helpdesk.worker")
+SHUTDOWN_POOL_SECONDS = 10
 
 
 def build_worker(
@@ -52,12 +57,19 @@ def build_worker(
             await listener.stop()
         pool = ctx.get("pool")
         if pool is not None:
-            await pool.close()
+            # close() waits for every connection to come back; one held by a task that
+            # never ends (or lost mid-query) must not keep a stopping worker alive.
+            try:
+                await asyncio.wait_for(pool.close(), SHUTDOWN_POOL_SECONDS)
+            except TimeoutError:
+                log.warning("database pool did not close in time; terminated")
+                pool.terminate()
 
     interval = max(1, min(settings.worker.outbox_relay_interval_seconds, 30))
     sla_every = max(1, min(settings.sla.sweep_interval_seconds, 30))
     routing_every = max(1, min(settings.routing.sweep_interval_seconds, 30))
-    return Worker(
+    inbound_every = max(1, min(settings.worker.inbound_sweep_seconds, 30))
+    return ResilientWorker(
         functions=[
             func(channel_jobs.deliver_outbox, name="deliver_outbox", timeout=120),
             func(channel_jobs.process_inbound_event, name="process_inbound_event", timeout=120),
@@ -77,7 +89,7 @@ def build_worker(
             cron(
                 channel_jobs.sweep_inbound_events,
                 name="sweep_inbound_events",
-                second={7, 37},
+                second=set(range(7 % inbound_every, 60, inbound_every)),
                 run_at_startup=True,
                 unique=True,
                 timeout=60,
@@ -123,7 +135,8 @@ def build_worker(
                 timeout=60,
             ),
         ],
-        redis_settings=redis_settings(settings.redis_url),
+        # Our own client (read timeouts; arq's pool has none); reconnects on its own.
+        redis_pool=worker_redis(settings.redis_url),
         ctx={"settings": settings},
         on_startup=startup,
         on_shutdown=shutdown,

@@ -54,6 +54,16 @@ class PermanentDeliveryError(Exception):
         self.reason = reason
 
 
+class PossiblySentError(Exception):
+    """The provider may have the message: the connection was lost after the hand-off
+    (e.g. SMTP dropped after the mail's content, before the server's answer). Never
+    retried, since a retry could deliver it twice; shown as 'possibly_sent'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RecipientUnreachableError(PermanentDeliveryError):
     """The customer cannot be reached on this channel any more (e.g. blocked the bot):
     the delivery fails and the customer's identity is marked unreachable."""

@@ -57,9 +57,10 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
         await conn.execute(
             "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"
         )
+    now = time.time()
     for row in due:
         await ctx["redis"].enqueue_job(
-            outbox.DELIVER_JOB, row["id"], _job_id=outbox.job_id(row["id"], row["attempts"])
+            outbox.DELIVER_JOB, row["id"], _job_id=outbox.relay_job_id(row, now)
         )
     return len(due)
 
@@ -86,14 +87,15 @@ async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> int | Non
 
 async def sweep_inbound_events(ctx: dict[str, Any]) -> int:
     """Re-enqueue webhook deliveries whose job was lost (Redis restart, killed worker)."""
+    every = max(1, ctx["settings"].worker.inbound_sweep_seconds)
     async with ctx["pool"].acquire() as conn:
-        pending = await webhooks.pending_events(conn, older_than_seconds=30)
+        pending = await webhooks.pending_events(conn, older_than_seconds=every)
     for event_id in pending:
         # A new job id per sweep: the old one may still be remembered as done by arq.
         await ctx["redis"].enqueue_job(
             webhooks.PROCESS_JOB,
             event_id,
-            _job_id=f"{webhooks.event_job_id(event_id)}:sweep:{int(time.time()) // 30}",
+            _job_id=f"{webhooks.event_job_id(event_id)}:sweep:{int(time.time()) // every}",
         )
     return len(pending)
 

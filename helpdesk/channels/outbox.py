@@ -23,6 +23,7 @@ from helpdesk.channels.base import (
     DeliveryLeaseLost,
     OutboundDelivery,
     PermanentDeliveryError,
+    PossiblySentError,
     RetryableDeliveryError,
     Sender,
 )
@@ -205,6 +206,8 @@ async def _send(
         external_id = await sender.send(_delivery(pool, row))
     except PermanentDeliveryError as exc:
         return await _outcome(pool, row, "failed", exc.reason, sla=sla)
+    except PossiblySentError as exc:  # lost after the hand-off: shown, never resent
+        return await _outcome(pool, row, "possibly_sent", exc.reason)
     except RetryableDeliveryError as exc:
         return await _retry_or_fail(pool, row, exc.reason, exc.retry_after, max_attempts, sla)
     except DeliveryLeaseLost:
@@ -299,13 +302,23 @@ async def expire_abandoned_leases(
     return ExpiredLeases(len(retried), len(possibly))
 
 
+# A due delivery still waiting this long after it became due has a job that will not
+# run: lost with Redis, or held by arq under its id (the in-progress mark of a killed
+# worker, or the kept result of a run that failed on a lost database connection).
+OVERDUE_SECONDS = 30
+
+
 async def due_deliveries(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.Record]:
+    """Deliveries waiting for a job: `overdue` ones need a job id of their own."""
     return list(
         await conn.fetch(
-            """SELECT id, attempts FROM outbox
+            """SELECT id, attempts,
+                      next_attempt_at < now() - make_interval(secs => $2) AS overdue
+           FROM outbox
            WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
            ORDER BY next_attempt_at LIMIT $1""",
             limit,
+            OVERDUE_SECONDS,
         )
     )
 
@@ -339,3 +352,11 @@ async def requeue_failed(conn: asyncpg.Connection, message_id: int) -> Requeued 
         message_id,
     )
     return None if row is None else Requeued(row["id"], row["attempts"])
+
+
+def relay_job_id(row: asyncpg.Record, now: float) -> str:
+    """The attempt's own id while it is fresh (so the relay and the enqueue after commit
+    make one job); once overdue, a new id every OVERDUE_SECONDS, since arq keeps
+    refusing the old one. A second job is harmless: only one run can claim the row."""
+    base = job_id(row["id"], row["attempts"])
+    return f"{base}:relay:{int(now) // OVERDUE_SECONDS}" if row["overdue"] else base

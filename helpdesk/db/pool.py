@@ -7,16 +7,43 @@ from typing import Any
 
 import asyncpg
 
-# Errors raised while PostgreSQL is down or restarting; the API answers 503 for these.
+# Errors raised while PostgreSQL is down or restarting, or when a connection is lost
+# (terminated, reset, the pool closing); the API answers 503 for these.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
+    OSError,  # refused, reset, broken pipe
     TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
+    asyncpg.PostgresConnectionError,  # class 08: ConnectionDoesNotExistError, ...
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    # Class 57: admin/crash shutdown (pg_terminate_backend), cannot connect now,
+    # database dropped, idle session timeout, statement canceled.
+    asyncpg.exceptions.OperatorInterventionError,
+    # Class 53: too many connections, out of memory, disk full.
+    asyncpg.exceptions.InsufficientResourcesError,
+    # A connection whose server ended it while idle in the pool: asyncpg's protocol is
+    # left mid-operation ("cannot switch to state ...; another operation is in progress").
+    asyncpg.exceptions._base.InternalClientError,
 )
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when `error`, or what it was raised from (its cause or context, or a member
+    of an exception group), means the database could not be reached or the connection
+    was lost: a condition to retry later, never a bug."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, UNAVAILABLE_ERRORS):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+    return False
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -22,6 +22,12 @@ from helpdesk.observability import Metrics
 
 log = logging.getLogger(__name__)
 
+# How long a request waits for its after-commit enqueue (normally ~1 ms), how long
+# requests leave Redis alone after it failed, and how many enqueues may be in flight.
+ENQUEUE_WAIT_SECONDS = 0.25
+REDIS_BACKOFF_SECONDS = 5.0
+MAX_ENQUEUES = 200
+
 
 class OverBudget:
     """Agents who spent their not-found budget (too many 404s in a window: id walking),
@@ -63,16 +69,50 @@ class AppContext:
     def __post_init__(self) -> None:
         self.connection_queue = asyncio.Semaphore(self.settings.database_pool_max)
 
+    # Enqueueing after a commit is best effort (see `enqueue`); these keep it from ever
+    # slowing a request down while Redis is down or frozen.
+    _redis_retry_at: float = field(default=0.0, init=False)
+    _enqueues: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+
     async def enqueue(self, function: str, *args: object, job_id: str) -> None:
         """Hand a job to the workers after the transaction committed.
 
-        Best effort: if Redis is down the job is not lost, because the database row that
-        asked for it is found again by the periodic relay/sweep.
+        Best effort, and never slow: the database row that asked for the job is durable,
+        and the worker's periodic relay/sweep (outbox relay, inbound-event sweep, routing
+        and SLA sweeps) enqueues every such row whose job is missing. So a request waits
+        at most `ENQUEUE_WAIT_SECONDS` for Redis; a slower enqueue goes on in the
+        background (bounded in number), and after a failure requests skip Redis
+        altogether for `REDIS_BACKOFF_SECONDS` instead of each paying a timeout.
         """
+        if time.monotonic() < self._redis_retry_at or len(self._enqueues) >= MAX_ENQUEUES:
+            self.metrics.enqueue_skipped.inc()
+            return
+        task = asyncio.create_task(self._enqueue(function, args, job_id))
+        self._enqueues.add(task)
+        task.add_done_callback(self._enqueues.discard)
+        await asyncio.wait({task}, timeout=ENQUEUE_WAIT_SECONDS)
+        if not task.done():  # Redis is slow or frozen: answer now, leave it to the relay
+            self._redis_retry_at = time.monotonic() + REDIS_BACKOFF_SECONDS
+            log.warning("enqueue slow; answered without waiting", extra={"job": function})
+
+    async def _enqueue(self, function: str, args: tuple[object, ...], job_id: str) -> None:
         try:
             await self.redis.enqueue_job(function, *args, _job_id=job_id)
-        except Exception:  # Redis down: the relay picks the row up later
-            log.warning("enqueue failed; left for the relay", extra={"job": function})
+        except Exception as error:  # Redis down: the relay picks the row up later
+            self._redis_retry_at = time.monotonic() + REDIS_BACKOFF_SECONDS
+            log.warning(
+                "enqueue failed; left for the relay",
+                extra={"job": function, "error": type(error).__name__},
+            )
+
+    async def close(self) -> None:
+        """Give enqueues still in flight a last moment, then drop them (the relay has
+        them anyway)."""
+        pending = list(self._enqueues)
+        if pending:
+            await asyncio.wait(pending, timeout=ENQUEUE_WAIT_SECONDS)
+            for task in pending:
+                task.cancel()
 
 
 def provide_context(state: State) -> AppContext:

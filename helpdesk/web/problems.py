@@ -18,7 +18,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
-from helpdesk.db.pool import UNAVAILABLE_ERRORS
+from helpdesk.db.pool import database_unavailable
 from helpdesk.errors import HelpdeskError
 from helpdesk.observability import request_id_var
 from helpdesk.web.auth import not_found_key
@@ -197,7 +197,7 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    if isinstance(exc, UNAVAILABLE_ERRORS):
+    if database_unavailable(exc):
         return handle_unavailable(request, exc)
     if isinstance(exc, asyncpg.DataError) and str(exc).startswith("invalid input for query"):
         # Safety net: a client value PostgreSQL cannot take (models should catch it first).

@@ -604,3 +604,79 @@ async def test_real_workers_one_stopped_mid_way_fire_each_level_once(
     )
     assert len(rows) == 2 * len(tickets)
     assert all(r["n"] == 1 for r in rows)
+
+
+async def test_a_notice_whose_smtp_connection_drops_after_data_is_not_sent_twice(
+    client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
+) -> None:
+    """The server took the notice, then the connection dropped before its answer: the
+    notice is possibly_sent and no later sweep mails it again (it was mailed twice)."""
+    from tests.channels.email.smtp_server import SmtpTestServer
+    from tests.channels.email.test_smtp_outbound import add_account as add_mail_account
+
+    smtp = SmtpTestServer()
+    await smtp.start()
+    try:
+        await add_mail_account(db, smtp)
+        admin_agent = await factory.agent("admin")
+        level = {
+            "clock": "first_response",
+            "level": "breach",
+            "actions": [{"action": "notify_supervisors", "email": True}],
+        }
+        response = await client.post(
+            "/sla/policies",
+            json={"name": "All", "first_response_minutes": 60, "escalations": [level]},
+            headers=admin_agent.headers,
+        )
+        assert response.status_code == 201, response.text
+        await factory.agent("supervisor", email="sefka@shop.example")
+        agent = await factory.agent("agent")
+        ticket = await factory.ticket(client, agent)
+        await shift(db, ticket["id"], 61)
+        await check(db, settings, ticket["id"])
+        smtp.drop_after_data()
+
+        await run_worker(settings)
+        await db.execute("UPDATE sla_notices SET next_attempt_at = now()")  # any retry due
+        await run_worker(settings)
+
+        (mail,) = smtp.received
+        assert mail.message["Message-ID"].startswith("<sla-notice.")
+        row = await db.fetchrow("SELECT status, attempts, last_error FROM sla_notices")
+        assert (row["status"], row["attempts"]) == ("possibly_sent", 1)
+        assert "may have been accepted" in row["last_error"]
+    finally:
+        await smtp.stop()
+
+
+async def test_a_notice_abandoned_by_a_dead_worker_is_resent_only_before_its_handoff(
+    db: asyncpg.Connection, factory: Factory, client: Client, settings: Settings
+) -> None:
+    from helpdesk.db.pool import create_pool
+    from helpdesk.sla import notices
+
+    agent = await factory.agent("agent")
+    ticket = await factory.ticket(client, agent)
+    for recipient in ("before@shop.example", "after@shop.example"):
+        await notices.queue(db, ticket["id"], "email", recipient, "late")
+    # Two attempts whose worker died: one before its hand-off, one after it.
+    await db.execute(
+        """UPDATE sla_notices SET status = 'sending', attempts = 1,
+               locked_until = now() - interval '1 second',
+               handed_off_at = CASE WHEN recipient LIKE 'after@%' THEN now() END"""
+    )
+    pool = await create_pool(settings.database_url)
+    try:
+        async with pool.acquire() as conn:
+            assert await notices.expire_abandoned(conn) == 2
+    finally:
+        await pool.close()
+    rows = {
+        r["recipient"]: (r["status"], r["last_error"])
+        for r in await db.fetch("SELECT recipient, status, last_error FROM sla_notices")
+    }
+    assert rows == {
+        "before@shop.example": ("pending", notices.NOT_HANDED_OFF),
+        "after@shop.example": ("possibly_sent", notices.POSSIBLY_SENT),
+    }

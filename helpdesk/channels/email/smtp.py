@@ -21,7 +21,12 @@ from collections.abc import Awaitable, Callable, Iterator
 import aiosmtplib
 import asyncpg
 
-from helpdesk.channels.base import OutboundDelivery, PermanentDeliveryError, RetryableDeliveryError
+from helpdesk.channels.base import (
+    OutboundDelivery,
+    PermanentDeliveryError,
+    PossiblySentError,
+    RetryableDeliveryError,
+)
 from helpdesk.channels.email import compose, outbound
 from helpdesk.channels.email.accounts import EmailAccount
 from helpdesk.config import Settings
@@ -55,6 +60,25 @@ async def _goodbye(smtp: aiosmtplib.SMTP) -> None:
         smtp.close()
 
 
+@contextlib.contextmanager
+def _after_handoff(step: _Step) -> Iterator[None]:
+    """After the hand-off (DATA) only the server's answer tells: a 4xx or 5xx says the
+    mail was not taken (mapped by `_failures` like any answer). A connection lost or
+    timed out there leaves it unknown whether the server kept the mail (it may have
+    queued it and not said so yet): `PossiblySentError`, never a retry that could
+    deliver the mail twice."""
+    try:
+        yield
+    except aiosmtplib.SMTPResponseException:
+        raise
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise PossiblySentError(
+            f"the connection to the SMTP server {step.server} was lost after the mail was "
+            f"handed over ({step}: {type(exc).__name__}); it may have been accepted, so it "
+            "is not sent again"
+        ) from None
+
+
 class EmailSender:
     """The `Sender` of the email channel; the account comes from the message."""
 
@@ -81,14 +105,18 @@ class EmailSender:
         return outgoing.mail.message_id
 
     async def transmit(
-        self, account: EmailAccount, sender: str, recipients: list[str], raw: bytes
+        self,
+        account: EmailAccount,
+        sender: str,
+        recipients: list[str],
+        raw: bytes,
+        handoff: Callable[[], Awaitable[None]],
     ) -> None:
-        """Send a mail that is not a ticket reply (e.g. an SLA notice to supervisors)."""
-
-        async def nothing() -> None:
-            return None
-
-        await self._transmit(account, sender, recipients, raw, nothing)
+        """Send a mail that is not an outbox delivery (an SLA notice to supervisors)
+        through the same SMTP conversation as every reply, acknowledgement and survey:
+        `handoff` is awaited right before DATA and must record that point durably, and a
+        connection lost after it raises `PossiblySentError` instead of a retryable error."""
+        await self._transmit(account, sender, recipients, raw, handoff)
 
     async def _transmit(
         self,
@@ -126,7 +154,7 @@ class EmailSender:
                     step.now("RCPT", f" TO:<{recipient}>")
                     await smtp.rcpt(recipient)
             await handoff()  # the point of no return starts with DATA
-            with self._failures(step):
+            with self._failures(step), _after_handoff(step):
                 step.now("DATA")
                 await smtp.data(raw)
         except BaseException:

@@ -3,8 +3,9 @@
 It keeps every accepted mail (envelope and raw bytes) and can misbehave on demand:
 answer MAIL, RCPT or DATA with any reply (`answer`), stall one of them or QUIT until
 released (`stall`, a tarpit; DATA stalls after the content arrived, before the reply),
-require AUTH, or go down (`stop`: nothing listens any more, open sessions are cut)
-and come back on the same port (`start`). Other processes (a `helpdesk worker`) can
+require AUTH, cut the connection after accepting a mail (`drop_after_data`), or go
+down (`stop`: nothing listens any more, open sessions are cut) and come back on the
+same port (`start`). Other processes (a `helpdesk worker`) can
 use it too, as long as the test awaits something meanwhile.
 """
 
@@ -51,6 +52,7 @@ class SmtpTestServer:
         self._stalls: dict[str, _Stall] = {}
         self._server: asyncio.Server | None = None
         self._sessions: set[SMTP] = set()
+        self._drops = 0
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 (the same port as before after a `stop`)."""
@@ -75,6 +77,12 @@ class SmtpTestServer:
             self._answers.pop(command, None)
         else:
             self._answers[command] = reply
+
+    def drop_after_data(self, count: int = 1) -> None:
+        """The next `count` mails are accepted (kept in `received`: they reach the
+        mailbox) but the connection is cut before the reply to DATA is sent, as when a
+        link or a server dies right after queueing a mail."""
+        self._drops += count
 
     def stall(self, command: Command) -> None:
         """Hold every `command` unanswered until `release`."""
@@ -161,6 +169,10 @@ class SmtpTestServer:
         if content in self.unanswered:
             self.unanswered.remove(content)
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), content))
+        if self._drops > 0:
+            self._drops -= 1
+            if server.transport is not None:
+                server.transport.abort()  # accepted, and the answer never leaves
         return "250 2.0.0 OK queued"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:

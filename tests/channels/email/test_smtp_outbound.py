@@ -490,10 +490,12 @@ async def test_a_tarpitting_server_times_out_and_is_retried_while_other_mail_flo
             settings, email=msgspec.structs.replace(settings.email, smtp_timeout_seconds=2.0)
         )
         channel_senders = senders(pool, short)
-        tarpit.stall("DATA")
+        # Stalled before the hand-off: retried. (A server silent after the mail's
+        # content may have kept it: that is possibly_sent, tested below.)
+        tarpit.stall("RCPT")
 
         slow = asyncio.create_task(deliver(pool, channel_senders, slow_outbox))
-        await tarpit.wait_stalled("DATA")
+        await tarpit.wait_stalled("RCPT")
         # The stalled delivery holds no database connection and blocks nobody.
         assert await deliver(pool, channel_senders, fast_outbox) == ("email", "sent")
         assert await slow == ("email", "retrying")
@@ -503,11 +505,13 @@ async def test_a_tarpitting_server_times_out_and_is_retried_while_other_mail_flo
         _, row = await rows(db, slow_message)
         assert row["status"] == "retrying"
         assert row["last_error"] == (
-            f"the SMTP server 127.0.0.1:{tarpit.port} did not answer within 2 s (at DATA)"
+            f"the SMTP server 127.0.0.1:{tarpit.port} did not answer within 2 s "
+            f"(at RCPT TO:<{CUSTOMER}>)"
         )
         _, fast_row = await rows(db, fast_message)
         assert fast_row["status"] == "sent"
     finally:
+        tarpit.release("RCPT")
         await tarpit.stop()
         await healthy.stop()
 
@@ -774,3 +778,77 @@ async def test_worker_killed_during_data_leaves_possibly_sent_and_nothing_is_res
     assert await db.fetchval("SELECT external_id FROM messages WHERE id = $1", message_id) == (
         external_id
     )
+
+
+async def test_a_connection_lost_after_the_server_took_the_mail_is_possibly_sent_never_resent(
+    db: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    smtp: SmtpTestServer,
+    channel_senders: dict[str, Sender],
+    settings: Settings,
+) -> None:
+    """The server accepted the mail, then the connection dropped before its 250 came
+    back: a retry would mail the customer twice, so the delivery is possibly_sent."""
+    await add_account(db, smtp)
+    ticket_id, _ = await receive_mail(db, customer_mail())
+    message_id, outbox_id = await queue_reply(db, ticket_id)
+    smtp.drop_after_data()
+
+    assert await deliver(pool, channel_senders, outbox_id) == ("email", "possibly_sent")
+    message, row = await rows(db, message_id)
+    assert (row["status"], message["delivery_status"]) == ("possibly_sent", "possibly_sent")
+    assert "may have been accepted" in row["last_error"]
+    assert row["handed_off_at"] is not None
+    assert len(smtp.received) == 1
+
+    # Neither another attempt nor the relay sends it again.
+    assert await deliver(pool, channel_senders, outbox_id) is None
+    redis = await create_arq_pool(redis_settings(settings.redis_url))
+    try:
+        assert await relay_outbox({"pool": pool, "settings": settings, "redis": redis}) == 0
+    finally:
+        await redis.aclose()
+    assert len(smtp.received) == 1
+
+
+async def test_a_4xx_answer_to_data_is_still_retried(
+    db: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    smtp: SmtpTestServer,
+    channel_senders: dict[str, Sender],
+) -> None:
+    """An answer says the server did not take the mail: safe to try again."""
+    await add_account(db, smtp)
+    ticket_id, _ = await receive_mail(db, customer_mail())
+    _, outbox_id = await queue_reply(db, ticket_id)
+    smtp.answer("DATA", "451 4.3.0 try again later")
+
+    assert await deliver(pool, channel_senders, outbox_id) == ("email", "retrying")
+    smtp.answer("DATA", None)
+    await make_due(db, outbox_id)
+    assert await deliver(pool, channel_senders, outbox_id) == ("email", "sent")
+    assert len(smtp.received) == 1
+
+
+async def test_a_server_silent_after_the_mails_content_leaves_it_possibly_sent(
+    db: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    smtp: SmtpTestServer,
+    settings: Settings,
+) -> None:
+    """RFC 1047: a timeout waiting for the answer to the final dot may follow a mail the
+    server queued; resending it is how duplicates happen."""
+    await add_account(db, smtp)
+    ticket_id, _ = await receive_mail(db, customer_mail())
+    message_id, outbox_id = await queue_reply(db, ticket_id)
+    short = msgspec.structs.replace(
+        settings, email=msgspec.structs.replace(settings.email, smtp_timeout_seconds=1.0)
+    )
+    smtp.stall("DATA")
+    try:
+        assert await deliver(pool, senders(pool, short), outbox_id) == ("email", "possibly_sent")
+    finally:
+        smtp.release("DATA")
+    _, row = await rows(db, message_id)
+    assert "may have been accepted" in row["last_error"]
+    assert await deliver(pool, senders(pool, short), outbox_id) is None
