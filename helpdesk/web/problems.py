@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
@@ -196,9 +197,69 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
     )
 
 
+def handle_serialization(
+    request: Request[Any, Any, Any], exc: SerializationException
+) -> Response[dict[str, Any]]:
+    """A body a handler decoded itself (`request.json()`) that is not JSON is the
+    client's error; failing to encode our own answer is ours."""
+    if isinstance(exc.__cause__, msgspec.DecodeError):
+        return problem(
+            request, 400, "invalid-input", "Malformed request body", str(exc.__cause__)[:200]
+        )
+    return handle_unexpected(request, exc)
+
+
+_KEY = re.compile(r"^Key \((.+?)\)=")
+_WRAPPED = re.compile(r"^\w+\((.+)\)$")  # lower(email) -> email
+
+
+def conflict_fields(exc: asyncpg.UniqueViolationError) -> list[str]:
+    """The columns of the unique key a write collided with, from PostgreSQL's detail
+    (`Key (lower(email))=(...) already exists.`); the value is not repeated."""
+    found = _KEY.match(getattr(exc, "detail", None) or "")
+    if found is None:
+        return []
+    fields = []
+    for column in found.group(1).split(", "):
+        unwrapped = _WRAPPED.match(column)
+        fields.append(unwrapped.group(1) if unwrapped else column)
+    return fields
+
+
+def handle_unique_violation(
+    request: Request[Any, Any, Any], exc: asyncpg.UniqueViolationError
+) -> Response[dict[str, Any]]:
+    """Any write that collides with a unique key (a name or e-mail that is taken) is
+    the client's conflict to resolve, wherever it happens: 409 naming the field(s)."""
+    fields = conflict_fields(exc)
+    log.info("write refused by a unique key", extra={"constraint": exc.constraint_name})
+    if fields:
+        names = ", ".join(fields)
+        verb = "is" if len(fields) == 1 else "are"
+        detail = f"{names} {verb} already taken: another object has the same value"
+        errors = [{"field": field, "message": "already taken"} for field in fields]
+    else:
+        detail = "Another object has the same unique value"
+        errors = []
+    return problem(request, 409, "conflict", "Conflict", detail, {"errors": errors})
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return handle_unavailable(request, exc)
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return handle_unique_violation(request, exc)
+    if isinstance(exc, SerializationException):
+        return handle_serialization(request, exc)
+    if isinstance(
+        exc, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+    ):
+        # Safety net: text PostgreSQL cannot store (NUL), from a path that skipped the
+        # input sanitizer (helpdesk.web.middleware).
+        log.warning("client text rejected by the database", extra={"error": type(exc).__name__})
+        return problem(
+            request, 400, "invalid-input", "Invalid text", "Text may not contain NUL characters."
+        )
     if isinstance(exc, asyncpg.DataError) and str(exc).startswith("invalid input for query"):
         # Safety net: a client value PostgreSQL cannot take (models should catch it first).
         log.warning("client value rejected by the database", extra={"error": type(exc).__name__})
@@ -218,5 +279,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: handle_http_exception,
     RecursionError: handle_bad_body,
     UnicodeDecodeError: handle_bad_body,
+    SerializationException: handle_serialization,
+    asyncpg.UniqueViolationError: handle_unique_violation,
     Exception: handle_unexpected,
 }
