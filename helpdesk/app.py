@@ -47,6 +47,7 @@ from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
 from helpdesk.web.middleware import input_sanitizer, observe_request
+from helpdesk.web.openapi import refine as refine_openapi
 from helpdesk.web.problems import EXCEPTION_HANDLERS
 from helpdesk.web.system import healthz, readyz
 from helpdesk.web.system import metrics as metrics_endpoint
@@ -108,7 +109,7 @@ def create_app(
             await redis.aclose()
             await pool.close()
 
-    return HelpdeskApp(
+    app = HelpdeskApp(
         route_handlers=[
             healthz,
             readyz,
@@ -163,6 +164,9 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # Built once, now (a broken document fails at start, not on the first reader).
+    refine_openapi(app.openapi_schema)
+    return app
 
 
 def _no_debug(config: AppConfig) -> AppConfig:

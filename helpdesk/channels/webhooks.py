@@ -93,6 +93,7 @@ class WebhookController(Controller):
 
     @post(
         "/{kind:str}/{account:str}/webhook",
+        operation_id="receiveWebhook",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,  # capped by _read before hashing
@@ -104,6 +105,7 @@ class WebhookController(Controller):
 
     @post(
         "/{kind:str}/{account:str}/interactivity",
+        operation_id="receiveInteraction",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,
@@ -115,7 +117,7 @@ class WebhookController(Controller):
         any webhook delivery, with the same signature check."""
         return await _receive(request, db, ctx, kind, account)
 
-    @get("/{kind:str}/{account:str}/webhook", exclude_from_auth=True)
+    @get("/{kind:str}/{account:str}/webhook", exclude_from_auth=True, operation_id="verifyWebhook")
     async def handshake(
         self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: Kind, account: AccountName
     ) -> Response[bytes]:

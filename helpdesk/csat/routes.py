@@ -74,7 +74,7 @@ class CsatPageController(Controller):
     path = "/csat"
     tags = ["csat"]
 
-    @get("/{token:str}", exclude_from_auth=True)
+    @get("/{token:str}", exclude_from_auth=True, operation_id="showCsatPage")
     async def rate(
         self,
         request: Request[Any, Any, Any],
@@ -101,7 +101,7 @@ class CsatPageController(Controller):
             return _page("Rating closed", f"<p>{html.escape(str(error))}</p>", status=409)
         return _page("How did we do?", _rating_form(token, current))
 
-    @post("/{token:str}", exclude_from_auth=True, status_code=200)
+    @post("/{token:str}", exclude_from_auth=True, status_code=200, operation_id="commentCsat")
     async def comment(
         self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, token: Token
     ) -> Response[str]:
@@ -141,7 +141,7 @@ class CsatMetricsController(Controller):
     tags = ["csat"]
     guards = [SUPERVISION]
 
-    @get("/metrics")
+    @get("/metrics", operation_id="getCsatMetrics")
     async def read_metrics(
         self,
         request: Request[Any, Any, Any],
