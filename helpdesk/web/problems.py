@@ -139,10 +139,43 @@ def handle_helpdesk_error(
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+_REGEX = re.compile(r"Expected `str` matching regex '(.*)'$", re.DOTALL)
+
+# What a pattern allows, said in words (msgspec names only the regex).
+_NAME_RULE = (
+    "1 to 63 characters: lowercase letters a-z, digits, '-' and '_',"
+    " starting with a letter or digit"
+)
+PATTERN_RULES = {
+    r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)": _NAME_RULE,
+    r"^[a-z0-9][a-z0-9_-]{0,62}$": _NAME_RULE,
+    r"^[a-z]{1,20}$(?!\n)": "1 to 20 lowercase letters a-z",
+    r"^(me|unassigned|[0-9]{1,18})$": "'me', 'unassigned' or an agent id",
+    r"^[a-z]{2}$": "a two-letter language code in lowercase, e.g. 'cs'",
+    r"^[A-Z]{3}$": "a three-letter currency code in capitals, e.g. 'CZK'",
+    r"^[^\s,]+$": "text without spaces or commas",
+    r"^[^\s]+$": "text without spaces",
+    r"^[^\r\n\x00]*$(?!\n)": "text on one line",
+    r"^[^@\s]+@[^@\s]+$": "an e-mail address (name@domain)",
+    r"^[\w.+-]+/[\w.+-]+$(?!\n)": "a media type such as 'application/pdf'",
+    r"^\+?[0-9 ()./-]{3,50}$(?!\n)": "a phone number: digits, spaces and + ( ) . / -",
+}
+
+
+def _readable(message: str) -> str:
+    """msgspec's "Expected `str` matching regex '...'" said in words where we know the
+    pattern, else without the regex syntax a user cannot act on."""
+    found = _REGEX.match(message)
+    if found is None:
+        return message
+    pattern = found.group(1)
+    rule = PATTERN_RULES.get(pattern) or PATTERN_RULES.get(pattern.replace("\\\\", "\\"))
+    return f"Use {rule}" if rule else "The value does not have the expected format"
 
 
 def _validation_errors(extra: Any) -> list[dict[str, str]]:
-    """Name the offending field the way the client wrote it (`customer.email`, `limit`)."""
+    """Name the offending field by its path, the way the client wrote it
+    (`customer.email`, `orders[0].ordered_at`, `limit`)."""
     errors = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
@@ -151,12 +184,15 @@ def _validation_errors(extra: Any) -> list[dict[str, str]]:
         key = str(item.get("key") or "")
         path = _AT.search(message)
         named = _NAMED.search(message)
-        parts = [path.group(1)] if path and path.group(1) else []
+        # litestar keeps the path in `key` (`data.orders[0]`) when it cut it from the
+        # message; msgspec's own message says `- at `$.orders[0]``.
+        if path and path.group(1):
+            field = path.group(1)
+        else:
+            field = "" if key == "data" else key.removeprefix("data.")
         if named:
-            parts.append(named.group(1))
-        field = ".".join(parts) if parts else ("" if key == "data" else key)
-        field = field.replace("[", ".").replace("]", "")
-        errors.append({"field": field, "message": _AT.sub("", message)})
+            field = f"{field}.{named.group(1)}" if field else named.group(1)
+        errors.append({"field": field, "message": _readable(_AT.sub("", message))})
     return errors
 
 

@@ -33,6 +33,8 @@ from helpdesk.web.openapi import by_last_segment
 from helpdesk.web.query import MAX_ID, PathId
 
 AccountPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
+# The raw intake's one answer for an unknown or inactive account and a wrong secret.
+INTAKE_REFUSED = "Unknown account or missing or wrong intake secret"
 # One answer for every failed provider check: it never says which one failed.
 REFUSED = "The request could not be authenticated"
 SENDGRID_SIGNATURE = "x-twilio-email-event-webhook-signature"
@@ -125,7 +127,9 @@ class EmailIntakeController(Controller):
             or not found.active
             or not accounts.secret_matches(found, presented_secret(request))
         ):
-            raise Unauthenticated("Missing or wrong intake secret")
+            # One answer for all three on purpose: strangers must not learn which
+            # accounts exist (README, Email: Raw intake).
+            raise Unauthenticated(INTAKE_REFUSED)
         raw = await read_capped(request, ctx.settings.email.max_message_bytes)
         receipt = await receive(db, ctx.settings, found, raw, source="http")
         await enqueue_follow_ups(ctx, receipt)
