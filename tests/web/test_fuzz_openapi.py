@@ -42,6 +42,8 @@ from tests.conftest import Factory, serve
 # Examples per operation, per role and generation mode: the whole run stays within a
 # few minutes on two slow CPUs.
 EXAMPLES = 8
+# Stateful scenarios (create -> read -> update along the links) per role.
+CHAINS = 20
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -183,6 +185,7 @@ class Run:
     session: requests.Session = field(default_factory=requests.Session)
     failures: list[Failure] = field(default_factory=list)
     calls: int = 0
+    chain_calls: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def operation(self, operation: Any, role: str, token: str, mode: GenerationMode) -> None:
@@ -236,6 +239,48 @@ class Run:
             assert mode is GenerationMode.NEGATIVE
         self.seconds[label] = self.seconds.get(label, 0.0) + time.monotonic() - started
 
+    def chains(self, schema: Any, role: str, token: str) -> None:
+        """Stateful: create, then follow the document's links to read and update."""
+        headers = {"Authorization": f"Bearer {token}"}
+        run = self
+
+        class Chain(schema.as_state_machine()):  # type: ignore[misc]
+            def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+                stream = case.operation.definition.raw.get("operationId") in STREAMS
+                options = {"timeout": 2} if stream else {}
+                return {"base_url": run.base_url, "headers": headers, **options}
+
+            def validate_response(self, response: Any, case: Any, *args: Any, **kw: Any) -> None:
+                run.calls += 1
+                run.chain_calls += 1
+                try:
+                    case.validate_response(response, checks=CHECKS, headers=headers)
+                except FailureGroup as group:
+                    for failure in group.exceptions:
+                        run.failures.append(
+                            Failure(
+                                f"chain {case.method.upper()} {case.operation.path}",
+                                role,
+                                response.status_code,
+                                f"{failure.title}: {failure.message}"[:600]
+                                + f"\n  body: {response.text[:300]!r}",
+                            )
+                        )
+
+        started = time.monotonic()
+        Chain.run(
+            settings=hypothesis.settings(
+                max_examples=CHAINS,
+                stateful_step_count=6,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+        )
+        self.seconds[f"chains as {role}"] = time.monotonic() - started
+
 
 def _fuzz(document: dict[str, Any], run: Run, login: Callable[[str], str]) -> None:
     # One event of a stream is enough to check its status and media type.
@@ -247,6 +292,8 @@ def _fuzz(document: dict[str, Any], run: Run, login: Callable[[str], str]) -> No
         for role in ("admin", "partner"):
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 run.operation(operation, role, login(role), mode)
+    for role in ("admin", "partner"):
+        run.chains(schema, role, login(role))
 
 
 async def test_every_operation_answers_as_documented(
@@ -280,5 +327,7 @@ async def test_every_operation_answers_as_documented(
     report = "\n".join(
         f"{f.operation} as {f.role} -> {f.status}: {f.message}" for f in run.failures
     )
-    assert len(run.seconds) == len(document_operations(document))
+    print(f"{run.calls} requests, {run.chain_calls} of them in chains")
+    assert len(run.seconds) == len(document_operations(document)) + 2
+    assert run.chain_calls > 0
     assert not run.failures, f"{len(run.failures)} undocumented answers of {run.calls}:\n{report}"
