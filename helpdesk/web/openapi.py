@@ -49,6 +49,9 @@ _IF_MATCH = {
     428: "If-Match is required",
 }
 IF_MATCH_OPERATIONS = frozenset({"updateTicket"})
+# Operations that answer an error status with their usual body (readiness: 503 with
+# the same details as 200).
+SAME_BODY_ON = {"getReadiness": 503}
 # Pages a customer opens in a browser answer their errors as HTML pages too.
 HTML_ERRORS = {"showCsatPage": (404, 409), "commentCsat": (404, 409)}
 
@@ -249,6 +252,10 @@ def refine(openapi: OpenAPI) -> OpenAPI:
             responses[str(status)] = OpenAPIResponse(
                 description=description or "Done", content=_content(media_type, schema)
             )
+        if operation_id in SAME_BODY_ON:
+            usual, error = responses.get("200"), responses[str(SAME_BODY_ON[operation_id])]
+            if isinstance(usual, OpenAPIResponse) and isinstance(error, OpenAPIResponse):
+                error.content = (error.content or {}) | (usual.content or {})
         if operation_id in LINKS:
             for code, response in responses.items():
                 if code.startswith("2") and isinstance(response, OpenAPIResponse):

@@ -96,3 +96,12 @@ def test_raw_endpoints_document_the_bodies_they_read(document: dict[str, Any]) -
     for operation_id, media_types in RAW_BODIES.items():
         body = ids[operation_id][2]["requestBody"]
         assert set(body["content"]) == media_types, operation_id
+
+
+def test_readiness_documents_its_details_on_503(document: dict[str, Any]) -> None:
+    responses = operations(document)["getReadiness"][2]["responses"]
+    assert set(responses["503"]["content"]) == {"application/json", "application/problem+json"}
+    assert (
+        responses["503"]["content"]["application/json"]
+        == responses["200"]["content"]["application/json"]
+    )
