@@ -164,9 +164,26 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    # Built once, now (a broken document fails at start, not on the first reader).
-    refine_openapi(app.openapi_schema)
+    build_openapi(app)
     return app
+
+
+def build_openapi(app: Litestar) -> None:
+    """Build the OpenAPI document once, now (a broken one fails at start), and refine it.
+
+    litestar 2.25 adds the path parameters a handler does not take (`account` of the
+    web chat controller) to that handler's parsed signature while it builds the
+    document; a request validated afterwards then reports a bogus `account` error next
+    to the real one. The signatures are put back as they were.
+    """
+    handlers = [h for route in app.routes for h in getattr(route, "route_handlers", [])]
+    signatures = [(h, dict(h.parsed_fn_signature.parameters)) for h in handlers]
+    try:
+        refine_openapi(app.openapi_schema)
+    finally:
+        for handler, parameters in signatures:
+            handler.parsed_fn_signature.parameters.clear()
+            handler.parsed_fn_signature.parameters.update(parameters)
 
 
 def _no_debug(config: AppConfig) -> AppConfig:
