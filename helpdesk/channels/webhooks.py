@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import PathParameter
 
 from helpdesk.channels import accounts
@@ -160,7 +161,16 @@ def _refusal(status: int, body: bytes, content_type: str) -> Response[bytes]:
         raise Unauthenticated("The request could not be authenticated")
     if status == 403:
         raise Forbidden("The request could not be authenticated")
+    if status >= 400:  # every error is problem+json, as documented
+        raise HTTPException(status_code=status, detail=_REFUSALS.get(status, "Refused"))
     return Response(body, status_code=status, media_type=content_type)
+
+
+_REFUSALS = {
+    400: "The request is not what this provider sends",
+    404: "This channel kind takes no webhooks",
+    405: "This provider makes no such request (no subscription handshake)",
+}
 
 
 async def process_event(

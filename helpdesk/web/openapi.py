@@ -49,6 +49,10 @@ _IF_MATCH = {
     428: "If-Match is required",
 }
 IF_MATCH_OPERATIONS = frozenset({"updateTicket"})
+# Statuses only some operations answer.
+EXTRA_ERRORS = {
+    "verifyWebhook": {405: "The provider makes no subscription handshake"},
+}
 # Operations that answer an error status with their usual body (readiness: 503 with
 # the same details as 200).
 SAME_BODY_ON = {"getReadiness": 503}
@@ -232,6 +236,7 @@ def refine(openapi: OpenAPI) -> OpenAPI:
             errors |= _WRITE
         if operation_id in IF_MATCH_OPERATIONS:
             errors |= _IF_MATCH
+        errors |= EXTRA_ERRORS.get(operation_id, {})
         html = HTML_ERRORS.get(operation_id, ())
         for status in html:
             errors.setdefault(status, _WRITE.get(status, ""))

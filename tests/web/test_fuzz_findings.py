@@ -95,3 +95,26 @@ async def test_renaming_to_a_taken_name_is_a_409_naming_the_field(
     assert problem["type"] == "urn:helpdesk:problem:conflict"
     assert problem["errors"] == [{"field": field, "message": "already taken"}]
     assert first[field] not in problem["detail"]  # the value is not echoed
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "suffix", "status"),
+    [
+        ("telegram", "GET", "webhook", 405),  # Telegram makes no handshake
+        ("slack", "GET", "webhook", 405),
+        ("webchat", "POST", "webhook", 404),  # web chat takes no webhooks
+    ],
+)
+async def test_webhook_refusals_are_problem_json(
+    client: Client, factory: Factory, kind: str, method: str, suffix: str, status: int
+) -> None:
+    """They were empty text/plain answers, which the document does not describe."""
+    admin = await factory.agent("admin")
+    created = await client.post(
+        "/channels/accounts", json={"kind": kind, "name": "shop"}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    response = await client.request(method, f"/channels/{kind}/shop/{suffix}", content=b"{}")
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == status

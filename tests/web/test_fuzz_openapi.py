@@ -135,6 +135,16 @@ async def _seed(client: Any, factory: Factory, db: asyncpg.Connection) -> tuple[
         headers={"Authorization": "Bearer " + "s" * 32, "Content-Type": "message/rfc822"},
     )
     assert mail.status_code == 200, mail.text
+    # One account of every chat kind, so webhooks and web chat reach real adapters.
+    for kind in ("telegram", "slack", "whatsapp", "messenger", "instagram", "webchat"):
+        made = await client.post(
+            "/channels/accounts",
+            json={"kind": kind, "name": "shop", "secrets": {}},
+            headers=admin.headers,
+        )
+        if made.status_code == 201:
+            known.add("kind", kind)
+    known.add("account", "shop")
     for row in await db.fetch("SELECT id FROM messages"):
         known.add("message_id", row["id"])
     for row in await db.fetch("SELECT id FROM attachments"):
