@@ -47,6 +47,7 @@ from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
 from helpdesk.web.middleware import input_sanitizer, observe_request
+from helpdesk.web.openapi import refine as refine_openapi
 from helpdesk.web.problems import EXCEPTION_HANDLERS
 from helpdesk.web.system import healthz, readyz
 from helpdesk.web.system import metrics as metrics_endpoint
@@ -111,7 +112,7 @@ def create_app(
             await redis.aclose()
             await pool.close()
 
-    return HelpdeskApp(
+    app = HelpdeskApp(
         route_handlers=[
             healthz,
             readyz,
@@ -166,6 +167,26 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    build_openapi(app)
+    return app
+
+
+def build_openapi(app: Litestar) -> None:
+    """Build the OpenAPI document once, now (a broken one fails at start), and refine it.
+
+    litestar 2.25 adds the path parameters a handler does not take (`account` of the
+    web chat controller) to that handler's parsed signature while it builds the
+    document; a request validated afterwards then reports a bogus `account` error next
+    to the real one. The signatures are put back as they were.
+    """
+    handlers = [h for route in app.routes for h in getattr(route, "route_handlers", [])]
+    signatures = [(h, dict(h.parsed_fn_signature.parameters)) for h in handlers]
+    try:
+        refine_openapi(app.openapi_schema)
+    finally:
+        for handler, parameters in signatures:
+            handler.parsed_fn_signature.parameters.clear()
+            handler.parsed_fn_signature.parameters.update(parameters)
 
 
 def _no_debug(config: AppConfig) -> AppConfig:

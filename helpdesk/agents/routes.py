@@ -28,7 +28,7 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/login", exclude_from_auth=True, status_code=200)
+    @post("/login", exclude_from_auth=True, status_code=200, operation_id="login")
     async def login(
         self,
         request: Request[Any, Any, Any],
@@ -70,12 +70,12 @@ class AuthController(Controller):
             ],
         )
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT)
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, operation_id="logout")
     async def logout(self, principal: Caller, db: Db) -> None:
         """Revoke the token of this request."""
         await service.revoke_token(db, principal.token_hash)
 
-    @post("/logout-all", status_code=HTTP_204_NO_CONTENT)
+    @post("/logout-all", status_code=HTTP_204_NO_CONTENT, operation_id="logoutEverywhere")
     async def logout_all(self, principal: Caller, db: Db) -> None:
         """Revoke every token of the caller (all devices)."""
         async with db.transaction():
@@ -89,11 +89,11 @@ class AuthController(Controller):
                 object_id=principal.agent_id,
             )
 
-    @get("/me")
+    @get("/me", operation_id="getCurrentAgent")
     async def me(self, principal: Caller, db: Db) -> AgentOut:
         return await service.get_agent(db, principal.agent_id)
 
-    @post("/password", status_code=200)
+    @post("/password", status_code=200, operation_id="changePassword")
     async def change_password(
         self,
         principal: Caller,
@@ -120,18 +120,18 @@ class AgentController(Controller):
     path = "/agents"
     tags = ["agents"]
 
-    @get("/")
+    @get("/", operation_id="listAgents")
     async def list_agents(self, principal: Caller, db: Db) -> list[AgentOut]:
         return await service.list_agents(db, principal)
 
-    @post("/", guards=[ADMIN], status_code=201)
+    @post("/", guards=[ADMIN], status_code=201, operation_id="createAgent")
     async def create_agent(
         self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[AgentCreate]
     ) -> AgentOut:
         async with db.transaction():
             return await service.create_agent(db, ctx.passwords, data, principal)
 
-    @patch("/{agent_id:int}", guards=[ADMIN])
+    @patch("/{agent_id:int}", guards=[ADMIN], operation_id="updateAgent")
     async def update_agent(
         self,
         principal: Caller,
@@ -149,11 +149,11 @@ class GroupController(Controller):
     path = "/groups"
     tags = ["agents"]
 
-    @get("/")
+    @get("/", operation_id="listGroups")
     async def list_groups(self, principal: Caller, db: Db) -> list[GroupOut]:
         return await service.list_groups(db, principal)
 
-    @post("/", guards=[ADMIN], status_code=201)
+    @post("/", guards=[ADMIN], status_code=201, operation_id="createGroup")
     async def create_group(
         self, principal: Caller, db: Db, data: JSONBody[GroupCreate]
     ) -> GroupOut:

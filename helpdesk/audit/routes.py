@@ -34,7 +34,7 @@ class AuditController(Controller):
     tags = ["audit"]
     guards = [SUPERVISION]
 
-    @get("/")
+    @get("/", operation_id="listAuditEntries")
     async def list_entries(
         self,
         db: Db,

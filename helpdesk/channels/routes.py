@@ -26,23 +26,23 @@ class ChannelAccountController(Controller):
     tags = ["channels"]
     guards = [ADMIN]
 
-    @get("/")
+    @get("/", operation_id="listChannelAccounts")
     async def list_accounts(self, db: Db) -> list[ChannelAccountOut]:
         """Every chat/social account; secrets show only as names in `secrets_set`."""
         return await accounts.list_accounts(db)
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, operation_id="createChannelAccount")
     async def create_account(
         self, principal: Caller, db: Db, data: JSONBody[ChannelAccountCreate]
     ) -> ChannelAccountOut:
         async with db.transaction():
             return await accounts.create_account(db, data, principal)
 
-    @get("/{kind:str}/{name:str}")
+    @get("/{kind:str}/{name:str}", operation_id="getChannelAccount")
     async def read_account(self, db: Db, kind: KindPath, name: NamePath) -> ChannelAccountOut:
         return await accounts.read_account(db, kind, name)
 
-    @patch("/{kind:str}/{name:str}")
+    @patch("/{kind:str}/{name:str}", operation_id="updateChannelAccount")
     async def update_account(
         self,
         principal: Caller,

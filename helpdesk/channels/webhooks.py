@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import PathParameter
 
 from helpdesk.channels import accounts
@@ -99,6 +100,7 @@ class WebhookController(Controller):
 
     @post(
         "/{kind:str}/{account:str}/webhook",
+        operation_id="receiveWebhook",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,  # capped by _read before hashing
@@ -110,6 +112,7 @@ class WebhookController(Controller):
 
     @post(
         "/{kind:str}/{account:str}/interactivity",
+        operation_id="receiveInteraction",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,
@@ -121,7 +124,7 @@ class WebhookController(Controller):
         any webhook delivery, with the same signature check."""
         return await _receive(request, db, ctx, kind, account)
 
-    @get("/{kind:str}/{account:str}/webhook", exclude_from_auth=True)
+    @get("/{kind:str}/{account:str}/webhook", exclude_from_auth=True, operation_id="verifyWebhook")
     async def handshake(
         self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, kind: Kind, account: AccountName
     ) -> Response[bytes]:
@@ -164,7 +167,16 @@ def _refusal(status: int, body: bytes, content_type: str) -> Response[bytes]:
         raise Unauthenticated("The request could not be authenticated")
     if status == 403:
         raise Forbidden("The request could not be authenticated")
+    if status >= 400:  # every error is problem+json, as documented
+        raise HTTPException(status_code=status, detail=_REFUSALS.get(status, "Refused"))
     return Response(body, status_code=status, media_type=content_type)
+
+
+_REFUSALS = {
+    400: "The request is not what this provider sends",
+    404: "This channel kind takes no webhooks",
+    405: "This provider makes no such request (no subscription handshake)",
+}
 
 
 async def process_event(

@@ -100,7 +100,7 @@ class CsatPageController(Controller):
     path = "/csat"
     tags = ["csat"]
 
-    @get("/{token:str}", exclude_from_auth=True)
+    @get("/{token:str}", exclude_from_auth=True, operation_id="showCsatPage")
     async def rate(
         self,
         request: Request[Any, Any, Any],
@@ -127,7 +127,7 @@ class CsatPageController(Controller):
         form = _rating_form(token, current, language, chosen=page.supported(lang) is not None)
         return _page(page.text("title", language), form, language)
 
-    @post("/{token:str}", exclude_from_auth=True, status_code=200)
+    @post("/{token:str}", exclude_from_auth=True, status_code=200, operation_id="commentCsat")
     async def comment(
         self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, token: Token, lang: Lang = None
     ) -> Response[str]:
@@ -167,7 +167,7 @@ class CsatMetricsController(Controller):
     tags = ["csat"]
     guards = [SUPERVISION]
 
-    @get("/responses")
+    @get("/responses", operation_id="listCsatResponses")
     async def list_responses(
         self,
         request: Request[Any, Any, Any],
@@ -192,7 +192,7 @@ class CsatMetricsController(Controller):
             db, principal, start, end, rating=rating, with_comment=with_comment, limit=limit
         )
 
-    @get("/metrics")
+    @get("/metrics", operation_id="getCsatMetrics")
     async def read_metrics(
         self,
         request: Request[Any, Any, Any],

@@ -32,7 +32,7 @@ class CustomerController(Controller):
     path = "/customers"
     tags = ["customers"]
 
-    @get("/")
+    @get("/", operation_id="searchCustomers")
     async def search(
         self,
         request: Request[Principal, Any, Any],
@@ -54,30 +54,31 @@ class CustomerController(Controller):
             limit,
         )
 
-    @get("/{customer_id:int}")
+    @get("/{customer_id:int}", operation_id="getCustomer")
     async def detail(self, principal: Caller, db: Db, customer_id: PathId) -> CustomerDetail:
         return await service.get_customer(db, principal, customer_id)
 
-    @post("/{customer_id:int}/merge", guards=[STAFF], status_code=200)
+    @post("/{customer_id:int}/merge", guards=[STAFF], status_code=200, operation_id="mergeCustomer")
     async def merge(
         self,
         request: Request[Principal, Any, Any],
         principal: Caller,
         db: Db,
+        ctx: Ctx,
         customer_id: PathId,
         data: JSONBody[CustomerMerge],
     ) -> Response[bytes]:
-        """Merge this customer into another: identities, tickets and history move to it,
-        this customer is deleted. Answers the merged customer's detail."""
+        """Merge this customer into another: identities, tickets, orders and all history
+        move to it, this customer is deleted. Answers the merged customer's detail."""
 
         async def action() -> CustomerDetail:
             return await service.merge_customers(
-                db, principal, customer_id, data.into_customer_id, data.reason
+                db, principal, customer_id, data.into_customer_id, data.reason, ctx.settings
             )
 
         return await run_idempotent(db, request, principal, data, 200, action)
 
-    @post("/upsert", guards=[ADMIN], status_code=200)
+    @post("/upsert", guards=[ADMIN], status_code=200, operation_id="upsertCustomer")
     async def upsert(
         self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[CustomerUpsert]
     ) -> UpsertResult:
@@ -85,7 +86,7 @@ class CustomerController(Controller):
         async with db.transaction():
             return await relationship.upsert(db, data, principal, ctx.settings)
 
-    @post("/batch", guards=[ADMIN], status_code=200)
+    @post("/batch", guards=[ADMIN], status_code=200, operation_id="upsertCustomers")
     async def batch(
         self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[CustomerBatch]
     ) -> list[UpsertResult]:
@@ -96,7 +97,9 @@ class CustomerController(Controller):
                 for item in data.customers
             ]
 
-    @post("/{customer_id:int}/stage", guards=[STAFF], status_code=200)
+    @post(
+        "/{customer_id:int}/stage", guards=[STAFF], status_code=200, operation_id="setCustomerStage"
+    )
     async def set_stage(
         self, principal: Caller, db: Db, ctx: Ctx, customer_id: PathId, data: JSONBody[StageUpdate]
     ) -> CustomerDetail:
@@ -108,7 +111,7 @@ class CustomerController(Controller):
             )
         return await service.get_customer(db, principal, customer_id)
 
-    @get("/{customer_id:int}/timeline")
+    @get("/{customer_id:int}/timeline", operation_id="getCustomerTimeline")
     async def timeline(
         self,
         request: Request[Principal, Any, Any],
@@ -129,7 +132,7 @@ class CustomerController(Controller):
             "next_before": page[-1].message_id if more and page else None,
         }
 
-    @get("/at-risk", guards=[SUPERVISION])
+    @get("/at-risk", guards=[SUPERVISION], operation_id="listCustomersAtRisk")
     async def at_risk(self, principal: Caller, db: Db) -> list[AtRiskCustomer]:
         """Customers flagged at risk, longest first, with the bad experiences behind it."""
         rows = await db.fetch(

@@ -10,6 +10,8 @@ import msgspec
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import ticket_scope
 from helpdesk.audit import service as audit
+from helpdesk.config import Settings
+from helpdesk.customers import relationship
 from helpdesk.customers.models import (
     BadExperience,
     CsatAnswer,
@@ -25,6 +27,19 @@ from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.tickets.models import CustomerRef
 from helpdesk.tickets.queries import TICKET_COLUMNS, ticket_out
+
+# Every other (table, column) that references customers: a merge moves these rows as
+# they are. Identities and tickets move first, with their own bookkeeping; a test
+# compares this list with the schema's foreign keys, so a new table cannot be forgotten.
+MOVED_BY_THEMSELVES = (("customer_identities", "customer_id"), ("tickets", "customer_id"))
+MOVED_WITH_THE_CUSTOMER = (
+    ("messages", "author_customer_id"),
+    ("conversations", "customer_id"),
+    ("customer_orders", "customer_id"),
+    ("customer_stage_history", "customer_id"),
+    ("bad_experiences", "customer_id"),
+    ("csat_surveys", "customer_id"),
+)
 
 # What a caller's number must look like once the punctuation people type is removed.
 PHONE_RULE = (
@@ -515,10 +530,14 @@ async def merge_customers(
     source_id: int,
     target_id: int,
     reason: str | None,
+    settings: Settings | None = None,
 ) -> CustomerDetail:
     """Make `source_id` part of `target_id`: one person, one customer.
 
-    Identities, tickets, authored messages and chat conversations move; the target's
+    Every row that references the source moves to the target (identities, tickets,
+    then `MOVED_WITH_THE_CUSTOMER`: authored messages, conversations, orders, stage
+    history, bad experiences, surveys); the target's satisfaction figures are counted
+    again and, with `settings`, its stage and at-risk flag derived again. The target's
     empty name, e-mail, phone, external id and language are filled from the source; the
     source row is then deleted (nothing references it any more, and a husk would show
     up in searches). Each moved ticket gets a `customer_merged` event and the merge an
@@ -550,20 +569,15 @@ async def merge_customers(
         source_id,
         target_id,
     )
-    messages = await conn.fetchval(
-        """WITH m AS (UPDATE messages SET author_customer_id = $2
-                      WHERE author_customer_id = $1 RETURNING 1)
-           SELECT count(*) FROM m""",
-        source_id,
-        target_id,
-    )
-    conversations = await conn.fetchval(
-        """WITH c AS (UPDATE conversations SET customer_id = $2
-                      WHERE customer_id = $1 RETURNING 1)
-           SELECT count(*) FROM c""",
-        source_id,
-        target_id,
-    )
+    moved = {
+        f"{table}.{column}": await conn.fetchval(
+            f"""WITH m AS (UPDATE {table} SET {column} = $2 WHERE {column} = $1 RETURNING 1)
+                SELECT count(*) FROM m""",
+            source_id,
+            target_id,
+        )
+        for table, column in MOVED_WITH_THE_CUSTOMER
+    }
     filled = [
         name
         for name in ("name", "email", "phone", "external_id", "language")
@@ -596,6 +610,17 @@ async def merge_customers(
         {"from_customer_id": source_id, "into_customer_id": target_id},
         reason,
     )
+    # What the target's own figures are derived from has changed.
+    await conn.execute(
+        """UPDATE customers c SET csat_count = s.n, csat_average = s.average
+           FROM (SELECT count(*) AS n, avg(rating)::real AS average FROM csat_surveys
+                 WHERE customer_id = $1 AND rating IS NOT NULL) s
+           WHERE c.id = $1""",
+        target_id,
+    )
+    if settings is not None:
+        await relationship.rederive(conn, target_id, settings)
+        await relationship.evaluate_risk(conn, target_id, settings)
     await audit.record(
         conn,
         action="customer.merge",
@@ -608,8 +633,7 @@ async def merge_customers(
             "into_customer_id": target_id,
             "ticket_ids": ticket_ids,
             "identities_moved": len(identities),
-            "messages_moved": messages,
-            "conversations_moved": conversations,
+            "moved": moved,
             "filled": filled,
             "reason": reason,
         },

@@ -123,13 +123,13 @@ class RoutingAdminController(Controller):
     tags = ["routing"]
     guards = [ADMIN]
 
-    @get("/rules")
+    @get("/rules", operation_id="listRoutingRules")
     async def list_rules(self, db: Db) -> list[RuleOut]:
         """Routing rules in the order they are tried (first match wins), with hit counts."""
         rows = await db.fetch("SELECT * FROM routing_rules ORDER BY position, id")
         return [_rule_out(r) for r in rows]
 
-    @post("/rules", status_code=HTTP_201_CREATED)
+    @post("/rules", status_code=HTTP_201_CREATED, operation_id="createRoutingRule")
     async def create_rule(self, db: Db, data: JSONBody[RuleIn]) -> RuleOut:
         await _check_group(db, data.group_id)
         row = await db.fetchrow(
@@ -149,7 +149,7 @@ class RoutingAdminController(Controller):
             raise Conflict(f"A routing rule named '{data.name}' exists")
         return _rule_out(row)
 
-    @patch("/rules/{rule_id:int}")
+    @patch("/rules/{rule_id:int}", operation_id="updateRoutingRule")
     async def update_rule(self, db: Db, rule_id: PathId, data: JSONBody[RuleUpdate]) -> RuleOut:
         row = await db.fetchrow("SELECT * FROM routing_rules WHERE id = $1", rule_id)
         if row is None:
@@ -174,13 +174,13 @@ class RoutingAdminController(Controller):
         )
         return _rule_out(updated)
 
-    @get("/classification-rules")
+    @get("/classification-rules", operation_id="getClassificationRules")
     async def read_classification_rules(self, db: Db) -> dict[str, Any]:
         """The classifier's rules in use (the shipped defaults until edited)."""
         rules: dict[str, Any] = msgspec.to_builtins(await service.classification_rules(db))
         return rules
 
-    @put("/classification-rules")
+    @put("/classification-rules", operation_id="replaceClassificationRules")
     async def replace_classification_rules(
         self, db: Db, data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:
@@ -197,7 +197,7 @@ class RoutingAdminController(Controller):
         )
         return stored
 
-    @patch("/groups/{group_id:int}")
+    @patch("/groups/{group_id:int}", operation_id="updateGroupRouting")
     async def update_group(
         self, db: Db, group_id: PathId, data: JSONBody[GroupRouting]
     ) -> dict[str, Any]:
@@ -219,7 +219,7 @@ class RoutingAdminController(Controller):
             raise NotFound(f"Group {group_id} not found")
         return dict(row)
 
-    @patch("/agents/{agent_id:int}")
+    @patch("/agents/{agent_id:int}", operation_id="updateAgentRouting")
     async def update_agent(
         self, db: Db, agent_id: PathId, data: JSONBody[AgentRouting]
     ) -> dict[str, Any]:
@@ -248,7 +248,7 @@ class RoutingStatsController(Controller):
     tags = ["routing"]
     guards = [SUPERVISION]
 
-    @get("/stats")
+    @get("/stats", operation_id="getRoutingStats")
     async def stats(self, db: Db) -> StatsOut:
         """How often each classification and routing rule matched, and how agents
         corrected the classifier's categories: what to improve in the rules."""
@@ -269,7 +269,7 @@ class AvailabilityController(Controller):
     path = "/agents/me"
     tags = ["routing"]
 
-    @put("/availability")
+    @put("/availability", operation_id="setAvailability")
     async def set_availability(
         self, principal: Caller, db: Db, ctx: Ctx, data: JSONBody[AvailabilityIn]
     ) -> AvailabilityOut:
@@ -312,7 +312,7 @@ class EscalationController(Controller):
     path = "/tickets"
     tags = ["routing"]
 
-    @post("/{ticket_id:int}/escalate", status_code=200)
+    @post("/{ticket_id:int}/escalate", status_code=200, operation_id="escalateTicket")
     async def escalate(
         self, principal: Caller, db: Db, ctx: Ctx, ticket_id: PathId, data: JSONBody[EscalateIn]
     ) -> dict[str, Any]:

@@ -44,35 +44,35 @@ class SlaAdminController(Controller):
     tags = ["sla"]
     guards = [ADMIN]
 
-    @get("/calendars")
+    @get("/calendars", operation_id="listCalendars")
     async def list_calendars(self, db: Db) -> list[CalendarOut]:
         return await admin.list_calendars(db)
 
-    @post("/calendars", status_code=HTTP_201_CREATED)
+    @post("/calendars", status_code=HTTP_201_CREATED, operation_id="createCalendar")
     async def create_calendar(
         self, principal: Caller, db: Db, data: JSONBody[CalendarIn]
     ) -> CalendarOut:
         async with db.transaction():
             return await admin.create_calendar(db, data, principal)
 
-    @patch("/calendars/{calendar_id:int}")
+    @patch("/calendars/{calendar_id:int}", operation_id="updateCalendar")
     async def update_calendar(
         self, principal: Caller, db: Db, calendar_id: PathId, data: JSONBody[CalendarUpdate]
     ) -> CalendarOut:
         async with db.transaction():
             return await admin.update_calendar(db, calendar_id, data, principal)
 
-    @get("/policies")
+    @get("/policies", operation_id="listPolicies")
     async def list_policies(self, db: Db) -> list[PolicyOut]:
         """Every policy in the order they are tried; the first match wins."""
         return await admin.list_policies(db)
 
-    @post("/policies", status_code=HTTP_201_CREATED)
+    @post("/policies", status_code=HTTP_201_CREATED, operation_id="createPolicy")
     async def create_policy(self, principal: Caller, db: Db, data: JSONBody[PolicyIn]) -> PolicyOut:
         async with db.transaction():
             return await admin.create_policy(db, data, principal)
 
-    @patch("/policies/{policy_id:int}")
+    @patch("/policies/{policy_id:int}", operation_id="updatePolicy")
     async def update_policy(
         self, principal: Caller, db: Db, policy_id: PathId, data: JSONBody[PolicyUpdate]
     ) -> PolicyOut:
@@ -86,7 +86,7 @@ class SlaBoardController(Controller):
     tags = ["sla"]
     guards = [SUPERVISION]
 
-    @get("/board")
+    @get("/board", operation_id="getSlaBoard")
     async def read_board(
         self,
         request: Request[Principal, Any, Any],
@@ -99,7 +99,7 @@ class SlaBoardController(Controller):
         reject_unknown_params(request, frozenset({"window_minutes"}))
         return await board.board(db, principal, window_minutes)
 
-    @get("/metrics")
+    @get("/metrics", operation_id="getSlaMetrics")
     async def read_metrics(
         self,
         request: Request[Principal, Any, Any],
@@ -125,7 +125,7 @@ class SlaBoardController(Controller):
             )
         return await board.metrics(db, principal, start, end, period, ctx.settings.sla.timezone)
 
-    @get("/stream")
+    @get("/stream", operation_id="streamSla")
     async def stream(
         self,
         request: Request[Principal, Any, Any],
@@ -148,7 +148,7 @@ class TicketSlaController(Controller):
     path = "/tickets"
     tags = ["sla"]
 
-    @get("/{ticket_id:int}/sla")
+    @get("/{ticket_id:int}/sla", operation_id="getTicketSla")
     async def ticket_sla(self, principal: Caller, db: Db, ticket_id: PathId) -> TicketSlaOut:
         """The ticket's policy (and why), each clock with its time left, fired levels."""
         return await board.ticket_sla(db, principal, ticket_id)

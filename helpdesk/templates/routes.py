@@ -70,7 +70,7 @@ class TemplateController(Controller):
     path = "/templates"
     tags = ["templates"]
 
-    @get("/")
+    @get("/", operation_id="listTemplates")
     async def list_templates(
         self,
         db: Db,
@@ -83,7 +83,7 @@ class TemplateController(Controller):
         )
         return [_out(r) for r in rows]
 
-    @get("/for-ticket/{ticket_id:int}")
+    @get("/for-ticket/{ticket_id:int}", operation_id="listTemplatesForTicket")
     async def for_ticket(
         self, principal: Caller, db: Db, ticket_id: PathId
     ) -> list[dict[str, Any]]:
@@ -111,7 +111,7 @@ class TemplateController(Controller):
         }
         return [{"id": r["id"], "name": r["name"], "text": render(r["body"], values)} for r in rows]
 
-    @post("/", guards=[ADMIN], status_code=HTTP_201_CREATED)
+    @post("/", guards=[ADMIN], status_code=HTTP_201_CREATED, operation_id="createTemplate")
     async def create(self, db: Db, data: JSONBody[TemplateIn]) -> TemplateOut:
         row = await db.fetchrow(
             """INSERT INTO reply_templates (name, language, body, stages, active)
@@ -126,7 +126,7 @@ class TemplateController(Controller):
             raise Conflict(f"A template '{data.name}' in {data.language} exists")
         return _out(row)
 
-    @patch("/{template_id:int}", guards=[ADMIN])
+    @patch("/{template_id:int}", guards=[ADMIN], operation_id="updateTemplate")
     async def update(
         self, db: Db, template_id: PathId, data: JSONBody[TemplateUpdate]
     ) -> TemplateOut:
@@ -143,6 +143,11 @@ class TemplateController(Controller):
             raise NotFound(f"Template {template_id} not found")
         return _out(row)
 
-    @delete("/{template_id:int}", guards=[ADMIN], status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{template_id:int}",
+        guards=[ADMIN],
+        status_code=HTTP_204_NO_CONTENT,
+        operation_id="deleteTemplate",
+    )
     async def remove(self, db: Db, template_id: PathId) -> None:
         await db.execute("DELETE FROM reply_templates WHERE id = $1", template_id)

@@ -36,6 +36,7 @@ from helpdesk.tickets.models import (
     TicketUpdate,
 )
 from helpdesk.web.context import AppContext, Caller, Ctx, Db
+from helpdesk.web.downloads import attachment_disposition
 from helpdesk.web.idempotency import run_idempotent
 from helpdesk.web.query import (
     MAX_ID,
@@ -112,7 +113,7 @@ class TicketController(Controller):
     path = "/tickets"
     tags = ["tickets"]
 
-    @get("/")
+    @get("/", operation_id="listTickets")
     async def list_tickets(
         self,
         request: Request[Principal, Any, Any],
@@ -168,7 +169,7 @@ class TicketController(Controller):
         next_cursor = queries.encode_cursor(sort, items[-1]) if more and items else None
         return TicketPage(items=items, next_cursor=next_cursor)
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, operation_id="createTicket")
     async def create_ticket(
         self,
         request: Request[Principal, Any, Any],
@@ -189,7 +190,7 @@ class TicketController(Controller):
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 
-    @post("/calls", status_code=201)
+    @post("/calls", status_code=201, operation_id="createTicketFromCall")
     async def create_ticket_from_call(
         self,
         request: Request[Principal, Any, Any],
@@ -210,7 +211,7 @@ class TicketController(Controller):
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 
-    @get("/stream")
+    @get("/stream", operation_id="streamTickets")
     async def stream(
         self,
         request: Request[Principal, Any, Any],
@@ -227,14 +228,14 @@ class TicketController(Controller):
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return ServerSentEvent(stream.events(ctx.pool, principal, after), headers=headers)
 
-    @get("/{ticket_id:int}")
+    @get("/{ticket_id:int}", operation_id="getTicket")
     async def get_ticket(
         self, principal: Caller, db: Db, ticket_id: PathId
     ) -> Response[TicketDetail]:
         detail = await service.get_detail(db, principal, ticket_id)
         return Response(detail, headers=_etag(detail.ticket))
 
-    @patch("/{ticket_id:int}")
+    @patch("/{ticket_id:int}", operation_id="updateTicket")
     async def update_ticket(
         self,
         request: Request[Principal, Any, Any],
@@ -254,7 +255,7 @@ class TicketController(Controller):
             )
         return Response(ticket, headers=_etag(ticket))
 
-    @post("/{ticket_id:int}/replies", status_code=201)
+    @post("/{ticket_id:int}/replies", status_code=201, operation_id="createReply")
     async def reply(
         self,
         request: Request[Principal, Any, Any],
@@ -267,7 +268,7 @@ class TicketController(Controller):
         """A public reply to the customer, delivered on the ticket's channel via the outbox."""
         return await _post_agent_message(request, principal, db, ctx, ticket_id, data, public=True)
 
-    @post("/{ticket_id:int}/notes", status_code=201)
+    @post("/{ticket_id:int}/notes", status_code=201, operation_id="createNote")
     async def note(
         self,
         request: Request[Principal, Any, Any],
@@ -280,7 +281,7 @@ class TicketController(Controller):
         """An internal note, visible to agents only."""
         return await _post_agent_message(request, principal, db, ctx, ticket_id, data, public=False)
 
-    @post("/{ticket_id:int}/calls", status_code=201)
+    @post("/{ticket_id:int}/calls", status_code=201, operation_id="logCall")
     async def log_call(
         self,
         request: Request[Principal, Any, Any],
@@ -300,7 +301,11 @@ class TicketController(Controller):
 
         return await run_idempotent(db, request, principal, data, 201, action, count)
 
-    @post("/{ticket_id:int}/messages/{message_id:int}/retry", status_code=200)
+    @post(
+        "/{ticket_id:int}/messages/{message_id:int}/retry",
+        status_code=200,
+        operation_id="retryDelivery",
+    )
     async def retry_delivery(
         self, principal: Caller, db: Db, ctx: Ctx, ticket_id: PathId, message_id: PathId
     ) -> MessageOut:
@@ -319,7 +324,7 @@ class TicketController(Controller):
         )
         return message
 
-    @post("/{ticket_id:int}/merge", status_code=200)
+    @post("/{ticket_id:int}/merge", status_code=200, operation_id="mergeTicket")
     async def merge(
         self,
         request: Request[Principal, Any, Any],
@@ -343,16 +348,15 @@ class AttachmentController(Controller):
     path = "/attachments"
     tags = ["tickets"]
 
-    @get("/{attachment_id:int}")
+    @get("/{attachment_id:int}", operation_id="downloadAttachment")
     async def download(self, principal: Caller, db: Db, attachment_id: PathId) -> Response[bytes]:
         """Always a download, never rendered on our origin (no stored XSS via attachments)."""
         row = await service.get_attachment(db, principal, attachment_id)
-        safe_name = "".join(c if c.isalnum() or c in "._- " else "_" for c in row["filename"])
         return Response(
             bytes(row["content"]),
             media_type="application/octet-stream",
             headers={
-                "Content-Disposition": f'attachment; filename="{safe_name}"',
+                "Content-Disposition": attachment_disposition(row["filename"]),
                 "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": "sandbox; default-src 'none'",
                 "X-Original-Content-Type": row["content_type"],

@@ -125,13 +125,17 @@ def sanitize_query_string(query: bytes) -> bytes:
 
 # Provider webhooks and raw mail are verified and stored byte-exact (a signature covers
 # the exact bytes): their bodies are never rewritten.
-_RAW_BODY_PATH = re.compile(r"^/channels/[^/]+/[^/]+/(?:webhook|inbound|interactivity)$")
+_RAW_BODY_PATH = re.compile(
+    r"^/channels/[^/]+/[^/]+/(?:webhook|inbound(?:/[a-z/]+)?|interactivity)$"
+)
 
 
 def input_sanitizer(max_body_bytes: int) -> Any:
-    """Make query strings and JSON bodies storable before any handler parses them.
+    """Make query strings and bodies storable before any handler parses them.
 
-    JSON bodies are buffered (up to the limit), sanitised and replayed.
+    Bodies are buffered (up to the limit), sanitised and replayed: a form's `%00`, and
+    in any other body (JSON under whatever Content-Type) NUL and invalid UTF-8, become
+    U+FFFD. Multipart bodies (files) and the raw provider paths are never rewritten.
     """
 
     def factory(app: ASGIApp) -> ASGIApp:
@@ -148,9 +152,16 @@ def input_sanitizer(max_body_bytes: int) -> Any:
                 await app(scope, receive, send)
                 return
             content_type = (_header(scope, b"content-type") or "").lower()
-            if "json" not in content_type:
-                await app(scope, receive, send)
+            if content_type.startswith("multipart/"):
+                await app(scope, receive, send)  # files are bytes; litestar parses the parts
                 return
+            # The framework decodes a JSON body whatever Content-Type says (text/plain,
+            # none at all), so every body but a form is made storable as JSON.
+            sanitize = (
+                sanitize_query_string
+                if content_type.startswith("application/x-www-form-urlencoded")
+                else sanitize_json_body
+            )
             chunks: list[bytes] = []
             size = 0
             more = True
@@ -167,7 +178,7 @@ def input_sanitizer(max_body_bytes: int) -> Any:
                     # Let the framework answer 413 from what it reads.
                     await app(scope, _replay(b"".join(chunks), more, receive), send)
                     return
-            body = sanitize_json_body(b"".join(chunks))
+            body = sanitize(b"".join(chunks))
             await app(scope, _replay(body, False, receive), send)
 
         return middleware

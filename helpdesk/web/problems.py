@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
@@ -138,10 +139,43 @@ def handle_helpdesk_error(
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+_REGEX = re.compile(r"Expected `str` matching regex '(.*)'$", re.DOTALL)
+
+# What a pattern allows, said in words (msgspec names only the regex).
+_NAME_RULE = (
+    "1 to 63 characters: lowercase letters a-z, digits, '-' and '_',"
+    " starting with a letter or digit"
+)
+PATTERN_RULES = {
+    r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)": _NAME_RULE,
+    r"^[a-z0-9][a-z0-9_-]{0,62}$": _NAME_RULE,
+    r"^[a-z]{1,20}$(?!\n)": "1 to 20 lowercase letters a-z",
+    r"^(me|unassigned|[0-9]{1,18})$": "'me', 'unassigned' or an agent id",
+    r"^[a-z]{2}$": "a two-letter language code in lowercase, e.g. 'cs'",
+    r"^[A-Z]{3}$": "a three-letter currency code in capitals, e.g. 'CZK'",
+    r"^[^\s,]+$": "text without spaces or commas",
+    r"^[^\s]+$": "text without spaces",
+    r"^[^\r\n\x00]*$(?!\n)": "text on one line",
+    r"^[^@\s]+@[^@\s]+$": "an e-mail address (name@domain)",
+    r"^[\w.+-]+/[\w.+-]+$(?!\n)": "a media type such as 'application/pdf'",
+    r"^\+?[0-9 ()./-]{3,50}$(?!\n)": "a phone number: digits, spaces and + ( ) . / -",
+}
+
+
+def _readable(message: str) -> str:
+    """msgspec's "Expected `str` matching regex '...'" said in words where we know the
+    pattern, else without the regex syntax a user cannot act on."""
+    found = _REGEX.match(message)
+    if found is None:
+        return message
+    pattern = found.group(1)
+    rule = PATTERN_RULES.get(pattern) or PATTERN_RULES.get(pattern.replace("\\\\", "\\"))
+    return f"Use {rule}" if rule else "The value does not have the expected format"
 
 
 def _validation_errors(extra: Any) -> list[dict[str, str]]:
-    """Name the offending field the way the client wrote it (`customer.email`, `limit`)."""
+    """Name the offending field by its path, the way the client wrote it
+    (`customer.email`, `orders[0].ordered_at`, `limit`)."""
     errors = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
@@ -150,12 +184,15 @@ def _validation_errors(extra: Any) -> list[dict[str, str]]:
         key = str(item.get("key") or "")
         path = _AT.search(message)
         named = _NAMED.search(message)
-        parts = [path.group(1)] if path and path.group(1) else []
+        # litestar keeps the path in `key` (`data.orders[0]`) when it cut it from the
+        # message; msgspec's own message says `- at `$.orders[0]``.
+        if path and path.group(1):
+            field = path.group(1)
+        else:
+            field = "" if key == "data" else key.removeprefix("data.")
         if named:
-            parts.append(named.group(1))
-        field = ".".join(parts) if parts else ("" if key == "data" else key)
-        field = field.replace("[", ".").replace("]", "")
-        errors.append({"field": field, "message": _AT.sub("", message)})
+            field = f"{field}.{named.group(1)}" if field else named.group(1)
+        errors.append({"field": field, "message": _readable(_AT.sub("", message))})
     return errors
 
 
@@ -196,9 +233,69 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
     )
 
 
+def handle_serialization(
+    request: Request[Any, Any, Any], exc: SerializationException
+) -> Response[dict[str, Any]]:
+    """A body a handler decoded itself (`request.json()`) that is not JSON is the
+    client's error; failing to encode our own answer is ours."""
+    if isinstance(exc.__cause__, msgspec.DecodeError):
+        return problem(
+            request, 400, "invalid-input", "Malformed request body", str(exc.__cause__)[:200]
+        )
+    return handle_unexpected(request, exc)
+
+
+_KEY = re.compile(r"^Key \((.+?)\)=")
+_WRAPPED = re.compile(r"^\w+\((.+)\)$")  # lower(email) -> email
+
+
+def conflict_fields(exc: asyncpg.UniqueViolationError) -> list[str]:
+    """The columns of the unique key a write collided with, from PostgreSQL's detail
+    (`Key (lower(email))=(...) already exists.`); the value is not repeated."""
+    found = _KEY.match(getattr(exc, "detail", None) or "")
+    if found is None:
+        return []
+    fields = []
+    for column in found.group(1).split(", "):
+        unwrapped = _WRAPPED.match(column)
+        fields.append(unwrapped.group(1) if unwrapped else column)
+    return fields
+
+
+def handle_unique_violation(
+    request: Request[Any, Any, Any], exc: asyncpg.UniqueViolationError
+) -> Response[dict[str, Any]]:
+    """Any write that collides with a unique key (a name or e-mail that is taken) is
+    the client's conflict to resolve, wherever it happens: 409 naming the field(s)."""
+    fields = conflict_fields(exc)
+    log.info("write refused by a unique key", extra={"constraint": exc.constraint_name})
+    if fields:
+        names = ", ".join(fields)
+        verb = "is" if len(fields) == 1 else "are"
+        detail = f"{names} {verb} already taken: another object has the same value"
+        errors = [{"field": field, "message": "already taken"} for field in fields]
+    else:
+        detail = "Another object has the same unique value"
+        errors = []
+    return problem(request, 409, "conflict", "Conflict", detail, {"errors": errors})
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if database_unavailable(exc):
         return handle_unavailable(request, exc)
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return handle_unique_violation(request, exc)
+    if isinstance(exc, SerializationException):
+        return handle_serialization(request, exc)
+    if isinstance(
+        exc, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+    ):
+        # Safety net: text PostgreSQL cannot store (NUL), from a path that skipped the
+        # input sanitizer (helpdesk.web.middleware).
+        log.warning("client text rejected by the database", extra={"error": type(exc).__name__})
+        return problem(
+            request, 400, "invalid-input", "Invalid text", "Text may not contain NUL characters."
+        )
     if isinstance(exc, asyncpg.DataError) and str(exc).startswith("invalid input for query"):
         # Safety net: a client value PostgreSQL cannot take (models should catch it first).
         log.warning("client value rejected by the database", extra={"error": type(exc).__name__})
@@ -218,5 +315,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: handle_http_exception,
     RecursionError: handle_bad_body,
     UnicodeDecodeError: handle_bad_body,
+    SerializationException: handle_serialization,
+    asyncpg.UniqueViolationError: handle_unique_violation,
     Exception: handle_unexpected,
 }

@@ -17,7 +17,7 @@ from helpdesk.web.context import AppContext, Ctx
 log = logging.getLogger(__name__)
 
 
-@get("/healthz", exclude_from_auth=True, tags=["system"])
+@get("/healthz", exclude_from_auth=True, tags=["system"], operation_id="getHealth")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -41,7 +41,7 @@ async def _mailboxes(ctx: AppContext) -> list[MailboxState]:
         return []
 
 
-@get("/readyz", exclude_from_auth=True, tags=["system"])
+@get("/readyz", exclude_from_auth=True, tags=["system"], operation_id="getReadiness")
 async def readyz(ctx: Ctx) -> Response[dict[str, Any]]:
     """PostgreSQL and Redis are reachable; 503 with details otherwise.
 

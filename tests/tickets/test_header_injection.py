@@ -113,5 +113,5 @@ async def test_reply_with_a_header_breaking_file_name_is_refused_and_not_queued(
     assert response.status_code == 400, response.text
     problem = response.json()
     assert problem["type"] == PROBLEM
-    assert "attachments.0.filename" in [e["field"] for e in problem["errors"]], problem
+    assert "attachments[0].filename" in [e["field"] for e in problem["errors"]], problem
     assert await counts(db) == before

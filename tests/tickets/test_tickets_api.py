@@ -84,7 +84,7 @@ async def test_create_ticket_reuses_the_customer_by_email(client: Client, factor
         ({"subject": "s", "text": "x", "customer": {"name": "A"}, "status": "open"}, "status"),
         ({"subject": "s", "customer": {"name": "A"}}, "text"),
         ({"subject": 5, "text": "x", "customer": {"name": "A"}}, "subject"),
-        ({"subject": "s", "text": "x", "customer": {"name": "A"}, "tags": ["a b"]}, "tags.0"),
+        ({"subject": "s", "text": "x", "customer": {"name": "A"}, "tags": ["a b"]}, "tags[0]"),
         ({"subject": "s", "text": "x", "customer": {}}, "customer"),
     ],
 )

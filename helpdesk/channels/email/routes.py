@@ -28,9 +28,13 @@ from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
 from helpdesk.web.auth import ADMIN
 from helpdesk.web.context import AppContext, Caller, Ctx, Db
+from helpdesk.web.downloads import attachment_disposition
+from helpdesk.web.openapi import by_last_segment
 from helpdesk.web.query import MAX_ID, PathId
 
 AccountPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
+# The raw intake's one answer for an unknown or inactive account and a wrong secret.
+INTAKE_REFUSED = "Unknown account or missing or wrong intake secret"
 # One answer for every failed provider check: it never says which one failed.
 REFUSED = "The request could not be authenticated"
 SENDGRID_SIGNATURE = "x-twilio-email-event-webhook-signature"
@@ -103,6 +107,7 @@ class EmailIntakeController(Controller):
 
     @post(
         "/{account:str}/inbound",
+        operation_id="receiveMail",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,  # capped by email.max_message_bytes in read_capped
@@ -122,7 +127,9 @@ class EmailIntakeController(Controller):
             or not found.active
             or not accounts.secret_matches(found, presented_secret(request))
         ):
-            raise Unauthenticated("Missing or wrong intake secret")
+            # One answer for all three on purpose: strangers must not learn which
+            # accounts exist (README, Email: Raw intake).
+            raise Unauthenticated(INTAKE_REFUSED)
         raw = await read_capped(request, ctx.settings.email.max_message_bytes)
         receipt = await receive(db, ctx.settings, found, raw, source="http")
         await enqueue_follow_ups(ctx, receipt)
@@ -130,6 +137,7 @@ class EmailIntakeController(Controller):
 
     @post(
         ["/{account:str}/inbound/mailgun/mime", "/{account:str}/inbound/mailgun"],
+        operation_id=by_last_segment(mime="receiveMailgunMime", mailgun="receiveMailgun"),
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,  # capped by read_envelope before parsing
@@ -173,6 +181,7 @@ class EmailIntakeController(Controller):
 
     @post(
         "/{account:str}/inbound/sendgrid",
+        operation_id="receiveSendgridMail",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,  # capped by read_envelope before hashing
@@ -207,6 +216,7 @@ class EmailIntakeController(Controller):
 
     @post(
         "/{account:str}/inbound/postmark",
+        operation_id="receivePostmarkMail",
         exclude_from_auth=True,
         status_code=200,
         request_max_body_size=None,  # capped by read_envelope before parsing
@@ -237,7 +247,7 @@ class EmailSourceController(Controller):
     path = "/channels/email/messages"
     tags = ["email"]
 
-    @get("/{message_id:int}/raw")
+    @get("/{message_id:int}/raw", operation_id="downloadMessageSource")
     async def download_source(
         self, principal: Caller, db: Db, message_id: PathId
     ) -> Response[bytes]:
@@ -264,7 +274,7 @@ def _eml_download(raw: bytes, filename: str) -> Response[bytes]:
         raw,
         media_type="message/rfc822",
         headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": attachment_disposition(filename),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox; default-src 'none'",
         },
@@ -276,23 +286,23 @@ class EmailAccountController(Controller):
     tags = ["email"]
     guards = [ADMIN]
 
-    @get("/")
+    @get("/", operation_id="listEmailAccounts")
     async def list_accounts(self, db: Db) -> list[EmailAccountOut]:
         """All accounts; secrets are never shown, only whether they are set."""
         return await accounts.list_accounts(db)
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, operation_id="createEmailAccount")
     async def create_account(
         self, principal: Caller, db: Db, data: JSONBody[EmailAccountCreate]
     ) -> EmailAccountOut:
         async with db.transaction():
             return await accounts.create_account(db, data, principal)
 
-    @get("/{name:str}")
+    @get("/{name:str}", operation_id="getEmailAccount")
     async def read_account(self, db: Db, name: AccountPath) -> EmailAccountOut:
         return await accounts.read_account(db, name)
 
-    @patch("/{name:str}")
+    @patch("/{name:str}", operation_id="updateEmailAccount")
     async def update_account(
         self, principal: Caller, db: Db, name: AccountPath, data: JSONBody[EmailAccountUpdate]
     ) -> EmailAccountOut:
@@ -305,7 +315,7 @@ class EmailQuarantineController(Controller):
     tags = ["email"]
     guards = [ADMIN]
 
-    @get("/")
+    @get("/", operation_id="listQuarantinedMail")
     async def list_entries(
         self,
         db: Db,
@@ -316,17 +326,17 @@ class EmailQuarantineController(Controller):
         """Mail that could not be imported, newest first (held ones by default)."""
         return await quarantine.list_quarantine(db, status, limit, cursor)
 
-    @get("/{entry_id:int}")
+    @get("/{entry_id:int}", operation_id="getQuarantinedMail")
     async def read_entry(self, db: Db, entry_id: PathId) -> QuarantinedMail:
         return await quarantine.get_entry(db, entry_id)
 
-    @get("/{entry_id:int}/raw")
+    @get("/{entry_id:int}/raw", operation_id="downloadQuarantinedMail")
     async def download_raw(self, db: Db, entry_id: PathId) -> Response[bytes]:
         """The mail byte-exact, as a download (never rendered on our origin)."""
         raw = await quarantine.raw_mail(db, entry_id)
         return _eml_download(raw, f"quarantine-{entry_id}.eml")
 
-    @post("/{entry_id:int}/reprocess", status_code=200)
+    @post("/{entry_id:int}/reprocess", status_code=200, operation_id="reprocessQuarantinedMail")
     async def reprocess(
         self, principal: Caller, db: Db, ctx: Ctx, entry_id: PathId
     ) -> QuarantinedMail:
@@ -335,6 +345,6 @@ class EmailQuarantineController(Controller):
         await enqueue_follow_ups(ctx, receipt)
         return entry
 
-    @post("/{entry_id:int}/discard", status_code=200)
+    @post("/{entry_id:int}/discard", status_code=200, operation_id="discardQuarantinedMail")
     async def discard(self, principal: Caller, db: Db, entry_id: PathId) -> QuarantinedMail:
         return await quarantine.discard(db, entry_id, principal)

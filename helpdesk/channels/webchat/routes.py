@@ -128,7 +128,7 @@ class WebChatController(Controller):
     async def cors_preflight_events(self, request: Request[Any, Any, Any]) -> Response[None]:
         return _preflight(request)
 
-    @post("/conversations", status_code=201)
+    @post("/conversations", status_code=201, operation_id="startChat")
     async def start(
         self,
         request: Request[Any, Any, Any],
@@ -153,7 +153,7 @@ class WebChatController(Controller):
         )
         return Response(started, status_code=201, headers=cors_headers(request))
 
-    @post("/messages", status_code=200)
+    @post("/messages", status_code=200, operation_id="sendChatMessage")
     async def send(
         self, request: Request[Any, Any, Any], db: Db, ctx: Ctx, data: JSONBody[VisitorMessageIn]
     ) -> Response[VisitorMessageStored]:
@@ -181,7 +181,7 @@ class WebChatController(Controller):
         )
         return Response(stored, status_code=200, headers=cors_headers(request))
 
-    @get("/messages")
+    @get("/messages", operation_id="listChatMessages")
     async def messages(
         self, request: Request[Any, Any, Any], db: Db, after: AfterId = 0
     ) -> Response[VisitorMessages]:
@@ -193,7 +193,7 @@ class WebChatController(Controller):
         found = await service.visitor_messages(db, account, visitor_id, after)
         return Response(VisitorMessages(messages=found), headers=cors_headers(request))
 
-    @get("/events")
+    @get("/events", operation_id="streamChatEvents")
     async def events(
         self,
         request: Request[Any, Any, Any],
