@@ -112,3 +112,10 @@ class Metrics:
             "and sweeps enqueue them",
             registry=self.registry,
         )
+        self.redis_skipped = Counter(
+            "helpdesk_redis_skipped_total",
+            "Uses of Redis the API did not try, as it had failed moments before "
+            "(helpdesk.redis_outage)",
+            ["use"],
+            registry=self.registry,
+        )

@@ -48,6 +48,7 @@ class AuthController(Controller):
             token, expires_at, agent, device_token = await service.login(
                 db,
                 ctx.redis,
+                ctx.redis_outage,
                 ctx.passwords,
                 ctx.settings.auth,
                 data.email,
@@ -106,6 +107,7 @@ class AuthController(Controller):
             token, expires_at = await service.change_own_password(
                 db,
                 ctx.redis,
+                ctx.redis_outage,
                 ctx.passwords,
                 ctx.settings.auth,
                 principal,

@@ -22,6 +22,7 @@ from helpdesk.agents.passwords import Passwords
 from helpdesk.audit import service as audit
 from helpdesk.config import AuthSettings
 from helpdesk.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from helpdesk.redis_outage import RedisOutage
 
 TOKEN_PREFIX = "hd_"  # noqa: S105 - a public marker, not a secret
 
@@ -101,6 +102,7 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> P
 async def login(
     conn: asyncpg.Connection,
     redis: Redis,
+    outage: RedisOutage,
     passwords: Passwords,
     settings: AuthSettings,
     email: str,
@@ -115,11 +117,13 @@ async def login(
     Throttled per client address, and per account unless the request comes from a device
     the account logged in from before (`helpdesk.agents.throttle`): every counter is
     taken *before* the password is checked, atomically in Redis, so N concurrent guesses
-    never get more verifications than the limits allow.
+    never get more verifications than the limits allow. While Redis is down, 503 with
+    Retry-After at once: no password is checked unthrottled.
     """
     if ip:
         await throttle.take(
             redis,
+            outage,
             throttle.address_key(ip),
             settings.login_max_failures_per_address,
             settings.login_window_seconds,
@@ -134,6 +138,7 @@ async def login(
     counter = throttle.device_key(device_id) if device_id else throttle.account_key(email)
     await throttle.take(
         redis,
+        outage,
         counter,
         settings.login_max_failures,
         settings.login_window_seconds,
@@ -142,9 +147,9 @@ async def login(
     if not await passwords.verify(row["password_hash"] if row else None, password):
         raise Unauthenticated("Wrong e-mail or password")
     assert row is not None
-    await redis.delete(counter)
+    await throttle.clear(redis, outage, counter)
     if ip:
-        await throttle.give_back(redis, throttle.address_key(ip))
+        await throttle.give_back(redis, outage, throttle.address_key(ip))
     if passwords.needs_rehash(row["password_hash"]):
         await conn.execute(
             "UPDATE agents SET password_hash = $2 WHERE id = $1",
@@ -287,6 +292,7 @@ async def update_agent(
 async def change_own_password(
     conn: asyncpg.Connection,
     redis: Redis,
+    outage: RedisOutage,
     passwords: Passwords,
     settings: AuthSettings,
     principal: Principal,
@@ -296,9 +302,11 @@ async def change_own_password(
     """Change the caller's password; every token of the agent is revoked, a new one issued.
 
     Wrong current passwords are throttled per agent like logins (`login_max_failures`
-    in `login_window_seconds`), so a stolen token cannot guess the password."""
+    in `login_window_seconds`), so a stolen token cannot guess the password; 503 while
+    Redis is down."""
     await throttle.take(
         redis,
+        outage,
         throttle.password_change_key(principal.agent_id),
         settings.login_max_failures,
         settings.login_window_seconds,
@@ -315,7 +323,7 @@ async def change_own_password(
         await passwords.hash(new_password),
     )
     await revoke_all_tokens(conn, principal.agent_id)
-    await redis.delete(throttle.password_change_key(principal.agent_id))
+    await throttle.clear(redis, outage, throttle.password_change_key(principal.agent_id))
     await audit.record(
         conn,
         action="agent.password_change",

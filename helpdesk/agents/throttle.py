@@ -15,6 +15,12 @@ so N concurrent guesses never get more checks than the limit:
 A successful login clears its account or device counter and gives back its address
 attempt. Password changes (`/auth/password`) have their own counter per agent.
 
+While Redis is down the throttle fails closed: login and password change answer 503
+with Retry-After at once (after the first failure the process does not wait for Redis
+for a few seconds, `helpdesk.redis_outage`). Failing open would let anyone guess
+passwords without limit for as long as the outage lasts; failing closed only stops new
+sessions for that time, as bearer tokens already issued are checked in PostgreSQL.
+
 The device token is `<agent id>.<expiry>.<device id>.<HMAC>` under a server-side key
 (`signing_keys`); without the key it cannot be made, and it names one agent only.
 """
@@ -22,6 +28,7 @@ The device token is `<agent id>.<expiry>.<device id>.<HMAC>` under a server-side
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import re
@@ -33,7 +40,8 @@ import asyncpg
 from redis.asyncio import Redis
 
 from helpdesk.config import AuthSettings
-from helpdesk.errors import TooManyRequests
+from helpdesk.errors import ServiceUnavailable, TooManyRequests
+from helpdesk.redis_outage import RedisDown, RedisOutage
 
 DEVICE_COOKIE = "helpdesk_device"
 DEVICE_HEADER = "x-helpdesk-device"
@@ -102,24 +110,50 @@ def password_change_key(agent_id: int) -> str:
     return f"helpdesk:password-change:{agent_id}"
 
 
-async def take(redis: Redis, key: str, limit: int, window: int, detail: str) -> None:
-    """Count one attempt on `key`; 429 with Retry-After when it is over `limit`."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(key, 0, ex=window, nx=True)
-        pipe.incr(key)
-        pipe.ttl(key)
-        _, attempts, ttl = await pipe.execute()
+async def take(
+    redis: Redis, outage: RedisOutage, key: str, limit: int, window: int, detail: str
+) -> None:
+    """Count one attempt on `key`; 429 with Retry-After when it is over `limit`, 503
+    with Retry-After while Redis is down (fails closed: see the module's docstring)."""
+
+    async def count() -> tuple[int, int]:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
+            pipe.ttl(key)
+            _, attempts, left = await pipe.execute()
+        return int(attempts), int(left)
+
+    try:
+        attempts, ttl = await outage.call("login_throttle", count)
+    except RedisDown as error:
+        raise ServiceUnavailable(
+            "Signing in is unavailable for a moment (a backing service is down); retry shortly"
+        ) from error
     if attempts > limit:
         raise TooManyRequests(detail, retry_after=max(int(ttl), 1))
 
 
-async def give_back(redis: Redis, key: str) -> None:
-    """Undo one counted attempt (it succeeded); never below zero, the expiry stays."""
-    await redis.eval(  # type: ignore[misc]
-        "if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end",
-        1,
-        key,
-    )
+async def give_back(redis: Redis, outage: RedisOutage, key: str) -> None:
+    """Undo one counted attempt (it succeeded); never below zero, the expiry stays.
+    Best effort: with Redis down the attempt stays counted until the window ends."""
+
+    async def decrement() -> None:
+        await redis.eval(  # type: ignore[misc]
+            "if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then "
+            "redis.call('DECR', KEYS[1]) end",
+            1,
+            key,
+        )
+
+    with contextlib.suppress(RedisDown):
+        await outage.call("login_throttle", decrement)
+
+
+async def clear(redis: Redis, outage: RedisOutage, key: str) -> None:
+    """Forget a counter (a correct password). Best effort, like `give_back`."""
+    with contextlib.suppress(RedisDown):
+        await outage.call("login_throttle", lambda: redis.delete(key))
 
 
 @dataclass(frozen=True)

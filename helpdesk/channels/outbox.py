@@ -6,6 +6,11 @@ the provider (providers take no idempotency key, so a blind resend could reach t
 customer twice). A worker that died before the hand-off sent nothing: that delivery
 is simply retried.
 
+`attempts` counts every claim over the row's whole life: arq job ids and the fencing
+below are derived from it, so it never goes back. An agent's retry of a failed
+delivery (`requeue_failed`) moves `attempts_base` up to it instead, and the limit and
+the backoff count only the attempts since (`attempts - attempts_base`).
+
 No database connection is held while a sender talks to its provider (a tarpitting
 SMTP server must not starve the pool). Every write after the claim is fenced by the
 attempt number, so a worker that lost its lease cannot overwrite its successor.
@@ -147,7 +152,8 @@ async def deliver(
             FROM messages m JOIN tickets t ON t.id = m.ticket_id
             WHERE o.id = $1 AND m.id = o.message_id
               AND o.status IN ('pending', 'retrying') AND o.next_attempt_at <= now()
-            RETURNING o.id, o.attempts, o.channel, m.id AS message_id, m.body_text,
+            RETURNING o.id, o.attempts, o.attempts_base, o.channel, m.id AS message_id,
+                      m.body_text,
                       t.id AS ticket_id, t.number, t.subject, t.customer_id
             """,
             outbox_id,
@@ -243,11 +249,12 @@ async def _retry_or_fail(
     max_attempts: int,
     sla: SlaSettings | None = None,
 ) -> str | None:
-    if row["attempts"] >= max_attempts:
+    tried = row["attempts"] - row["attempts_base"]  # since the agent's last retry, if any
+    if tried >= max_attempts:
         return await _outcome(
-            pool, row, "failed", f"gave up after {row['attempts']} attempts: {reason}", sla=sla
+            pool, row, "failed", f"gave up after {tried} attempts: {reason}", sla=sla
         )
-    delay = timedelta(seconds=retry_after) if retry_after else backoff(row["attempts"])
+    delay = timedelta(seconds=retry_after) if retry_after else backoff(tried)
     return await _outcome(pool, row, "retrying", reason, delay=delay)
 
 
@@ -271,9 +278,11 @@ async def expire_abandoned_leases(
     async with conn.transaction():
         retried = await conn.fetch(
             """UPDATE outbox SET
-                   status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'retrying' END,
-                   last_error = CASE WHEN attempts >= $2
-                                     THEN 'gave up after ' || attempts || ' attempts: ' || $1
+                   status = CASE WHEN attempts - attempts_base >= $2
+                                 THEN 'failed' ELSE 'retrying' END,
+                   last_error = CASE WHEN attempts - attempts_base >= $2
+                                     THEN 'gave up after ' || attempts - attempts_base
+                                          || ' attempts: ' || $1
                                      ELSE $1 END,
                    locked_until = NULL, next_attempt_at = now(), updated_at = now()
                WHERE status = 'sending' AND locked_until < now() AND handed_off_at IS NULL
@@ -332,9 +341,12 @@ async def requeue_failed(conn: asyncpg.Connection, message_id: int) -> Requeued 
     """Queue a delivery that failed for good once more (an agent's retry), in the caller's
     transaction; None when the message's delivery has not failed.
 
-    The attempt count goes on from where it stopped, so a retried delivery gets one more
-    attempt (a new failure, even a transient one, fails it again for the agent to see)
-    and its job id is one no earlier attempt used. Email resends the same prepared mail.
+    The retried delivery gets a fresh set of attempts with backoff, as a new one does
+    (a greylisting 4xx or a provider's 429 on the first try is retried, not failed again
+    at once): `attempts_base` moves up to the attempts made so far. `attempts` itself
+    goes on counting, so the job id of every attempt from here is one no earlier attempt
+    used (arq refuses an id while it keeps that job's result). Email resends the same
+    prepared mail.
     """
     failed = await conn.fetchval(
         """UPDATE messages SET delivery_status = 'pending', delivery_error = NULL
@@ -346,7 +358,8 @@ async def requeue_failed(conn: asyncpg.Connection, message_id: int) -> Requeued 
         return None
     row = await conn.fetchrow(
         """UPDATE outbox SET status = 'pending', last_error = NULL, next_attempt_at = now(),
-               locked_until = NULL, handed_off_at = NULL, updated_at = now()
+               locked_until = NULL, handed_off_at = NULL, attempts_base = attempts,
+               updated_at = now()
            WHERE id = (SELECT max(id) FROM outbox WHERE message_id = $1)
            RETURNING id, attempts""",
         message_id,

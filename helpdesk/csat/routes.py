@@ -66,8 +66,18 @@ def _rating_form(token: str, rating: int | None, language: Language, chosen: boo
 
 
 async def _limit(request: Request[Any, Any, Any], ctx: Ctx) -> None:
+    """Requests per client address; fails open while Redis is down, like web chat's
+    limits (`hit_limit`): the page is public, reached by customers from a mail, each
+    link is one survey whose rating is stored once, and an outage should not turn
+    customers away."""
     who = hashlib.sha256((client_ip(request) or "?").encode()).hexdigest()[:32]
-    await hit_limit(ctx.redis, f"helpdesk:csat:ip:{who}", REQUESTS_PER_MINUTE, "rating requests")
+    await hit_limit(
+        ctx.redis,
+        ctx.redis_outage,
+        f"helpdesk:csat:ip:{who}",
+        REQUESTS_PER_MINUTE,
+        "rating requests",
+    )
 
 
 def _refused(

@@ -311,7 +311,8 @@ class TicketController(Controller):
     ) -> MessageOut:
         """Send a reply whose delivery failed for good once more (409 if it has not failed).
 
-        It counts as a response again from now; a new failure withdraws it again.
+        It gets a fresh set of delivery attempts with backoff, as a new reply does, and
+        counts as a response again from now; failing for good again withdraws it again.
         """
         async with db.transaction():
             message, requeued = await service.retry_delivery(

@@ -19,13 +19,14 @@ from helpdesk.agents.models import Principal
 from helpdesk.agents.passwords import Passwords
 from helpdesk.config import Settings
 from helpdesk.observability import Metrics
+from helpdesk.redis_outage import RedisOutage
 
 log = logging.getLogger(__name__)
 
-# How long a request waits for its after-commit enqueue (normally ~1 ms), how long
-# requests leave Redis alone after it failed, and how many enqueues may be in flight.
+# How long a request waits for its after-commit enqueue (normally ~1 ms), and how many
+# enqueues may be in flight. How long requests leave Redis alone after it failed:
+# helpdesk.redis_outage.BACKOFF_SECONDS.
 ENQUEUE_WAIT_SECONDS = 0.25
-REDIS_BACKOFF_SECONDS = 5.0
 MAX_ENQUEUES = 200
 
 
@@ -66,12 +67,16 @@ class AppContext:
     # Requests waiting for a pooled connection, served in arrival order (RequestConnection).
     connection_queue: asyncio.Semaphore = field(init=False)
 
+    # Every request's use of `redis` goes through this: after a failure, Redis is left
+    # alone for a few seconds instead of each request paying its timeout.
+    redis_outage: RedisOutage = field(init=False)
+
     def __post_init__(self) -> None:
         self.connection_queue = asyncio.Semaphore(self.settings.database_pool_max)
+        self.redis_outage = RedisOutage(self.metrics.redis_skipped)
 
-    # Enqueueing after a commit is best effort (see `enqueue`); these keep it from ever
+    # Enqueueing after a commit is best effort (see `enqueue`); this keeps it from ever
     # slowing a request down while Redis is down or frozen.
-    _redis_retry_at: float = field(default=0.0, init=False)
     _enqueues: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     async def enqueue(self, function: str, *args: object, job_id: str) -> None:
@@ -82,9 +87,9 @@ class AppContext:
         and SLA sweeps) enqueues every such row whose job is missing. So a request waits
         at most `ENQUEUE_WAIT_SECONDS` for Redis; a slower enqueue goes on in the
         background (bounded in number), and after a failure requests skip Redis
-        altogether for `REDIS_BACKOFF_SECONDS` instead of each paying a timeout.
+        altogether for a few seconds (`redis_outage`) instead of each paying a timeout.
         """
-        if time.monotonic() < self._redis_retry_at or len(self._enqueues) >= MAX_ENQUEUES:
+        if self.redis_outage.known_down() or len(self._enqueues) >= MAX_ENQUEUES:
             self.metrics.enqueue_skipped.inc()
             return
         task = asyncio.create_task(self._enqueue(function, args, job_id))
@@ -92,14 +97,14 @@ class AppContext:
         task.add_done_callback(self._enqueues.discard)
         await asyncio.wait({task}, timeout=ENQUEUE_WAIT_SECONDS)
         if not task.done():  # Redis is slow or frozen: answer now, leave it to the relay
-            self._redis_retry_at = time.monotonic() + REDIS_BACKOFF_SECONDS
+            self.redis_outage.failed()
             log.warning("enqueue slow; answered without waiting", extra={"job": function})
 
     async def _enqueue(self, function: str, args: tuple[object, ...], job_id: str) -> None:
         try:
             await self.redis.enqueue_job(function, *args, _job_id=job_id)
         except Exception as error:  # Redis down: the relay picks the row up later
-            self._redis_retry_at = time.monotonic() + REDIS_BACKOFF_SECONDS
+            self.redis_outage.failed()
             log.warning(
                 "enqueue failed; left for the relay",
                 extra={"job": function, "error": type(error).__name__},

@@ -90,14 +90,19 @@ def _after_denial(request: Request[Any, Any, Any], status: int, reason: str) -> 
         token = request_id_var.set(request_id)
         try:
             if status == 404 and principal is not None:
-                try:
-                    key = not_found_key(principal.agent_id)
+                key = not_found_key(principal.agent_id)
+
+                async def count() -> tuple[int, int]:
                     async with ctx.redis.pipeline(transaction=True) as pipe:
                         pipe.set(key, 0, ex=ctx.settings.auth.not_found_window_seconds, nx=True)
                         pipe.incr(key)
                         pipe.ttl(key)
-                        _, count, ttl = await pipe.execute()
-                    if count >= ctx.settings.auth.not_found_limit and ttl > 0:
+                        _, hits, left = await pipe.execute()
+                    return int(hits), int(left)
+
+                try:  # skipped while Redis is down (helpdesk.redis_outage)
+                    hits, ttl = await ctx.redis_outage.call("not_found_budget", count)
+                    if hits >= ctx.settings.auth.not_found_limit and ttl > 0:
                         ctx.over_budget.block(principal.agent_id, ttl)
                 except Exception:
                     log.warning("could not count a 404 towards the id-walking budget")

@@ -144,12 +144,13 @@ class WebChatController(Controller):
         account = _account(request)
         await service.hit_limit(
             ctx.redis,
+            ctx.redis_outage,
             service.limit_key("ip-start", account, _ip(request)),
             service.IP_CONVERSATIONS_PER_WINDOW,
             "new conversations from this address",
         )
         started = await service.start_conversation(
-            db, ctx.redis, account, data or ConversationStart()
+            db, ctx.redis, ctx.redis_outage, account, data or ConversationStart()
         )
         return Response(started, status_code=201, headers=cors_headers(request))
 
@@ -165,6 +166,7 @@ class WebChatController(Controller):
         account = _account(request)
         await service.hit_limit(
             ctx.redis,
+            ctx.redis_outage,
             service.limit_key("ip-messages", account, _ip(request)),
             service.IP_MESSAGES_PER_WINDOW,
             "messages from this address",
@@ -172,12 +174,13 @@ class WebChatController(Controller):
         visitor_id = service.authenticate(account, _bearer(request))
         await service.hit_limit(
             ctx.redis,
+            ctx.redis_outage,
             service.limit_key("visitor-messages", account, visitor_id),
             service.VISITOR_MESSAGES_PER_WINDOW,
             "messages",
         )
         stored = await service.post_message(
-            db, ctx.redis, account, visitor_id, data, ctx.settings.sla
+            db, ctx.redis, ctx.redis_outage, account, visitor_id, data, ctx.settings.sla
         )
         return Response(stored, status_code=200, headers=cors_headers(request))
 
@@ -212,6 +215,7 @@ class WebChatController(Controller):
         account = _account(request)
         await service.hit_limit(
             ctx.redis,
+            ctx.redis_outage,
             service.limit_key("ip-streams", account, _ip(request)),
             service.IP_STREAMS_PER_WINDOW,
             "event streams from this address",

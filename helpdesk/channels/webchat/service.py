@@ -26,7 +26,6 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import InboundMessage, SenderIdentity
@@ -40,6 +39,7 @@ from helpdesk.channels.webchat.models import (
 )
 from helpdesk.config import SlaSettings
 from helpdesk.errors import InvalidInput, TooManyRequests, Unauthenticated
+from helpdesk.redis_outage import RedisDown, RedisOutage
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +128,35 @@ def authenticate(account: ChannelAccount, token: str) -> str:
     return visitor_id
 
 
-async def hit_limit(redis: Redis, key: str, limit: int, what: str) -> None:
+async def hit_limit(redis: Redis, outage: RedisOutage, key: str, limit: int, what: str) -> None:
     """Count one request in a fixed window; over `limit`, 429 with the window's rest.
 
-    SET NX EX + INCR in one MULTI (Redis 6.2 has no EXPIRE NX). Redis down must not take
-    the chat down: the limit is then skipped with a warning.
+    SET NX EX + INCR in one MULTI (Redis 6.2 has no EXPIRE NX).
+
+    While Redis is down the limit fails open: the request goes on unlimited, and after
+    the first failure the process does not even try Redis for a few seconds
+    (`helpdesk.redis_outage`), so a request never waits for it. These are public,
+    unauthenticated endpoints (web chat, the CSAT page) for customers: failing closed
+    would turn every Redis outage into an outage of customer contact, while failing
+    open costs little: each message is still stored exactly once in PostgreSQL
+    (`client_message_id`), a visitor still needs a valid token to write, request
+    bodies stay size-bounded, and the limits are back within seconds of Redis.
     """
-    try:
+
+    async def count() -> tuple[int, int]:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)
             pipe.incr(key)
             pipe.ttl(key)
-            _, count, ttl = await pipe.execute()
-    except (RedisError, OSError):
-        log.warning("web chat rate limit skipped: Redis unavailable")
+            _, hits, left = await pipe.execute()
+        return int(hits), int(left)
+
+    try:
+        hits, ttl = await outage.call("rate_limit", count)
+    except RedisDown:
+        log.warning("rate limit skipped: Redis unavailable")
         return
-    if count > limit:
+    if hits > limit:
         raise TooManyRequests(f"Too many {what}; try again later", retry_after=max(int(ttl), 1))
 
 
@@ -157,18 +170,28 @@ def _claim_key(account: ChannelAccount, visitor_id: str) -> str:
 
 
 async def start_conversation(
-    conn: asyncpg.Connection, redis: Redis, account: ChannelAccount, data: ConversationStart
+    conn: asyncpg.Connection,
+    redis: Redis,
+    outage: RedisOutage,
+    account: ChannelAccount,
+    data: ConversationStart,
 ) -> ConversationStarted:
-    """A new visitor: a customer of their own (never an existing one) and a token."""
+    """A new visitor: a customer of their own (never an existing one) and a token.
+
+    The typed email is a note in Redis; while Redis is down it is not kept (the
+    conversation starts all the same)."""
     key = await token_key(conn, account)
     visitor_id = secrets.token_hex(16)
     # No email in the identity: an unverified address must not match anyone.
     sender = SenderIdentity(external_id=visitor_id, display_name=data.name or "")
     await customer_for(conn, CHANNEL, account.name, sender)
     if data.email:
+        claim, email = _claim_key(account, visitor_id), data.email
         try:
-            await redis.set(_claim_key(account, visitor_id), data.email, ex=CLAIM_TTL_SECONDS)
-        except (RedisError, OSError):
+            await outage.call(
+                "webchat_email", lambda: redis.set(claim, email, ex=CLAIM_TTL_SECONDS)
+            )
+        except RedisDown:
             log.warning("web chat visitor's typed email not kept: Redis unavailable")
     welcome = account.setting("welcome_text")
     return ConversationStarted(
@@ -181,6 +204,7 @@ async def start_conversation(
 async def post_message(
     conn: asyncpg.Connection,
     redis: Redis,
+    outage: RedisOutage,
     account: ChannelAccount,
     visitor_id: str,
     data: VisitorMessageIn,
@@ -205,7 +229,7 @@ async def post_message(
     )
     stored = await store_inbound(conn, message, attachments=[], raw=raw, sla=sla)
     if stored.created_ticket:
-        await _note_claimed_email(conn, redis, account, visitor_id, stored.ticket_id)
+        await _note_claimed_email(conn, redis, outage, account, visitor_id, stored.ticket_id)
     return VisitorMessageStored(
         id=stored.message_id, client_message_id=data.client_message_id, duplicate=stored.duplicate
     )
@@ -214,13 +238,15 @@ async def post_message(
 async def _note_claimed_email(
     conn: asyncpg.Connection,
     redis: Redis,
+    outage: RedisOutage,
     account: ChannelAccount,
     visitor_id: str,
     ticket_id: int,
 ) -> None:
+    claim = _claim_key(account, visitor_id)
     try:
-        claimed = await redis.get(_claim_key(account, visitor_id))
-    except (RedisError, OSError):
+        claimed = await outage.call("webchat_email", lambda: redis.get(claim))
+    except RedisDown:
         return
     if claimed:
         await conn.execute(

@@ -10,7 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import asyncpg
+from arq.connections import ArqRedis, create_pool
+from msgspec import structs
 
+from helpdesk.app import redis_settings
 from helpdesk.channels import outbox
 from helpdesk.channels.email.accounts import get_account
 from helpdesk.channels.email.receive import receive
@@ -230,6 +233,92 @@ async def test_a_retried_reply_that_fails_again_is_withdrawn_again(
     assert (await first_response_clock(db, ticket_id))["met_at"] is None
     assert len(await events(db, ticket_id, "reply_withdrawn")) == 2
     assert smtp.received == []
+
+
+async def delivery_jobs_run(redis: ArqRedis, outbox_id: int) -> list[str]:
+    """Job ids of the delivery's attempts that ran (arq keeps each result for an hour)."""
+    keys = await redis.keys(f"arq:result:outbox:{outbox_id}:*")
+    return sorted(key.decode().removeprefix("arq:result:") for key in keys)
+
+
+async def test_a_retried_reply_gets_a_fresh_set_of_attempts_with_new_job_ids(
+    client: Client,
+    db: asyncpg.Connection,
+    factory: Factory,
+    settings: Settings,
+    smtp: SmtpTestServer,
+) -> None:
+    """Greylisted until the delivery gave up; the agent retries; one more greylisting 4xx
+    is retried with backoff (not failed at once), then the mail goes out."""
+    worker_settings = structs.replace(
+        settings, worker=structs.replace(settings.worker, outbox_max_attempts=2)
+    )
+    arq_redis = await create_pool(redis_settings(settings.redis_url))
+    try:
+        await greylisted_until_given_up_then_retried(
+            client, db, factory, worker_settings, smtp, arq_redis
+        )
+    finally:
+        await arq_redis.aclose()
+
+
+async def greylisted_until_given_up_then_retried(
+    client: Client,
+    db: asyncpg.Connection,
+    factory: Factory,
+    worker_settings: Settings,
+    smtp: SmtpTestServer,
+    arq_redis: ArqRedis,
+) -> None:
+    await add_account(db, smtp)
+    ticket_id, _ = await receive_mail(db, customer_mail())
+    agent = await factory.agent("agent")
+    smtp.answer("RCPT", "451 4.7.1 greylisted, come back later")
+    message_id = await reply(client, agent, ticket_id)
+    outbox_id = await db.fetchval("SELECT id FROM outbox WHERE message_id = $1", message_id)
+
+    async def attempt(status: str) -> None:
+        await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = $1", outbox_id)
+        await run_worker(worker_settings)
+        row = await db.fetchrow("SELECT * FROM outbox WHERE id = $1", outbox_id)
+        assert row["status"] == status, row["last_error"]
+
+    await attempt("retrying")
+    await attempt("failed")
+    greylisted = f"SMTP 451 4.7.1 greylisted, come back later (at RCPT TO:<{CUSTOMER}>)"
+    assert await db.fetchval("SELECT last_error FROM outbox WHERE id = $1", outbox_id) == (
+        f"gave up after 2 attempts: {greylisted}"
+    )
+
+    response = await client.post(
+        f"/tickets/{ticket_id}/messages/{message_id}/retry", headers=agent.headers
+    )
+    assert response.status_code == 200, response.text
+    # The retry's own job, under an id no earlier attempt used.
+    assert await arq_redis.exists(f"arq:job:{outbox.job_id(outbox_id, 2)}")
+
+    await run_worker(worker_settings)  # greylisted once more: retried later, not failed
+    row = await db.fetchrow("SELECT * FROM outbox WHERE id = $1", outbox_id)
+    assert (row["status"], row["attempts"], row["attempts_base"]) == ("retrying", 3, 2)
+    assert row["last_error"] == greylisted
+    assert await db.fetchval("SELECT next_attempt_at > now() FROM outbox WHERE id = $1", outbox_id)
+    assert (
+        await db.fetchval("SELECT delivery_status FROM messages WHERE id = $1", message_id)
+        == "retrying"
+    )
+    assert len(await events(db, ticket_id, "reply_withdrawn")) == 1  # not withdrawn again
+
+    smtp.answer("RCPT", None)  # the greylisting period is over
+    await attempt("sent")
+
+    assert only(smtp.received).rcpt_tos == [CUSTOMER]
+    assert await db.fetchval("SELECT delivery_status FROM messages WHERE id = $1", message_id) == (
+        "sent"
+    )
+    # Every attempt ran as a job of its own: no id was reused (arq would have refused it).
+    assert await delivery_jobs_run(arq_redis, outbox_id) == [
+        outbox.job_id(outbox_id, attempts) for attempts in range(4)
+    ]
 
 
 async def test_only_a_failed_reply_on_a_visible_ticket_can_be_retried(
