@@ -21,6 +21,7 @@ from helpdesk.agents.models import (
 from helpdesk.agents.passwords import Passwords
 from helpdesk.audit import service as audit
 from helpdesk.config import AuthSettings
+from helpdesk.db.signing_keys import signing_key
 from helpdesk.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from helpdesk.redis_outage import RedisOutage
 
@@ -133,7 +134,7 @@ async def login(
         "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND active",
         email.strip(),
     )
-    key = await throttle.signing_key(conn)
+    key = await signing_key(conn, throttle.KEY_NAME)
     device_id = throttle.Device(device_token).id_for(key, row["id"]) if row else None
     counter = throttle.device_key(device_id) if device_id else throttle.account_key(email)
     await throttle.take(

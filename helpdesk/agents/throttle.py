@@ -36,7 +36,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from redis.asyncio import Redis
 
 from helpdesk.config import AuthSettings
@@ -77,17 +76,6 @@ def device_of(key: str, token: str, agent_id: int, now: datetime) -> str | None:
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         return None
     return device_id if now.astimezone(UTC).timestamp() <= expires else None
-
-
-async def signing_key(conn: asyncpg.Connection) -> str:
-    """The device key, created once (concurrent first uses agree on one)."""
-    await conn.execute(
-        "INSERT INTO signing_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        KEY_NAME,
-        secrets.token_urlsafe(32),
-    )
-    key: str = await conn.fetchval("SELECT key FROM signing_keys WHERE name = $1", KEY_NAME)
-    return key
 
 
 def _digest(value: str) -> str:

@@ -17,7 +17,6 @@ rating of 4 or 5 clears the customer's at-risk flag.
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from helpdesk.config import Settings
 from helpdesk.csat import tokens
 from helpdesk.csat.models import CsatResponse
 from helpdesk.customers import relationship
+from helpdesk.db.signing_keys import signing_key
 from helpdesk.db.sql import Params
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.sla import service as sla_service
@@ -40,17 +40,6 @@ KEY_NAME = "csat"
 BUTTON_CHANNELS = frozenset({"telegram", "slack"})
 _PRESS = re.compile(r"^c([1-5]):(.{1,80})$")
 ASKABLE = frozenset({"email", "telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"})
-
-
-async def signing_key(conn: asyncpg.Connection) -> str:
-    """The survey key, created once (concurrent first uses agree on one)."""
-    await conn.execute(
-        "INSERT INTO signing_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        KEY_NAME,
-        secrets.token_urlsafe(32),
-    )
-    key: str = await conn.fetchval("SELECT key FROM signing_keys WHERE name = $1", KEY_NAME)
-    return key
 
 
 def link(settings: Settings, token: str) -> str:
@@ -124,7 +113,7 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
     )
     if survey_id is None or reason is not None:
         return None
-    token = tokens.sign(await signing_key(conn), survey_id, ticket_id, expires)
+    token = tokens.sign(await signing_key(conn, KEY_NAME), survey_id, ticket_id, expires)
     language = await survey_language(conn, ticket_id)
     templates = settings.csat.question
     template = (
@@ -186,7 +175,8 @@ async def survey_for_token(conn: asyncpg.Connection, token: str, now: datetime) 
     row = None
     if survey_id is not None:
         row = await conn.fetchrow("SELECT * FROM csat_surveys WHERE id = $1 FOR UPDATE", survey_id)
-    if row is None or not tokens.verify(await signing_key(conn), token, row["ticket_id"], now):
+    key = await signing_key(conn, KEY_NAME)
+    if row is None or not tokens.verify(key, token, row["ticket_id"], now):
         raise NotFound("This rating link is not valid")
     return row
 
