@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from prometheus_client import Counter
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 BACKOFF_SECONDS = 5.0
@@ -77,3 +78,17 @@ class RedisOutage:
         except (RedisError, OSError, TimeoutError) as error:
             self.failed()
             raise RedisDown(self.retry_after()) from error
+
+
+async def fixed_window_hit(redis: Redis, key: str, window_seconds: int) -> tuple[int, int]:
+    """Count one hit on `key` in a fixed window: (hits so far, seconds left of the window).
+
+    SET NX EX + INCR in one MULTI (Redis 6.2 has no EXPIRE NX), so concurrent hits are
+    all counted. Run it through `RedisOutage.call`, which decides what an outage means.
+    """
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, 0, ex=window_seconds, nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, hits, left = await pipe.execute()
+    return int(hits), int(left)

@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 
 from helpdesk.config import AuthSettings
 from helpdesk.errors import ServiceUnavailable, TooManyRequests
-from helpdesk.redis_outage import RedisDown, RedisOutage
+from helpdesk.redis_outage import RedisDown, RedisOutage, fixed_window_hit
 
 DEVICE_COOKIE = "helpdesk_device"
 DEVICE_HEADER = "x-helpdesk-device"
@@ -104,16 +104,10 @@ async def take(
     """Count one attempt on `key`; 429 with Retry-After when it is over `limit`, 503
     with Retry-After while Redis is down (fails closed: see the module's docstring)."""
 
-    async def count() -> tuple[int, int]:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, ex=window, nx=True)
-            pipe.incr(key)
-            pipe.ttl(key)
-            _, attempts, left = await pipe.execute()
-        return int(attempts), int(left)
-
     try:
-        attempts, ttl = await outage.call("login_throttle", count)
+        attempts, ttl = await outage.call(
+            "login_throttle", lambda: fixed_window_hit(redis, key, window)
+        )
     except RedisDown as error:
         raise ServiceUnavailable(
             "Signing in is unavailable for a moment (a backing service is down); retry shortly"

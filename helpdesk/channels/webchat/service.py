@@ -39,7 +39,7 @@ from helpdesk.channels.webchat.models import (
 )
 from helpdesk.config import SlaSettings
 from helpdesk.errors import InvalidInput, TooManyRequests, Unauthenticated
-from helpdesk.redis_outage import RedisDown, RedisOutage
+from helpdesk.redis_outage import RedisDown, RedisOutage, fixed_window_hit
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,6 @@ def authenticate(account: ChannelAccount, token: str) -> str:
 async def hit_limit(redis: Redis, outage: RedisOutage, key: str, limit: int, what: str) -> None:
     """Count one request in a fixed window; over `limit`, 429 with the window's rest.
 
-    SET NX EX + INCR in one MULTI (Redis 6.2 has no EXPIRE NX).
-
     While Redis is down the limit fails open: the request goes on unlimited, and after
     the first failure the process does not even try Redis for a few seconds
     (`helpdesk.redis_outage`), so a request never waits for it. These are public,
@@ -143,16 +141,10 @@ async def hit_limit(redis: Redis, outage: RedisOutage, key: str, limit: int, wha
     bodies stay size-bounded, and the limits are back within seconds of Redis.
     """
 
-    async def count() -> tuple[int, int]:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)
-            pipe.incr(key)
-            pipe.ttl(key)
-            _, hits, left = await pipe.execute()
-        return int(hits), int(left)
-
     try:
-        hits, ttl = await outage.call("rate_limit", count)
+        hits, ttl = await outage.call(
+            "rate_limit", lambda: fixed_window_hit(redis, key, WINDOW_SECONDS)
+        )
     except RedisDown:
         log.warning("rate limit skipped: Redis unavailable")
         return
