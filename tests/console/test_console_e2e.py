@@ -475,14 +475,16 @@ async def test_an_agent_logs_a_phone_call_and_merges_a_duplicate(
     await shot(page, "ticket-call")
 
     # The customer's other ticket is offered by its number, not by an internal id.
-    await wait_until(page, lambda p: _css(p, "#merge-into"), "the merge form")
-    options = await asyncio.to_thread(
-        lambda: [
-            o.get_attribute("textContent")
-            for o in page.find_elements("css selector", "#merge-into option")
-        ]
+    # Read in one script: a live refresh may re-render the form between two WebDriver calls.
+    expected = [f"#{keep['number']} Vrácení zboží ({keep['status']})"]
+    read_options = (
+        "return Array.from(document.querySelectorAll('#merge-into option'), o => o.textContent);"
     )
-    assert options == [f"#{keep['number']} Vrácení zboží ({keep['status']})"]
+    await wait_until(
+        page, lambda p: p.execute_script(read_options) == expected, "the merge form's options"
+    )
+    options = await asyncio.to_thread(page.execute_script, read_options)
+    assert options == expected
     await click(page, "#merge")
     await wait_until(
         page,
