@@ -46,6 +46,7 @@ from helpdesk.templates.routes import TemplateController
 from helpdesk.tickets.routes import AttachmentController, TicketController
 from helpdesk.web.auth import BearerTokenMiddleware
 from helpdesk.web.context import AppContext, provide_context, provide_db, provide_principal
+from helpdesk.web.meta import meta
 from helpdesk.web.middleware import input_sanitizer, observe_request
 from helpdesk.web.openapi import refine as refine_openapi
 from helpdesk.web.problems import EXCEPTION_HANDLERS
@@ -119,6 +120,7 @@ def create_app(
             home,
             console_files,
             metrics_endpoint,
+            meta,
             AuthController,
             AgentController,
             GroupController,

@@ -1,6 +1,7 @@
 """Serves the console at `/console/` (and `/` redirects there).
 
-Plain HTML, CSS and JavaScript modules: no build step, nothing to install. The files
+Plain HTML, CSS and native JavaScript modules (`app.js` imports the rest): no build
+step, nothing to install. The files
 carry no data; every byte an agent sees comes from the API with their own token, so a
 partner's browser receives exactly what the API lets them see.
 """
@@ -27,9 +28,17 @@ SECURITY_HEADERS = {
 }
 
 
+# What `mimetypes` may call a `.js` file, depending on the system's mime.types; module
+# scripts are served as the one RFC 9239 names, whatever the host says.
+_JAVASCRIPT = frozenset({"text/javascript", "application/javascript", "application/x-javascript"})
+
+
 async def _secure(response: ASGIResponse | Response[Any]) -> Any:
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip()
+    if media_type in _JAVASCRIPT:
+        response.headers["content-type"] = "text/javascript; charset=utf-8"
     return response
 
 

@@ -1,5 +1,6 @@
-// Interface texts in Czech, Slovak and English. The customer's language is shown on the
-// ticket separately; this is the agent's own choice (stored in the browser).
+// Interface texts in Czech, Slovak and English, and how dates and SLA times are written.
+// The customer's language is shown on the ticket separately; this is the agent's own
+// choice (stored in the browser).
 export const TEXTS = {
   en: {
     views: "Views", conversation: "Conversation", sla_warning: "At risk", sla_breached: "Breached",
@@ -135,4 +136,28 @@ export function language() { return current; }
 export function t(key, values = {}) {
   const text = (TEXTS[current] && TEXTS[current][key]) || TEXTS.en[key] || key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+// --- formatting ------------------------------------------------------------------------------
+
+export function when(iso) { return iso ? new Date(iso).toLocaleString(current) : ""; }
+
+// Periods are midnights in the SLA time zone, sent as instants; noon of that day, read in
+// UTC, names the right date for any zone within ±12 hours of UTC.
+export function day(iso) {
+  return new Date(new Date(iso).getTime() + 12 * 3600e3)
+    .toLocaleDateString(current, { day: "numeric", month: "numeric", timeZone: "UTC" });
+}
+
+// Time left on an SLA clock. The state is said in words ("At risk", "Breached") and
+// marked with a symbol, so it never rests on colour alone. `warnIso` is the clock's own
+// warning time (the ticket's `next_sla_warn_at` in the queue); without it, 15 minutes.
+export function timeLeft(iso, warnIso = null) {
+  if (!iso) return { text: "", cls: "" };
+  const now = Date.now();
+  const minutes = Math.round((new Date(iso) - now) / 60000);
+  if (minutes < 0) return { text: `✖ ${t("sla_breached")}: ${-minutes} min ${t("overdue")}`, cls: "bad" };
+  const warn = warnIso ? new Date(warnIso) <= now : minutes <= 15;
+  if (warn) return { text: `⚠ ${t("sla_warning")}: ${minutes} min ${t("left")}`, cls: "warn" };
+  return { text: `${minutes} min ${t("left")}`, cls: "ok" };
 }
