@@ -55,7 +55,7 @@ def test_chat_kinds_are_exactly_those_with_an_adapter() -> None:
         assert e.chat == (e.adapter is not None), e.name
         if not e.chat:  # no channel accounts, so nothing to configure
             assert not e.settings and not e.secrets, e.name
-            assert not e.settings & e.secrets, e.name
+        assert not e.settings & e.secrets, e.name  # a value is either shown or never
 
 
 def test_capabilities_are_consistent() -> None:
