@@ -3,43 +3,32 @@
 Secrets (bot tokens, signing secrets, app secrets, verify tokens) are write-only: the
 API shows only which ones are set, and they never go to logs or audit rows. Each kind
 declares which settings and secrets it takes, so a typo is an error, not a silently
-unused value.
+unused value (`helpdesk.channels.catalogue` declares them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
+from helpdesk.channels.catalogue import CATALOGUE, ChatKind
 from helpdesk.errors import Conflict, InvalidInput, NotFound
 
-Kind = Literal["telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"]
+Kind = ChatKind  # the catalogue's chat kinds
 AccountName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$(?!\n)")]
 Value = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\r\n\x00]*$(?!\n)")]
 SettingValue = Value | list[Value] | bool | int
 
-# What each kind takes. Settings are shown to admins; secrets never are.
-SETTINGS: dict[str, frozenset[str]] = {
-    "telegram": frozenset({"base_url", "bot_username"}),
-    "slack": frozenset({"base_url", "team_id", "bot_user_id", "support_channels"}),
-    "messenger": frozenset({"base_url", "page_id", "human_agent_tag"}),
-    "instagram": frozenset({"base_url", "page_id", "instagram_account_id", "human_agent_tag"}),
-    "whatsapp": frozenset({"base_url", "phone_number_id", "business_account_id"}),
-    "webchat": frozenset({"allowed_origins", "welcome_text"}),
-}
-SECRETS: dict[str, frozenset[str]] = {
-    "telegram": frozenset({"bot_token", "webhook_secret"}),
-    "slack": frozenset({"bot_token", "signing_secret"}),
-    "messenger": frozenset({"page_access_token", "app_secret", "verify_token"}),
-    "instagram": frozenset({"page_access_token", "app_secret", "verify_token"}),
-    "whatsapp": frozenset({"access_token", "app_secret", "verify_token"}),
-    "webchat": frozenset({"visitor_token_key"}),  # created on first use; set to rotate
-}
+# What each kind takes (declared in the catalogue). Settings are shown to admins;
+# secrets never are.
+SETTINGS: Mapping[str, frozenset[str]] = {e.name: e.settings for e in CATALOGUE.values() if e.chat}
+SECRETS: Mapping[str, frozenset[str]] = {e.name: e.secrets for e in CATALOGUE.values() if e.chat}
 
 
 class ChannelAccount(msgspec.Struct, kw_only=True, frozen=True):

@@ -23,8 +23,9 @@ from typing import Literal, Protocol
 import msgspec
 
 from helpdesk.channels.accounts import ChannelAccount
+from helpdesk.channels.catalogue import ChatKind
 
-ChannelKind = Literal["telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"]
+ChannelKind = ChatKind  # the catalogue's chat kinds
 
 
 class WebhookRequest(msgspec.Struct, frozen=True):

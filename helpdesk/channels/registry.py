@@ -1,4 +1,4 @@
-"""Which adapter serves which channel kind.
+"""Which adapter serves which channel kind (declared in `helpdesk.channels.catalogue`).
 
 Adapters are imported lazily by dotted path, so the contract never imports a provider
 SDK it does not need, and a kind whose adapter is not installed is simply unsupported
@@ -8,19 +8,17 @@ SDK it does not need, and a kind whose adapter is not installed is simply unsupp
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import cache
 from typing import cast
 
 from helpdesk.channels.adapter import ChannelAdapter
+from helpdesk.channels.catalogue import CATALOGUE
 from helpdesk.config import Settings
 
-ADAPTER_PATHS: dict[str, str] = {
-    "telegram": "helpdesk.channels.telegram.adapter:TelegramAdapter",
-    "slack": "helpdesk.channels.slack.adapter:SlackAdapter",
-    "messenger": "helpdesk.channels.meta.adapter:MessengerAdapter",
-    "instagram": "helpdesk.channels.meta.adapter:InstagramAdapter",
-    "whatsapp": "helpdesk.channels.meta.adapter:WhatsAppAdapter",
-    "webchat": "helpdesk.channels.webchat.adapter:WebChatAdapter",
+# From the catalogue, in its order: every chat kind and where its adapter lives.
+ADAPTER_PATHS: Mapping[str, str] = {
+    e.name: e.adapter for e in CATALOGUE.values() if e.adapter is not None
 }
 
 

@@ -24,7 +24,7 @@ import asyncpg
 
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import ticket_scope
-from helpdesk.channels import outbox
+from helpdesk.channels import catalogue, outbox
 from helpdesk.channels.adapter import ButtonPress
 from helpdesk.config import Settings
 from helpdesk.csat import tokens
@@ -37,9 +37,9 @@ from helpdesk.sla import service as sla_service
 
 KEY_NAME = "csat"
 # Channels where the question carries 1-5 buttons (Telegram inline keyboard, Slack blocks).
-BUTTON_CHANNELS = frozenset({"telegram", "slack"})
+BUTTON_CHANNELS = catalogue.kinds_with(lambda c: c.csat_buttons)
 _PRESS = re.compile(r"^c([1-5]):(.{1,80})$")
-ASKABLE = frozenset({"email", "telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"})
+ASKABLE = catalogue.kinds_with(lambda c: c.csat_askable)  # every written channel
 
 
 def link(settings: Settings, token: str) -> str:

@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 
 from helpdesk.agents.models import Principal
-from helpdesk.channels import outbox
+from helpdesk.channels import catalogue, outbox
 from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
 from helpdesk.routing import assign, classify
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Channels an automatic acknowledgement goes out on here (email acknowledges on receipt;
 # API and phone tickets have no written channel to the customer).
-ACK_CHANNELS = frozenset({"telegram", "slack", "messenger", "instagram", "whatsapp", "webchat"})
+ACK_CHANNELS = catalogue.kinds_with(lambda c: c.acknowledgement == "when_routed")
 
 
 @dataclass

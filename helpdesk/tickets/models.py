@@ -5,14 +5,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from helpdesk.channels.catalogue import TicketChannel, TicketOrigin
 from helpdesk.db.sql import Id
 
 Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
 Category = Literal["complaint", "order", "return", "question", "other"]
-Channel = Literal[
-    "email", "telegram", "slack", "messenger", "instagram", "whatsapp", "webchat", "api", "phone"
-]
+Channel = TicketChannel  # every kind in the channel catalogue
 Sort = Literal["created_at", "-created_at"]
 
 # Text that may end up in a mail header (docs/reliability.md B7): one line, no CR, LF or
@@ -150,7 +149,7 @@ class TicketCreate(msgspec.Struct, forbid_unknown_fields=True):
     subject: Subject
     text: Body
     customer: CustomerRef
-    channel: Literal["api", "phone"] = "api"
+    channel: TicketOrigin = "api"
     priority: Priority = "normal"
     category: Category | None = None
     group_id: Id | None = None

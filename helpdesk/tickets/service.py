@@ -11,7 +11,7 @@ import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import may_use_group, ticket_scope
-from helpdesk.channels import outbox, windows
+from helpdesk.channels import catalogue, outbox, windows
 from helpdesk.config import SlaSettings
 from helpdesk.csat import service as csat_service
 from helpdesk.customers import service as customers
@@ -391,7 +391,8 @@ async def _check_reply_possible(conn: asyncpg.Connection, ticket: TicketOut) -> 
     )
     if refusal is not None:
         raise Conflict(refusal)
-    return "" if ticket.channel in {"email", "api"} else str(row["channel_account"])
+    declared = catalogue.CATALOGUE.get(ticket.channel)
+    return "" if declared is not None and not declared.chat else str(row["channel_account"])
 
 
 async def add_agent_message(

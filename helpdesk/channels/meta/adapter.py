@@ -13,7 +13,7 @@ import logging
 import mimetypes
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -36,6 +36,7 @@ from helpdesk.channels.base import (
     RecipientUnreachableError,
     RetryableDeliveryError,
 )
+from helpdesk.channels.catalogue import display_name, entry
 from helpdesk.channels.meta import parse
 from helpdesk.channels.signatures import verify_meta, verify_meta_handshake
 from helpdesk.channels.windows import needs_human_agent_tag, reply_refusal
@@ -118,7 +119,7 @@ def cdn_url(account: ChannelAccount, url: str) -> str:
     return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
 
-_APP = {"messenger": "Messenger", "instagram": "Instagram", "whatsapp": "WhatsApp"}
+_APP = {kind: display_name(kind) for kind in get_args(parse.MetaKind)}
 
 
 class MediaFetchError(AttachmentFetchError):
@@ -546,8 +547,7 @@ _INSTAGRAM_TYPES = {
     "audio/vnd.wave": "audio",
     "application/pdf": "file",
 }
-_INSTAGRAM_LIMITS = {"image": 8 * 1024 * 1024, "video": 25 * 1024 * 1024}
-_INSTAGRAM_LIMITS |= {"audio": 25 * 1024 * 1024, "file": 25 * 1024 * 1024}
+_INSTAGRAM_LIMITS = entry("instagram").outbound_max_bytes
 _INSTAGRAM_ACCEPTS = (
     "Instagram takes PNG, JPEG and GIF images up to 8 MB, MP4, OGG, AVI, MOV and WebM "
     "videos, AAC, M4A, WAV and MP4 audio and PDF files up to 25 MB"

@@ -26,7 +26,7 @@ import json
 import mimetypes
 import posixpath
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
@@ -38,15 +38,12 @@ from helpdesk.channels.adapter import (
     StatusUpdate,
     StatusWatermark,
 )
+from helpdesk.channels.catalogue import display_name
 
 MetaKind = Literal["messenger", "instagram", "whatsapp"]
 Item = InboundMessage | StatusUpdate | StatusWatermark
 
-_APP_NAMES: dict[MetaKind, str] = {
-    "messenger": "Messenger",
-    "instagram": "Instagram",
-    "whatsapp": "WhatsApp",
-}
+_APP_NAMES: dict[MetaKind, str] = {k: display_name(k) for k in get_args(MetaKind)}
 
 
 class MalformedDelivery(ValueError):

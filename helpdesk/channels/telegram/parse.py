@@ -22,10 +22,12 @@ from helpdesk.channels.adapter import (
     InboundMessage,
     SenderIdentity,
 )
+from helpdesk.channels.catalogue import inbound_max_bytes
 from helpdesk.channels.telegram import kinds
 
-# getFile downloads at most 20 MB (Bot API docs); a larger file cannot be fetched at all.
-BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+# getFile downloads at most 20 MB (Bot API docs, declared in the channel catalogue); a
+# larger file cannot be fetched at all.
+BOT_API_DOWNLOAD_LIMIT = inbound_max_bytes("telegram")
 # The update types we turn into messages (also what setWebhook/getUpdates ask for).
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 
