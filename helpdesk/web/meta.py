@@ -16,6 +16,7 @@ import msgspec
 from litestar import get
 
 from helpdesk.agents.models import Role
+from helpdesk.channels import catalogue
 from helpdesk.channels.registry import chat_kinds
 from helpdesk.csat.routes import CsatPageController
 from helpdesk.customers.models import Stage
@@ -55,10 +56,13 @@ def literal_values(literal: Any) -> list[str]:
 
 
 def channel_kinds() -> list[str]:
-    """Every channel a ticket can come from: e-mail, the chat kinds this build supports,
-    then tickets made through the API and logged phone calls (as `tickets.channel` holds
-    them). The one place the console's channel list comes from."""
-    return ["email", *chat_kinds(), "api", "phone"]
+    """Every channel a ticket can come from, in the catalogue's order: e-mail, the chat
+    kinds this build supports, then tickets made through the API and logged phone calls
+    (as `tickets.channel` holds them). The one place the console's channel list comes from."""
+    supported = set(chat_kinds())
+    return [
+        kind for kind in catalogue.kinds() if not catalogue.entry(kind).chat or kind in supported
+    ]
 
 
 def _message_field(name: str) -> list[str]:
