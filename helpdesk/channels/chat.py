@@ -19,6 +19,7 @@ from helpdesk.channels.base import (
 )
 from helpdesk.channels.registry import adapter_for
 from helpdesk.config import Settings
+from helpdesk.tickets import events
 
 
 class ChatSender:
@@ -94,8 +95,8 @@ class ChatSender:
                 delivery.customer_id,
                 reason,
             )
-            await conn.execute(
-                "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+            await events.record(
+                conn,
                 delivery.ticket_id,
                 "customer_unreachable",
                 {"channel": self._kind, "account": account, "reason": reason},

@@ -35,6 +35,7 @@ from helpdesk.channels.base import (
 from helpdesk.channels.email import outbound as email_outbound
 from helpdesk.config import SlaSettings
 from helpdesk.sla import service as sla_service
+from helpdesk.tickets import writer
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,7 @@ async def _withdraw_failed(
         if sla is not None:
             await sla_service.withdraw_reply(conn, message_id, reason, sla)
         else:
-            await conn.execute(
-                """UPDATE tickets SET next_sla_check_at = now()
-                   WHERE id = (SELECT ticket_id FROM messages WHERE id = $1)""",
-                message_id,
-            )
+            await writer.recheck_sla_now(conn, message_id)
 
 
 async def deliver(

@@ -34,6 +34,7 @@ from helpdesk.db.signing_keys import signing_key
 from helpdesk.db.sql import Params
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.sla import service as sla_service
+from helpdesk.tickets import events, writer
 
 KEY_NAME = "csat"
 # Channels where the question carries 1-5 buttons (Telegram inline keyboard, Slack blocks).
@@ -140,10 +141,8 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
         text,
         buttons,
     )
-    await conn.execute(
-        "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, 'csat_asked', $2)",
-        ticket_id,
-        {"survey_id": survey_id, "message_id": message_id},
+    await events.record(
+        conn, ticket_id, "csat_asked", {"survey_id": survey_id, "message_id": message_id}
     )
     outbox_id: int = await outbox.add(conn, message_id, ticket_id, ticket["channel"])
     return outbox_id
@@ -207,7 +206,7 @@ async def answer(
         now,
     )
     ticket_id = survey["ticket_id"]
-    await conn.execute("UPDATE tickets SET csat_rating = $2 WHERE id = $1", ticket_id, new_rating)
+    await writer.set_csat_rating(conn, ticket_id, new_rating)
     await conn.execute(
         """UPDATE customers c SET csat_count = s.n, csat_average = s.average
            FROM (SELECT count(*) AS n, avg(rating)::real AS average FROM csat_surveys
@@ -216,10 +215,8 @@ async def answer(
         survey["customer_id"],
     )
     if rating is not None and rating != survey["rating"]:
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, 'csat_rated', $2)",
-            ticket_id,
-            {"rating": rating, "previous": survey["rating"]},
+        await events.record(
+            conn, ticket_id, "csat_rated", {"rating": rating, "previous": survey["rating"]}
         )
         if rating <= 2:
             await _low_rating(conn, survey, rating, settings)
@@ -286,19 +283,16 @@ async def _low_rating(
                 f"Ticket #{ticket['number']} was rated {rating} of 5",
             )
     if action in ("reopen", "both") and ticket["status"] == "solved":
-        await conn.execute(
-            """UPDATE tickets SET status = 'open', solved_at = NULL, updated_at = clock_timestamp(),
-                   version = version + 1 WHERE id = $1""",
+        await writer.update(
+            conn,
             ticket_id,
+            {"status": "open", "solved_at": None},
+            "updated",
+            {"status": {"from": "solved", "to": "open"}},
+            reason="low satisfaction rating",
         )
         now = await conn.fetchval("SELECT clock_timestamp()")
         await sla_service.record(conn, ticket_id, "reopened", now)
-        await conn.execute(
-            """INSERT INTO ticket_events (ticket_id, action, changes, reason)
-               VALUES ($1, 'updated', $2, 'low satisfaction rating')""",
-            ticket_id,
-            {"status": {"from": "solved", "to": "open"}},
-        )
         await sla_service.refresh(conn, ticket_id, settings.sla, now=now)
 
 

@@ -25,6 +25,7 @@ from helpdesk.customers.models import (
 )
 from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound
+from helpdesk.tickets import writer
 from helpdesk.tickets.models import CustomerRef
 from helpdesk.tickets.queries import TICKET_COLUMNS, ticket_out
 
@@ -562,12 +563,8 @@ async def merge_customers(
         source_id,
         target_id,
     )
-    tickets = await conn.fetch(
-        """UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(),
-               version = version + 1
-           WHERE customer_id = $1 RETURNING id""",
-        source_id,
-        target_id,
+    ticket_ids = await writer.move_to_customer(
+        conn, source_id, target_id, actor_agent_id=principal.agent_id, reason=reason
     )
     moved = {
         f"{table}.{column}": await conn.fetchval(
@@ -600,15 +597,6 @@ async def merge_customers(
         source["phone"],
         source["external_id"],
         source["language"],
-    )
-    ticket_ids = sorted(int(t["id"]) for t in tickets)
-    await conn.execute(
-        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
-           SELECT id, $2, 'customer_merged', $3, $4 FROM unnest($1::bigint[]) AS id""",
-        ticket_ids,
-        principal.agent_id,
-        {"from_customer_id": source_id, "into_customer_id": target_id},
-        reason,
     )
     # What the target's own figures are derived from has changed.
     await conn.execute(

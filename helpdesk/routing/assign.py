@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from helpdesk.tickets import writer
+
 # An agent's load: open tickets assigned to them (tickets_assignee_open_idx).
 _LOAD = (
     "(SELECT count(*) FROM tickets l WHERE l.assignee_id = a.id"
@@ -76,25 +78,19 @@ async def assign(conn: asyncpg.Connection, ticket_id: int) -> int | None:
             or agent["load"] >= agent["capacity"]
         ):
             continue  # changed while we waited for the lock
-        await conn.execute(
-            """UPDATE tickets SET assignee_id = $2, updated_at = clock_timestamp(),
-                   version = version + 1
-               WHERE id = $1""",
+        await writer.update(
+            conn,
             ticket_id,
-            agent["id"],
-        )
-        await conn.execute(
-            "UPDATE agents SET last_assigned_at = clock_timestamp() WHERE id = $1", agent["id"]
-        )
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-            ticket_id,
+            {"assignee_id": agent["id"]},
             "assigned",
             {
                 "assignee_id": agent["id"],
                 "strategy": ticket["assignment_strategy"],
                 "load_before": agent["load"],
             },
+        )
+        await conn.execute(
+            "UPDATE agents SET last_assigned_at = clock_timestamp() WHERE id = $1", agent["id"]
         )
         return int(agent["id"])
     return None

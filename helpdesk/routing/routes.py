@@ -18,6 +18,7 @@ from helpdesk.errors import Conflict, InvalidInput, NotFound
 from helpdesk.routing import classify, service
 from helpdesk.routing.jobs import ASSIGN_JOB
 from helpdesk.routing.rules import RuleConditions
+from helpdesk.tickets import writer
 from helpdesk.web.auth import ADMIN, SUPERVISION
 from helpdesk.web.context import Caller, Ctx, Db
 from helpdesk.web.query import PathId
@@ -283,26 +284,7 @@ class AvailabilityController(Controller):
             )
             returned: list[int] = []
             if data.availability == "offline":
-                rows = await db.fetch(
-                    """UPDATE tickets t SET assignee_id = NULL, updated_at = clock_timestamp(),
-                           version = version + 1
-                       FROM groups g
-                       WHERE g.id = t.group_id AND g.return_on_offline
-                         AND t.assignee_id = $1 AND t.status = 'new'
-                         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id
-                                         AND m.author_agent_id = $1)
-                       RETURNING t.id""",
-                    principal.agent_id,
-                )
-                returned = [r["id"] for r in rows]
-                for ticket_id in returned:
-                    await db.execute(
-                        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes)
-                           VALUES ($1, $2, 'unassigned', $3)""",
-                        ticket_id,
-                        principal.agent_id,
-                        {"reason": "assignee went offline"},
-                    )
+                returned = await writer.unassign_on_offline(db, principal.agent_id)
         if data.availability == "online" or returned:
             await ctx.enqueue(ASSIGN_JOB, job_id=f"assign:{principal.agent_id}:{time.time():.3f}")
         return AvailabilityOut(principal.agent_id, data.availability, returned)

@@ -26,6 +26,7 @@ from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
 from helpdesk.routing import assign, classify
 from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
 from helpdesk.sla import service as sla_service
+from helpdesk.tickets import writer
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +183,6 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
     if acknowledgement is not None:
         outbox_ids.append(acknowledgement)
         written["acknowledged_at"] = routed["acknowledged_at"] = now
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(written, start=2))
-    await conn.execute(
-        f"""UPDATE tickets SET {sets}, routed_at = ${len(written) + 2},
-                updated_at = clock_timestamp(), version = version + 1
-            WHERE id = $1""",
-        ticket_id,
-        *written.values(),
-        now,
-    )
     changes: dict[str, Any] = {
         "category": category,
         "language": language,
@@ -199,12 +191,8 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
         "group_id": group_id,
     }
     changes |= {k: updates[k] for k in ("priority", "tags") if k in updates}
-    await conn.execute(
-        "INSERT INTO ticket_events (ticket_id, action, changes, reason) VALUES ($1, $2, $3, $4)",
-        ticket_id,
-        "routed",
-        changes,
-        reason,
+    await writer.update(
+        conn, ticket_id, written | {"routed_at": now}, "routed", changes, reason=reason
     )
     await sla_service.apply_refresh(conn, routed, sla_plan, write_ticket=False)
     assignee = await assign.assign(conn, ticket_id) if group_id is not None else None
@@ -343,7 +331,7 @@ async def record_category_change(
             old,
             new,
         )
-    await conn.execute("UPDATE tickets SET category_source = 'agent' WHERE id = $1", ticket_id)
+    await writer.mark_category_by_agent(conn, ticket_id)
 
 
 async def _default_escalation_group(conn: asyncpg.Connection, settings: Settings) -> int:
@@ -398,21 +386,17 @@ async def escalate(
         raise Forbidden("Escalate to an internal group, not to a first-line team")
     if target == row["group_id"]:
         raise Conflict("The ticket is in that group already")
-    await conn.execute(
-        """UPDATE tickets SET group_id = $2, assignee_id = NULL, updated_at = clock_timestamp(),
-               version = version + 1,
-               status = CASE WHEN status IN ('pending', 'on_hold') THEN 'open' ELSE status END
-           WHERE id = $1""",
+    # The row is locked (get_in_scope above): its status is the one the UPDATE would see.
+    # A waiting ticket wakes up in its new group.
+    status = "open" if ticket.status in ("pending", "on_hold") else ticket.status
+    await writer.update(
+        conn,
         ticket_id,
-        target,
-    )
-    await conn.execute(
-        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
-           VALUES ($1, $2, 'escalated', $3, $4)""",
-        ticket_id,
-        principal.agent_id,
+        {"group_id": target, "assignee_id": None, "status": status},
+        "escalated",
         {"group_id": {"from": row["group_id"], "to": target}},
-        reason,
+        actor_agent_id=principal.agent_id,
+        reason=reason,
     )
     await sla_service.refresh(conn, ticket_id, settings.sla, reselect=True)
     await assign.assign(conn, ticket_id)

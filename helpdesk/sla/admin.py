@@ -31,6 +31,7 @@ from helpdesk.sla.models import (
     PolicyOut,
     PolicyUpdate,
 )
+from helpdesk.tickets import writer
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,7 @@ async def update_calendar(
         data.spec,
     )
     if data.spec is not None:
-        await _retarget(
-            conn,
-            "sla_policy_id IN (SELECT id FROM sla_policies WHERE calendar_id = $1)",
-            calendar_id,
-        )
+        await writer.retarget_sla(conn, calendar_id=calendar_id)
     await audit.record(
         conn,
         action="sla.calendar.update",
@@ -152,15 +149,6 @@ async def update_calendar(
         detail={"fields": [n for n in ("name", "spec") if getattr(data, n) is not None]},
     )
     return _calendar_out(updated)
-
-
-async def _retarget(conn: asyncpg.Connection, where: str, value: int) -> None:
-    """Open tickets under the changed settings: measured against them from now on."""
-    await conn.execute(
-        f"""UPDATE tickets SET sla_policy_at = now(), next_sla_check_at = now()
-            WHERE {where} AND status <> 'closed'""",
-        value,
-    )
 
 
 async def _check_policy_refs(
@@ -237,7 +225,7 @@ async def update_policy(
     )
     changed = [n for n in _POLICY_FIELDS if merged[n] != msgspec.to_builtins(current)[n]]
     if set(changed) & _TARGET_FIELDS:
-        await _retarget(conn, "sla_policy_id = $1", policy_id)
+        await writer.retarget_sla(conn, policy_id=policy_id)
     # Conditions, order and activity apply to tickets when their own condition fields
     # change, and to new tickets at once (docs/sla.md 1.7), not retroactively.
     await audit.record(

@@ -28,8 +28,9 @@ from helpdesk.sla.models import (
     SlaEventOut,
     TicketSlaOut,
 )
+from helpdesk.tickets.events import SLA_EVENTS
 
-SLA_EVENT_ACTIONS = ("sla_warning", "sla_breached", "sla_escalated", "sla_met")
+SLA_EVENT_ACTIONS = SLA_EVENTS  # the one list lives in tickets/events.py
 BOARD_LIMIT = 500
 
 

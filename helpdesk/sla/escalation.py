@@ -19,8 +19,12 @@ from helpdesk.config import SlaSettings
 from helpdesk.customers import relationship
 from helpdesk.sla import notices, service
 from helpdesk.sla.policies import EscalationAction, raised
+from helpdesk.tickets import events, writer
+from helpdesk.tickets.events import TicketEvent
 
-EVENT_ACTIONS = {"warn": "sla_warning", "breach": "sla_breached"}
+# The ticket events of fired levels (names from `tickets.events.SLA_EVENTS`); any other
+# level is `sla_escalated`.
+EVENT_ACTIONS: dict[str, TicketEvent] = {"warn": "sla_warning", "breach": "sla_breached"}
 _LABELS = {
     "first_response": "first response",
     "next_response": "next response",
@@ -37,7 +41,7 @@ class Fired:
     actions: list[str]
 
 
-def _event_action(level: str) -> str:
+def _event_action(level: str) -> TicketEvent:
     return EVENT_ACTIONS.get(level, "sla_escalated")
 
 
@@ -99,37 +103,26 @@ async def _act(
         new = raised(ticket["priority"])
         if new == ticket["priority"]:
             return f"priority already {new}", False
-        await conn.execute(
-            """UPDATE tickets SET priority = $2, updated_at = clock_timestamp(),
-                   version = version + 1 WHERE id = $1""",
+        await writer.update(
+            conn,
             ticket["id"],
-            new,
-        )
-        await conn.execute(
-            """INSERT INTO ticket_events (ticket_id, action, changes, reason)
-               VALUES ($1, $2, $3, $4)""",
-            ticket["id"],
+            {"priority": new},
             "updated",
             {"priority": {"from": ticket["priority"], "to": new}},
-            "SLA escalation",
+            reason="SLA escalation",
         )
         return f"priority {ticket['priority']} -> {new}", True
     # reassign
-    await conn.execute(
-        """UPDATE tickets SET group_id = $2, assignee_id = NULL, updated_at = clock_timestamp(),
-               version = version + 1 WHERE id = $1""",
+    await writer.update(
+        conn,
         ticket["id"],
-        action.group_id,
-    )
-    await conn.execute(
-        "INSERT INTO ticket_events (ticket_id, action, changes, reason) VALUES ($1, $2, $3, $4)",
-        ticket["id"],
+        {"group_id": action.group_id, "assignee_id": None},
         "updated",
         {
             "group_id": {"from": ticket["group_id"], "to": action.group_id},
             "assignee_id": {"from": ticket["assignee_id"], "to": None},
         },
-        "SLA escalation",
+        reason="SLA escalation",
     )
     return f"reassigned to group {action.group_id}", True
 
@@ -174,8 +167,8 @@ async def check(
             due.level,
             done,
         )
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+        await events.record(
+            conn,
             ticket_id,
             _event_action(due.level),
             {

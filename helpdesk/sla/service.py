@@ -42,6 +42,7 @@ from helpdesk.sla.policies import (
     choose,
     level_delay,
 )
+from helpdesk.tickets import events, writer
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +158,10 @@ async def withdraw_reply(
     first = ticket["first_responded_at"]
     if first is not None and any(row["at"] <= first for row in withdrawn):
         first = await conn.fetchval(_STANDING_FIRST_RESPONSE, ticket_id)
-        await conn.execute(
-            """UPDATE tickets SET first_responded_at = $2, updated_at = clock_timestamp(),
-                   version = version + 1
-               WHERE id = $1""",
-            ticket_id,
-            first,
-        )
-    await conn.execute(
-        "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+        # Recorded below whether or not the first response moved.
+        await writer.update(conn, ticket_id, {"first_responded_at": first}, None)
+    await events.record(
+        conn,
         ticket_id,
         "reply_withdrawn",
         {
@@ -200,13 +196,7 @@ async def reply_retried(
         return None
     at: datetime = await conn.fetchval("SELECT clock_timestamp()")
     await record(conn, ticket_id, "agent_reply", at, message_id=message_id)
-    await conn.execute(
-        """UPDATE tickets SET first_responded_at = coalesce(first_responded_at, $2),
-               updated_at = clock_timestamp(), version = version + 1
-           WHERE id = $1""",
-        ticket_id,
-        at,
-    )
+    await writer.response_counted(conn, ticket_id, at)  # the caller records `reply_retried`
     await refresh(conn, ticket_id, sla, now=at)
     return at
 
@@ -740,15 +730,10 @@ async def apply_refresh(
     own UPDATE) the ticket's SLA columns."""
     ticket_id = plan.ticket_id
     if plan.policy_changed is not None:
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-            ticket_id,
-            "sla_policy_changed",
-            plan.policy_changed,
-        )
+        await events.record(conn, ticket_id, "sla_policy_changed", plan.policy_changed)
     for key, values in plan.met:  # a live SLA event for supervisors, like breaches
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+        await events.record(
+            conn,
             ticket_id,
             "sla_met",
             {
@@ -779,11 +764,8 @@ async def apply_refresh(
                WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached""",
             ticket_id,
         )
-    if write_ticket and plan.columns:
-        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(plan.columns, start=2))
-        await conn.execute(
-            f"UPDATE tickets SET {sets} WHERE id = $1", ticket_id, *plan.columns.values()
-        )
+    if write_ticket and plan.columns:  # clock upkeep: no version bump (see the writer)
+        await writer.write_sla_columns(conn, ticket_id, plan.columns)
     if plan.due_soon:
         await _notify_due_soon(conn, ticket_id)
     return Refreshed(ticket_id, plan.next_check, plan.due)

@@ -54,6 +54,9 @@ TicketEvent = Literal[
 
 TICKET_EVENTS: tuple[TicketEvent, ...] = get_args(TicketEvent)
 
+# The SLA events supervisors watch live (the board's event stream reads these).
+SLA_EVENTS: tuple[TicketEvent, ...] = ("sla_warning", "sla_breached", "sla_escalated", "sla_met")
+
 # Inserting one event; the CTE-based writers in `tickets/` use the same column list.
 INSERT_EVENT = """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
 VALUES ($1, $2, $3, $4, $5)"""

@@ -27,6 +27,9 @@ from helpdesk.errors import (
 from helpdesk.routing import service as routing_service
 from helpdesk.sla import service as sla_service
 from helpdesk.sla.targets import first_response_due
+from helpdesk.tickets import changes as ticket_changes
+from helpdesk.tickets import events, writer
+from helpdesk.tickets.events import TicketEvent
 from helpdesk.tickets.models import (
     AttachmentIn,
     AttachmentOut,
@@ -48,18 +51,17 @@ async def _record_event(
     conn: asyncpg.Connection,
     ticket_id: int,
     actor: Principal | None,
-    action: str,
+    action: TicketEvent,
     changes: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> None:
-    await conn.execute(
-        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
-           VALUES ($1, $2, $3, $4, $5)""",
+    await events.record(
+        conn,
         ticket_id,
-        actor.agent_id if actor else None,
         action,
-        changes or {},
-        reason,
+        changes,
+        actor_agent_id=actor.agent_id if actor else None,
+        reason=reason,
     )
 
 
@@ -434,21 +436,11 @@ async def add_agent_message(
     outbox_id = None
     if public:
         outbox_id = await outbox.add(conn, row["id"], ticket.id, ticket.channel)
-        await conn.execute(
-            """UPDATE tickets SET first_responded_at = coalesce(first_responded_at, $2),
-                   status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
-                   updated_at = clock_timestamp(), version = version + 1
-               WHERE id = $1""",
-            ticket.id,
-            row["created_at"],
+        await writer.reply_sent(
+            conn, ticket.id, row["id"], row["created_at"], actor_agent_id=principal.agent_id
         )
     else:
-        await conn.execute(
-            "UPDATE tickets SET updated_at = clock_timestamp() WHERE id = $1", ticket.id
-        )
-    await _record_event(
-        conn, ticket.id, principal, "replied" if public else "noted", {"message_id": row["id"]}
-    )
+        await writer.note_added(conn, ticket.id, row["id"], actor_agent_id=principal.agent_id)
     if public:
         await sla_service.record(
             conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
@@ -600,42 +592,20 @@ async def update_ticket(
         await _check_assignment(
             conn, principal, new.get("group_id", ticket.group_id), new.get("assignee_id")
         )
-    status = new.get("status", ticket.status)
-    row = await conn.fetchrow(
-        f"""UPDATE tickets t SET
-               status = $2, priority = $3, category = $4, group_id = $5, assignee_id = $6,
-               tags = $7,
-               solved_at = CASE WHEN $2 = 'solved' THEN coalesce(solved_at, clock_timestamp())
-                                WHEN $2 IN ('new', 'open', 'pending', 'on_hold') THEN NULL
-                                ELSE solved_at END,
-               closed_at = CASE WHEN $2 = 'closed' THEN clock_timestamp() ELSE NULL END,
-               updated_at = clock_timestamp(), version = version + 1
-            WHERE t.id = $1
-            RETURNING {TICKET_COLUMNS}""",
-        ticket.id,
-        status,
-        new.get("priority", ticket.priority),
-        new.get("category", ticket.category),
-        new.get("group_id", ticket.group_id),
-        new.get("assignee_id", ticket.assignee_id),
-        new.get("tags", ticket.tags),
+    updated, moved = await writer.apply_edit(
+        conn, ticket, changes, actor_agent_id=principal.agent_id, reason=data.reason
     )
-    await _record_event(conn, ticket.id, principal, "updated", changes, data.reason)
     if "category" in changes:
         await routing_service.record_category_change(
             conn, ticket.id, changes["category"]["from"], changes["category"]["to"]
         )
     now = await conn.fetchval("SELECT clock_timestamp()")
-    if "status" in changes:
-        await sla_service.record_status_change(conn, ticket.id, ticket.status, status, now)
-    # Policy conditions read these: a change re-chooses the policy (docs/sla.md 1.7).
-    reselect = bool(changes.keys() & {"priority", "category", "group_id"})
-    if "status" in changes or reselect:
-        await sla_service.refresh(conn, ticket.id, sla, now=now, reselect=reselect)
+    if await ticket_changes.tell_sla(conn, moved, sla, now=now):
         row = await conn.fetchrow(
             f"SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = $1", ticket.id
         )
-    return ticket_out(row)
+        return ticket_out(row)
+    return updated
 
 
 async def merge_tickets(
@@ -678,44 +648,13 @@ async def merge_tickets(
     await conn.execute(
         "UPDATE outbox SET ticket_id = $2 WHERE ticket_id = $1", source.id, target.id
     )
-    await conn.execute(
-        """UPDATE tickets SET status = 'closed', closed_at = clock_timestamp(),
-               merged_into_id = $2, updated_at = clock_timestamp(), version = version + 1
-           WHERE id = $1""",
-        source.id,
-        target.id,
-    )
-    row = await conn.fetchrow(
-        f"""UPDATE tickets t SET
-               first_responded_at = CASE
-                   WHEN t.first_responded_at IS NULL THEN $2
-                   WHEN $2::timestamptz IS NULL THEN t.first_responded_at
-                   ELSE least(t.first_responded_at, $2) END,
-               updated_at = clock_timestamp(), version = version + 1
-            WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
-        target.id,
-        source.first_responded_at,
-    )
-    await _record_event(
-        conn,
-        source.id,
-        principal,
-        "merged_into",
-        {"into_ticket_id": target.id, "messages_moved": moved},
-        reason,
-    )
-    await _record_event(
-        conn,
-        target.id,
-        principal,
-        "merged_from",
-        {"from_ticket_id": source.id, "messages_moved": moved},
-        reason,
+    merged = await writer.merge(
+        conn, source, target, moved, actor_agent_id=principal.agent_id, reason=reason
     )
     now = await conn.fetchval("SELECT clock_timestamp()")
     await sla_service.record(conn, source.id, "status", now, status="closed")
     await sla_service.refresh(conn, source.id, sla, now=now)
-    return ticket_out(row)
+    return merged
 
 
 async def get_attachment(
@@ -776,16 +715,16 @@ async def retry_delivery(
     if requeued is None:
         raise Conflict(f"Message {message_id} has no delivery to retry")
     counted_at = await sla_service.reply_retried(conn, ticket.id, message_id, sla)
-    await _record_event(
+    await events.record(
         conn,
         ticket.id,
-        principal,
         "reply_retried",
         {
             "message_id": message_id,
             "previous_error": row["delivery_error"],
             "counted_at": counted_at.isoformat() if counted_at else None,
         },
+        actor_agent_id=principal.agent_id,
     )
     message = await conn.fetchrow("SELECT * FROM messages WHERE id = $1", message_id)
     attachments = [

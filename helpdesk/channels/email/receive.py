@@ -28,6 +28,8 @@ from helpdesk.config import Settings
 from helpdesk.routing import service as routing_service
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
 from helpdesk.sla import service as sla_service
+from helpdesk.tickets import events
+from helpdesk.tickets.events import TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,7 @@ async def _fail_bounced_delivery(
         return None
     recipients = ", ".join(parsed.bounce_recipients) or "the recipient"
     diagnostic = parsed.bounce_diagnostic or "the receiving server returned the mail"
+    action: TicketEvent
     if bounce_is_transient(parsed):
         reason = f"delivery to {recipients} is delayed: {diagnostic}"
         action, status = "delivery_delayed", row["delivery_status"]
@@ -197,8 +200,8 @@ async def _fail_bounced_delivery(
         status,
         reason,
     )
-    await conn.execute(
-        "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+    await events.record(
+        conn,
         row["ticket_id"],
         action,
         {"message_id": row["id"], "reason": reason, "bounce_message_id": parsed.message_id},
@@ -237,12 +240,7 @@ async def _acknowledge(
         if sent >= limit:
             blocker = f"{limit} automatic replies to {recipient} in the last hour already"
     if blocker is not None or recipient is None:
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
-            ticket_id,
-            "auto_reply_suppressed",
-            {"reason": blocker},
-        )
+        await events.record(conn, ticket_id, "auto_reply_suppressed", {"reason": blocker})
         return None
     number = await conn.fetchval("SELECT number FROM tickets WHERE id = $1", ticket_id)
     language = await routing_service.customer_language(conn, ticket_id)

@@ -40,6 +40,7 @@ from helpdesk.channels.webchat.models import (
 from helpdesk.config import SlaSettings
 from helpdesk.errors import InvalidInput, TooManyRequests, Unauthenticated
 from helpdesk.redis_outage import RedisDown, RedisOutage, fixed_window_hit
+from helpdesk.tickets import events
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +242,8 @@ async def _note_claimed_email(
     except RedisDown:
         return
     if claimed:
-        await conn.execute(
-            "INSERT INTO ticket_events (ticket_id, action, changes) VALUES ($1, $2, $3)",
+        await events.record(
+            conn,
             ticket_id,
             "webchat_visitor",
             {"email_unverified": claimed.decode() if isinstance(claimed, bytes) else claimed},
