@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean bench bench-quick
+.PHONY: run test lint typecheck pytest clean bench bench-quick schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+# helpdesk/db/schema.sql after adding a migration (tests/db/test_schema.py compares).
+schema: $(STAMP)
+	$(BIN)/python -m helpdesk.db.schema > helpdesk/db/schema.sql.new
+	mv helpdesk/db/schema.sql.new helpdesk/db/schema.sql
 
 # Benchmarks against same-run baselines (issue 8); results in bench/results/.
 bench: $(STAMP)

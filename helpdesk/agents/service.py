@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from redis.asyncio import Redis
 
-from helpdesk.agents import throttle
+from helpdesk.agents import queries, throttle
 from helpdesk.agents.models import (
     AgentCreate,
     AgentOut,
@@ -26,12 +26,6 @@ from helpdesk.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from helpdesk.redis_outage import RedisOutage
 
 TOKEN_PREFIX = "hd_"  # noqa: S105 - a public marker, not a secret
-
-_AGENT_COLUMNS = """
-    a.id, a.email, a.name, a.role, a.active, a.created_at, a.availability,
-    coalesce((SELECT array_agg(g.group_id ORDER BY g.group_id) FROM agent_groups g
-              WHERE g.agent_id = a.id), '{}') AS group_ids
-"""
 
 
 def hash_token(token: str) -> bytes:
@@ -57,22 +51,17 @@ async def issue_token(
     """Create a bearer token; only its hash is stored, the token itself is shown once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + timedelta(hours=ttl_hours)
-    await conn.execute(
-        "INSERT INTO agent_tokens (token_hash, agent_id, expires_at) VALUES ($1, $2, $3)",
-        hash_token(token),
-        agent_id,
-        expires_at,
-    )
+    await conn.execute(queries.INSERT_TOKEN, hash_token(token), agent_id, expires_at)
     return token, expires_at
 
 
 async def revoke_all_tokens(conn: asyncpg.Connection, agent_id: int) -> int:
-    result: str = await conn.execute("DELETE FROM agent_tokens WHERE agent_id = $1", agent_id)
+    result: str = await conn.execute(queries.DELETE_TOKENS_OF_AGENT, agent_id)
     return int(result.split()[-1])
 
 
 async def revoke_token(conn: asyncpg.Connection, token_hash: bytes) -> None:
-    await conn.execute("DELETE FROM agent_tokens WHERE token_hash = $1", token_hash)
+    await conn.execute(queries.DELETE_TOKEN, token_hash)
 
 
 async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Principal | None:
@@ -80,16 +69,7 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> P
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     token_hash = hash_token(token)
-    row = await conn.fetchrow(
-        """
-        SELECT a.id, a.role,
-               coalesce((SELECT array_agg(g.group_id ORDER BY g.group_id) FROM agent_groups g
-                         WHERE g.agent_id = a.id), '{}') AS group_ids
-        FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
-        WHERE t.token_hash = $1 AND t.expires_at > now() AND a.active
-        """,
-        token_hash,
-    )
+    row = await conn.fetchrow(queries.TOKEN_PRINCIPAL, token_hash)
     if row is None:
         return None
     return Principal(
@@ -130,10 +110,7 @@ async def login(
             settings.login_window_seconds,
             "Too many failed logins from your address; try again later",
         )
-    row = await conn.fetchrow(
-        "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND active",
-        email.strip(),
-    )
+    row = await conn.fetchrow(queries.LOGIN_CANDIDATE, email.strip())
     key = await signing_key(conn, throttle.KEY_NAME)
     device_id = throttle.Device(device_token).id_for(key, row["id"]) if row else None
     counter = throttle.device_key(device_id) if device_id else throttle.account_key(email)
@@ -152,11 +129,7 @@ async def login(
     if ip:
         await throttle.give_back(redis, outage, throttle.address_key(ip))
     if passwords.needs_rehash(row["password_hash"]):
-        await conn.execute(
-            "UPDATE agents SET password_hash = $2 WHERE id = $1",
-            row["id"],
-            await passwords.hash(password),
-        )
+        await conn.execute(queries.SET_PASSWORD_HASH, row["id"], await passwords.hash(password))
     token, expires_at = await issue_token(conn, row["id"], settings.token_ttl_hours)
     await audit.record(
         conn,
@@ -175,7 +148,7 @@ async def login(
 
 
 async def get_agent(conn: asyncpg.Connection, agent_id: int) -> AgentOut:
-    row = await conn.fetchrow(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = $1", agent_id)
+    row = await conn.fetchrow(queries.AGENT, agent_id)
     if row is None:
         raise NotFound(f"Agent {agent_id} not found")
     return _agent_out(row)
@@ -184,29 +157,19 @@ async def get_agent(conn: asyncpg.Connection, agent_id: int) -> AgentOut:
 async def list_agents(conn: asyncpg.Connection, principal: Principal) -> list[AgentOut]:
     """Partners see only the agents of their own groups."""
     if principal.is_partner:
-        rows = await conn.fetch(
-            f"""SELECT {_AGENT_COLUMNS} FROM agents a
-                WHERE EXISTS (SELECT 1 FROM agent_groups g WHERE g.agent_id = a.id
-                              AND g.group_id = ANY($1::bigint[]))
-                ORDER BY a.id""",
-            list(principal.group_ids),
-        )
+        rows = await conn.fetch(queries.AGENTS_IN_GROUPS, list(principal.group_ids))
     else:
-        rows = await conn.fetch(f"SELECT {_AGENT_COLUMNS} FROM agents a ORDER BY a.id")
+        rows = await conn.fetch(queries.ALL_AGENTS)
     return [_agent_out(row) for row in rows]
 
 
 async def _set_groups(conn: asyncpg.Connection, agent_id: int, group_ids: list[int]) -> None:
     unique = sorted(set(group_ids))
-    found = await conn.fetchval("SELECT count(*) FROM groups WHERE id = ANY($1::bigint[])", unique)
+    found = await conn.fetchval(queries.COUNT_GROUPS, unique)
     if found != len(unique):
         raise InvalidInput("Unknown group id", field="group_ids")
-    await conn.execute("DELETE FROM agent_groups WHERE agent_id = $1", agent_id)
-    await conn.execute(
-        "INSERT INTO agent_groups (agent_id, group_id) SELECT $1, unnest($2::bigint[])",
-        agent_id,
-        unique,
-    )
+    await conn.execute(queries.REMOVE_FROM_GROUPS, agent_id)
+    await conn.execute(queries.ADD_TO_GROUPS, agent_id, unique)
 
 
 async def create_agent(
@@ -218,8 +181,7 @@ async def create_agent(
     password_hash = await passwords.hash(data.password) if data.password else None
     try:
         agent_id = await conn.fetchval(
-            """INSERT INTO agents (email, name, role, password_hash)
-               VALUES ($1, $2, $3, $4) RETURNING id""",
+            queries.INSERT_AGENT,
             data.email.strip(),
             data.name,
             data.role,
@@ -261,20 +223,8 @@ async def update_agent(
         await _set_groups(conn, agent_id, data.group_ids)
     if data.password is not None:
         changed["password"] = True
-        await conn.execute(
-            "UPDATE agents SET password_hash = $2 WHERE id = $1",
-            agent_id,
-            await passwords.hash(data.password),
-        )
-    await conn.execute(
-        """UPDATE agents SET name = coalesce($2, name), role = coalesce($3, role),
-                             active = coalesce($4, active), updated_at = now()
-           WHERE id = $1""",
-        agent_id,
-        data.name,
-        data.role,
-        data.active,
-    )
+        await conn.execute(queries.SET_PASSWORD_HASH, agent_id, await passwords.hash(data.password))
+    await conn.execute(queries.UPDATE_AGENT, agent_id, data.name, data.role, data.active)
     if changed.keys() & {"role", "active", "group_ids", "password"}:
         await revoke_all_tokens(conn, agent_id)
     if changed:
@@ -313,15 +263,11 @@ async def change_own_password(
         settings.login_window_seconds,
         "Too many wrong current passwords; try again later",
     )
-    password_hash = await conn.fetchval(
-        "SELECT password_hash FROM agents WHERE id = $1", principal.agent_id
-    )
+    password_hash = await conn.fetchval(queries.PASSWORD_HASH, principal.agent_id)
     if not await passwords.verify(password_hash, current_password):
         raise Unauthenticated("Current password is wrong")
     await conn.execute(
-        "UPDATE agents SET password_hash = $2, updated_at = now() WHERE id = $1",
-        principal.agent_id,
-        await passwords.hash(new_password),
+        queries.CHANGE_OWN_PASSWORD_HASH, principal.agent_id, await passwords.hash(new_password)
     )
     await revoke_all_tokens(conn, principal.agent_id)
     await throttle.clear(redis, outage, throttle.password_change_key(principal.agent_id))
@@ -347,12 +293,9 @@ def _group_out(row: asyncpg.Record) -> GroupOut:
 
 async def list_groups(conn: asyncpg.Connection, principal: Principal) -> list[GroupOut]:
     if principal.is_partner:
-        rows = await conn.fetch(
-            "SELECT * FROM groups WHERE id = ANY($1::bigint[]) ORDER BY id",
-            list(principal.group_ids),
-        )
+        rows = await conn.fetch(queries.GROUPS, list(principal.group_ids))
     else:
-        rows = await conn.fetch("SELECT * FROM groups ORDER BY id")
+        rows = await conn.fetch(queries.ALL_GROUPS)
     return [_group_out(row) for row in rows]
 
 
@@ -360,11 +303,7 @@ async def create_group(
     conn: asyncpg.Connection, data: GroupCreate, actor: Principal | None = None
 ) -> GroupOut:
     try:
-        row = await conn.fetchrow(
-            "INSERT INTO groups (name, description) VALUES ($1, $2) RETURNING *",
-            data.name,
-            data.description,
-        )
+        row = await conn.fetchrow(queries.INSERT_GROUP, data.name, data.description)
     except asyncpg.UniqueViolationError:
         raise Conflict("A group with this name already exists") from None
     await audit.record(

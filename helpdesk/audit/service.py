@@ -5,6 +5,7 @@ from typing import Any
 import asyncpg
 
 from helpdesk.agents.models import Principal
+from helpdesk.audit import queries
 from helpdesk.observability import request_id_var
 
 
@@ -22,11 +23,7 @@ async def record(
 ) -> None:
     """Append one audit row. `detail` must hold ids and field names, never secrets or bodies."""
     await conn.execute(
-        """
-        INSERT INTO audit_log (actor_agent_id, actor_role, action, object_type, object_id,
-                               outcome, detail, request_id, ip)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        """,
+        queries.INSERT_ENTRY,
         actor.agent_id if actor else actor_agent_id,
         actor.role if actor else None,
         action,
@@ -42,17 +39,4 @@ async def record(
 async def list_entries(
     conn: asyncpg.Connection, *, before_id: int | None, limit: int
 ) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            """
-            SELECT id, at, actor_agent_id, actor_role, action, object_type, object_id,
-                   outcome, detail, request_id, ip
-            FROM audit_log
-            WHERE ($1::bigint IS NULL OR id < $1)
-            ORDER BY id DESC
-            LIMIT $2
-            """,
-            before_id,
-            limit,
-        )
-    )
+    return list(await conn.fetch(queries.ENTRIES, before_id, limit))

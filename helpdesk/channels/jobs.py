@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from helpdesk.channels import ingest, outbox, webhooks
+from helpdesk.channels import ingest, outbox, queries, webhooks
 from helpdesk.config import Settings
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,7 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
                 "deliveries possibly sent by a dead worker", extra={"count": expired.possibly_sent}
             )
         due = await outbox.due_deliveries(conn)
-        await conn.execute(
-            "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"
-        )
+        await conn.execute(queries.PRUNE_IDEMPOTENCY_KEYS)
     now = time.time()
     for row in due:
         await ctx["redis"].enqueue_job(

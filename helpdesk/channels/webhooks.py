@@ -19,7 +19,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import PathParameter
 
-from helpdesk.channels import accounts
+from helpdesk.channels import accounts, queries
 from helpdesk.channels.adapter import (
     ButtonPress,
     ChannelAdapter,
@@ -84,13 +84,7 @@ async def store_event(
     db: asyncpg.Connection, account: accounts.ChannelAccount, dedupe_key: str | None, body: bytes
 ) -> int | None:
     """Keep an authentic delivery; None when this delivery id is stored already."""
-    event_id: int | None = await db.fetchval(
-        """INSERT INTO inbound_events (account_id, dedupe_key, payload) VALUES ($1, $2, $3)
-           ON CONFLICT (account_id, dedupe_key) DO NOTHING RETURNING id""",
-        account.id,
-        dedupe_key,
-        body,
-    )
+    event_id: int | None = await db.fetchval(queries.STORE_EVENT, account.id, dedupe_key, body)
     return event_id
 
 
@@ -190,12 +184,7 @@ async def process_event(
     """
     # One connection for the whole event, and the event comes with its account.
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            """SELECT e.payload, a.* FROM inbound_events e
-               JOIN channel_accounts a ON a.id = e.account_id
-               WHERE e.id = $1 AND e.status = 'pending'""",
-            event_id,
-        )
+        row = await conn.fetchrow(queries.PENDING_EVENT, event_id)
         if row is None:
             return None
         account = accounts.account_from_row(row)
@@ -225,21 +214,9 @@ async def process_event(
             reason = f"{type(error).__name__}: {error}"[:500]
             # On another connection: this one may be what failed.
             async with pool.acquire() as other:
-                await other.execute(
-                    """UPDATE inbound_events SET attempts = attempts + 1, last_error = $2,
-                           status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END
-                       WHERE id = $1""",
-                    event_id,
-                    reason,
-                    MAX_EVENT_ATTEMPTS,
-                )
+                await other.execute(queries.EVENT_FAILED, event_id, reason, MAX_EVENT_ATTEMPTS)
             raise
-        await conn.execute(
-            """UPDATE inbound_events SET status = 'processed', processed_at = now(),
-                   attempts = attempts + 1, last_error = NULL
-               WHERE id = $1""",
-            event_id,
-        )
+        await conn.execute(queries.EVENT_PROCESSED, event_id)
     return new
 
 
@@ -299,10 +276,5 @@ async def _store_message(
 
 
 async def pending_events(conn: asyncpg.Connection, older_than_seconds: float) -> list[int]:
-    rows = await conn.fetch(
-        """SELECT id FROM inbound_events
-           WHERE status = 'pending' AND received_at < now() - make_interval(secs => $1)
-           ORDER BY received_at LIMIT 500""",
-        older_than_seconds,
-    )
+    rows = await conn.fetch(queries.STALE_PENDING_EVENTS, older_than_seconds)
     return [r["id"] for r in rows]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import asyncpg
 
+from helpdesk.demo import queries
+
 log = logging.getLogger("helpdesk.demo.mail")
 
 # One mail at most this big (the service's own limit on outgoing mail is lower).
@@ -130,13 +132,5 @@ class MailSink:
 async def point_demo_account(conn: asyncpg.Connection, address: str, port: int) -> bool:
     """Send the demo account's mail through the sink on `port` (each start: the port is
     new). An account an admin has given a real SMTP server is left alone; False then."""
-    updated = await conn.fetchval(
-        """UPDATE email_accounts
-           SET smtp_host = '127.0.0.1', smtp_port = $2, smtp_security = 'none',
-               smtp_username = NULL, smtp_password = NULL, updated_at = now()
-           WHERE address = $1 AND (smtp_host IS NULL OR smtp_host = '127.0.0.1')
-           RETURNING id""",
-        address,
-        port,
-    )
+    updated = await conn.fetchval(queries.POINT_AT_SINK, address, port)
     return updated is not None

@@ -9,6 +9,7 @@ from helpdesk.agents.models import AgentCreate, GroupCreate, Principal, Role
 from helpdesk.agents.passwords import Passwords
 from helpdesk.channels.email.accounts import EmailAccountCreate, create_account
 from helpdesk.config import SlaSettings
+from helpdesk.demo import queries
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Category, CustomerRef, TicketCreate
 
@@ -56,8 +57,8 @@ _TICKETS: list[tuple[str, str, str, str, Category, str]] = [
 async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, sla: SlaSettings) -> bool:
     """Seed once: does nothing (returns False) when any agent exists."""
     async with conn.transaction():
-        await conn.execute("LOCK TABLE agents IN EXCLUSIVE MODE")
-        if await conn.fetchval("SELECT count(*) FROM agents"):
+        await conn.execute(queries.LOCK_AGENTS)
+        if await conn.fetchval(queries.COUNT_AGENTS):
             return False
         groups = {
             name: (await agents.create_group(conn, GroupCreate(name=name, description=desc))).id

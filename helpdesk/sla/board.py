@@ -15,9 +15,8 @@ from typing import Literal
 import asyncpg
 
 from helpdesk.agents.models import Principal
-from helpdesk.agents.scope import ticket_scope
-from helpdesk.db.sql import Params
 from helpdesk.errors import NotFound
+from helpdesk.sla import queries
 from helpdesk.sla.models import (
     BoardCount,
     BoardItem,
@@ -66,22 +65,10 @@ def _counts(breached: list[BoardItem], at_risk: list[BoardItem], key: str) -> li
 async def board(conn: asyncpg.Connection, principal: Principal, window_minutes: int) -> BoardOut:
     """Running clocks already past due (breached now) and due within the window (at risk),
     most urgent first. Both read `next_sla_due_at` through its index first."""
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    params = Params()
-    scope = ticket_scope(principal, params)
-    until = params.add(now + timedelta(minutes=window_minutes))
-    rows = await conn.fetch(
-        f"""SELECT t.id, t.number, t.subject, t.group_id, t.assignee_id, t.channel,
-                   t.priority, t.sla_policy_name, c.clock, c.cycle, c.due_at, c.breached_at
-            FROM tickets t
-            JOIN ticket_sla_clocks c ON c.ticket_id = t.id
-            WHERE t.next_sla_due_at <= {until} AND {scope}
-              AND c.met_at IS NULL AND NOT c.paused AND c.due_at <= {until}
-              AND t.status <> 'closed'
-            ORDER BY c.due_at, t.id
-            LIMIT {BOARD_LIMIT}""",
-        *params.values,
-    )
+    now: datetime = await conn.fetchval(queries.NOW)
+    until = now + timedelta(minutes=window_minutes)
+    sql, params = queries.board(principal, until, BOARD_LIMIT)
+    rows = await conn.fetch(sql, *params)
     breached = [_item(r) for r in rows if r["due_at"] < now]
     at_risk = [_item(r) for r in rows if r["due_at"] >= now]
     return BoardOut(
@@ -106,22 +93,8 @@ async def metrics(
 ) -> MetricsOut:
     """Per period (in `timezone`) and clock: ended cycles, breaches, breach rate and the
     p50/p90 of counted time."""
-    params = Params()
-    scope = ticket_scope(principal, params)
-    unit = params.add(period)
-    zone = params.add(timezone)
-    start = params.add(since)
-    end = params.add(until)
-    rows = await conn.fetch(
-        f"""SELECT date_trunc({unit}, c.met_at AT TIME ZONE {zone}) AT TIME ZONE {zone} AS period,
-                   c.clock, count(*) AS ended, count(*) FILTER (WHERE c.breached) AS breached,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY c.counted_seconds) AS p50,
-                   percentile_cont(0.9) WITHIN GROUP (ORDER BY c.counted_seconds) AS p90
-            FROM ticket_sla_clocks c JOIN tickets t ON t.id = c.ticket_id
-            WHERE c.met_at >= {start} AND c.met_at < {end} AND {scope}
-            GROUP BY 1, 2 ORDER BY 1, 2""",
-        *params.values,
-    )
+    sql, params = queries.metrics(principal, period, timezone, since, until)
+    rows = await conn.fetch(sql, *params)
     return MetricsOut(
         period=period,
         since=since,
@@ -144,26 +117,14 @@ async def metrics(
 async def ticket_sla(
     conn: asyncpg.Connection, principal: Principal, ticket_id: int
 ) -> TicketSlaOut:
-    params = Params()
-    scope = ticket_scope(principal, params)
-    id_p = params.add(ticket_id)
-    ticket = await conn.fetchrow(
-        f"SELECT * FROM tickets t WHERE t.id = {id_p} AND {scope}", *params.values
-    )
+    sql, params = queries.ticket(principal, ticket_id)
+    ticket = await conn.fetchrow(sql, *params)
     if ticket is None:
         raise NotFound(f"Ticket {ticket_id} not found")
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    clocks = await conn.fetch(
-        "SELECT * FROM ticket_sla_clocks WHERE ticket_id = $1 ORDER BY clock, cycle", ticket_id
-    )
-    fired = await conn.fetch(
-        "SELECT * FROM sla_escalations WHERE ticket_id = $1 ORDER BY fired_at", ticket_id
-    )
-    sent = await conn.fetch(
-        """SELECT channel, recipient, status, attempts, last_error, created_at, sent_at
-           FROM sla_notices WHERE ticket_id = $1 ORDER BY id""",
-        ticket_id,
-    )
+    now: datetime = await conn.fetchval(queries.NOW)
+    clocks = await conn.fetch(queries.TICKET_CLOCKS, ticket_id)
+    fired = await conn.fetch(queries.TICKET_ESCALATIONS, ticket_id)
+    sent = await conn.fetch(queries.TICKET_NOTICES, ticket_id)
     return TicketSlaOut(
         ticket_id=ticket_id,
         policy=ticket["sla_policy_name"],
@@ -221,17 +182,8 @@ async def events_after(
     conn: asyncpg.Connection, principal: Principal, after: int, limit: int = 100
 ) -> list[SlaEventOut]:
     """SLA events (warning, breach, escalation) after event id `after`, oldest first."""
-    params = Params()
-    scope = ticket_scope(principal, params)
-    after_p = params.add(after)
-    actions = params.add(list(SLA_EVENT_ACTIONS))
-    rows = await conn.fetch(
-        f"""SELECT e.id, e.ticket_id, e.action, e.created_at, e.changes
-            FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
-            WHERE e.action = ANY({actions}::text[]) AND e.id > {after_p} AND {scope}
-            ORDER BY e.id LIMIT {int(limit)}""",
-        *params.values,
-    )
+    sql, params = queries.events_after(principal, after, list(SLA_EVENT_ACTIONS), limit)
+    rows = await conn.fetch(sql, *params)
     return [
         SlaEventOut(
             id=r["id"],

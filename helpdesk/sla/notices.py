@@ -30,6 +30,7 @@ from helpdesk.channels.email import compose
 from helpdesk.channels.email.accounts import EmailAccount, get_account
 from helpdesk.channels.email.smtp import EmailSender
 from helpdesk.config import Settings
+from helpdesk.sla import queries
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ async def queue(
     conn: asyncpg.Connection, ticket_id: int, channel: str, recipient: str, body: str
 ) -> None:
     await conn.execute(
-        "INSERT INTO sla_notices (ticket_id, channel, recipient, body) VALUES ($1, $2, $3, $4)",
+        queries.QUEUE_NOTICE,
         ticket_id,
         channel,
         recipient,
@@ -56,9 +57,7 @@ async def queue(
 async def _mail_account(conn: asyncpg.Connection, settings: Settings) -> EmailAccount | None:
     if settings.sla.notice_email_account:
         return await get_account(conn, settings.sla.notice_email_account)
-    name = await conn.fetchval(
-        "SELECT name FROM email_accounts WHERE smtp_host IS NOT NULL AND active ORDER BY id LIMIT 1"
-    )
+    name = await conn.fetchval(queries.NOTICE_MAIL_ACCOUNT)
     return None if name is None else await get_account(conn, name)
 
 
@@ -116,13 +115,7 @@ async def expire_abandoned(conn: asyncpg.Connection) -> int:
     """Notices whose worker died mid-send: due again if they were never handed over,
     else 'possibly_sent' (shown with the reason, never sent twice)."""
     changed = await conn.fetch(
-        """UPDATE sla_notices SET
-               status = CASE WHEN handed_off_at IS NOT NULL THEN 'possibly_sent'
-                             WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-               last_error = CASE WHEN handed_off_at IS NOT NULL THEN $2 ELSE $1 END,
-               locked_until = NULL, next_attempt_at = now()
-           WHERE status = 'sending' AND locked_until < now()
-           RETURNING id""",
+        queries.EXPIRE_ABANDONED_NOTICES,
         NOT_HANDED_OFF,
         POSSIBLY_SENT,
         MAX_ATTEMPTS,
@@ -133,15 +126,7 @@ async def expire_abandoned(conn: asyncpg.Connection) -> int:
 async def _claim(conn: asyncpg.Connection) -> asyncpg.Record | None:
     """The next due notice, now this worker's for one lease (committed before sending,
     so no transaction or row lock is held while SMTP or Slack answers)."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        """UPDATE sla_notices SET status = 'sending', attempts = attempts + 1,
-               locked_until = now() + $1::interval, handed_off_at = NULL
-           WHERE id = (SELECT id FROM sla_notices
-                       WHERE status = 'pending' AND next_attempt_at <= now()
-                       ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-           RETURNING *""",
-        LEASE,
-    )
+    row: asyncpg.Record | None = await conn.fetchrow(queries.CLAIM_NOTICE, LEASE)
     return row
 
 
@@ -149,12 +134,7 @@ def _handoff(pool: asyncpg.Pool, row: asyncpg.Record) -> Callable[[], Awaitable[
     async def handoff() -> None:
         """Record the point of no return, if the notice is still this attempt's."""
         async with pool.acquire() as conn:
-            ours = await conn.fetchval(
-                """UPDATE sla_notices SET handed_off_at = now()
-                   WHERE id = $1 AND attempts = $2 AND status = 'sending' RETURNING true""",
-                row["id"],
-                row["attempts"],
-            )
+            ours = await conn.fetchval(queries.NOTICE_HANDED_OFF, row["id"], row["attempts"])
         if not ours:
             raise DeliveryLeaseLost(f"sla notice {row['id']} attempt {row['attempts']}")
 
@@ -169,9 +149,7 @@ async def _attempt(
     handoff = _handoff(pool, row)
     try:
         async with pool.acquire() as conn:
-            ticket = await conn.fetchrow(
-                "SELECT number, subject FROM tickets WHERE id = $1", row["ticket_id"]
-            )
+            ticket = await conn.fetchrow(queries.NOTICE_TICKET, row["ticket_id"])
             if row["channel"] == "email":
                 await _send_email(conn, mailer, settings, row, ticket, handoff)
             else:
@@ -215,10 +193,7 @@ async def deliver_pending(pool: asyncpg.Pool, settings: Settings) -> int:
         status, error, delay = outcome
         async with pool.acquire() as conn:
             await conn.execute(
-                """UPDATE sla_notices SET status = $2, last_error = $3, locked_until = NULL,
-                       next_attempt_at = now() + $4::interval,
-                       sent_at = CASE WHEN $2 = 'sent' THEN now() END
-                   WHERE id = $1 AND attempts = $5 AND status IN ('sending', 'possibly_sent')""",
+                queries.NOTICE_OUTCOME,
                 row["id"],
                 status,
                 error,

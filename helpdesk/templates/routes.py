@@ -14,6 +14,7 @@ from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from helpdesk.errors import Conflict, NotFound
+from helpdesk.templates import queries
 from helpdesk.tickets.service import get_in_scope
 from helpdesk.web.auth import ADMIN
 from helpdesk.web.context import Caller, Db
@@ -76,11 +77,7 @@ class TemplateController(Controller):
         db: Db,
         language: Annotated[str | None, QueryParameter(pattern=r"^[a-z]{2}$")] = None,
     ) -> list[TemplateOut]:
-        rows = await db.fetch(
-            """SELECT * FROM reply_templates WHERE active
-                 AND ($1::text IS NULL OR language = $1) ORDER BY name, language""",
-            language,
-        )
+        rows = await db.fetch(queries.ACTIVE_TEMPLATES, language)
         return [_out(r) for r in rows]
 
     @get("/for-ticket/{ticket_id:int}", operation_id="listTemplatesForTicket")
@@ -90,17 +87,10 @@ class TemplateController(Controller):
         """The templates for this ticket's customer (language, then English; stage),
         rendered for them."""
         ticket = await get_in_scope(db, principal, ticket_id)
-        customer = await db.fetchrow(
-            """SELECT c.name, coalesce(t.language, c.language, 'cs') AS language,
-                      c.lifecycle_stage FROM customers c JOIN tickets t ON t.customer_id = c.id
-               WHERE t.id = $1""",
-            ticket.id,
-        )
-        agent = await db.fetchval("SELECT name FROM agents WHERE id = $1", principal.agent_id)
+        customer = await db.fetchrow(queries.TICKET_CUSTOMER, ticket.id)
+        agent = await db.fetchval(queries.AGENT_NAME, principal.agent_id)
         rows = await db.fetch(
-            """SELECT * FROM reply_templates WHERE active AND language = $1
-                 AND (cardinality(stages) = 0 OR $2 = ANY(stages))
-               ORDER BY name""",
+            queries.TEMPLATES_FOR,
             customer["language"],
             customer["lifecycle_stage"],
         )
@@ -114,8 +104,7 @@ class TemplateController(Controller):
     @post("/", guards=[ADMIN], status_code=HTTP_201_CREATED, operation_id="createTemplate")
     async def create(self, db: Db, data: JSONBody[TemplateIn]) -> TemplateOut:
         row = await db.fetchrow(
-            """INSERT INTO reply_templates (name, language, body, stages, active)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, language) DO NOTHING RETURNING *""",
+            queries.INSERT_TEMPLATE,
             data.name,
             data.language,
             data.body,
@@ -131,13 +120,7 @@ class TemplateController(Controller):
         self, db: Db, template_id: PathId, data: JSONBody[TemplateUpdate]
     ) -> TemplateOut:
         row = await db.fetchrow(
-            """UPDATE reply_templates SET body = coalesce($2, body),
-                   stages = coalesce($3, stages), active = coalesce($4, active)
-               WHERE id = $1 RETURNING *""",
-            template_id,
-            data.body,
-            data.stages,
-            data.active,
+            queries.UPDATE_TEMPLATE, template_id, data.body, data.stages, data.active
         )
         if row is None:
             raise NotFound(f"Template {template_id} not found")
@@ -150,4 +133,4 @@ class TemplateController(Controller):
         operation_id="deleteTemplate",
     )
     async def remove(self, db: Db, template_id: PathId) -> None:
-        await db.execute("DELETE FROM reply_templates WHERE id = $1", template_id)
+        await db.execute(queries.DELETE_TEMPLATE, template_id)

@@ -18,6 +18,7 @@ from litestar import Request, Response
 
 from helpdesk.agents.models import Principal
 from helpdesk.errors import InvalidInput, UnprocessableIdempotencyKey
+from helpdesk.web import queries
 
 MAX_KEY_LENGTH = 255
 
@@ -53,9 +54,7 @@ async def run_idempotent(
     async with conn.transaction():
         if key is not None:
             claimed = await conn.fetchval(
-                """INSERT INTO idempotency_keys (agent_id, key, request_method, request_path,
-                                                 request_hash)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
+                queries.CLAIM_IDEMPOTENCY_KEY,
                 principal.agent_id,
                 key,
                 request.method,
@@ -63,12 +62,7 @@ async def run_idempotent(
                 fingerprint,
             )
             if not claimed:
-                stored = await conn.fetchrow(
-                    """SELECT request_hash, response_status, response_body FROM idempotency_keys
-                       WHERE agent_id = $1 AND key = $2""",
-                    principal.agent_id,
-                    key,
-                )
+                stored = await conn.fetchrow(queries.IDEMPOTENT_RESPONSE, principal.agent_id, key)
                 if stored["request_hash"] != fingerprint:
                     raise UnprocessableIdempotencyKey(
                         "This Idempotency-Key was used with a different request"
@@ -83,8 +77,7 @@ async def run_idempotent(
         body = msgspec.json.encode(result)
         if key is not None:
             await conn.execute(
-                """UPDATE idempotency_keys SET response_status = $3, response_body = $4
-                   WHERE agent_id = $1 AND key = $2""",
+                queries.STORE_IDEMPOTENT_RESPONSE,
                 principal.agent_id,
                 key,
                 status_code,

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from helpdesk.channels.email.imap import MailboxState, mailbox_states
 from helpdesk.db.pool import UNAVAILABLE_ERRORS
+from helpdesk.web import queries
 from helpdesk.web.context import AppContext, Ctx
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def readyz(ctx: Ctx) -> Response[dict[str, Any]]:
     removing replicas cannot fix a remote mail server. Alert on the state instead.
     """
     postgres, redis, mailboxes = await asyncio.gather(
-        _check("postgres", ctx.pool.fetchval("SELECT 1")),
+        _check("postgres", ctx.pool.fetchval(queries.PING)),
         _check("redis", ctx.redis.ping()),
         _mailboxes(ctx),
     )
@@ -70,11 +71,7 @@ async def metrics(ctx: Ctx) -> Response[bytes]:
     except Exception:
         log.warning("metrics: redis unavailable")
     try:
-        rows = await ctx.pool.fetch(
-            """SELECT s.status, count(o.id) AS n
-               FROM unnest(ARRAY['pending', 'retrying', 'sending']) AS s(status)
-               LEFT JOIN outbox o ON o.status = s.status GROUP BY s.status"""
-        )
+        rows = await ctx.pool.fetch(queries.OUTBOX_WAITING)
         for row in rows:
             ctx.metrics.outbox_waiting.labels(row["status"]).set(row["n"])
     except Exception:

@@ -19,6 +19,7 @@ import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
+from helpdesk.channels.email import queries
 from helpdesk.channels.email.providers import credentials_digest, sendgrid_public_key
 from helpdesk.errors import Conflict, InvalidInput, NotFound
 
@@ -227,31 +228,29 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_account(conn: asyncpg.Connection, name: str) -> EmailAccount | None:
-    row = await conn.fetchrow("SELECT * FROM email_accounts WHERE name = $1", name)
+    row = await conn.fetchrow(queries.ACCOUNT, name)
     return None if row is None else _account(row)
 
 
 async def active_imap_accounts(conn: asyncpg.Connection) -> list[EmailAccount]:
-    rows = await conn.fetch(
-        "SELECT * FROM email_accounts WHERE active AND imap_host IS NOT NULL ORDER BY id"
-    )
+    rows = await conn.fetch(queries.ACTIVE_IMAP_ACCOUNTS)
     return [_account(r) for r in rows]
 
 
 async def own_addresses(conn: asyncpg.Connection) -> set[str]:
     """Every address we send from: mail from one of them is our own and never answered."""
-    rows = await conn.fetch("SELECT address, reply_to FROM email_accounts")
+    rows = await conn.fetch(queries.OWN_ADDRESSES)
     found = {r["address"].lower() for r in rows}
     found.update(r["reply_to"].lower() for r in rows if r["reply_to"])
     return found
 
 
 async def list_accounts(conn: asyncpg.Connection) -> list[EmailAccountOut]:
-    return [_out(r) for r in await conn.fetch("SELECT * FROM email_accounts ORDER BY id")]
+    return [_out(r) for r in await conn.fetch(queries.ALL_ACCOUNTS)]
 
 
 async def read_account(conn: asyncpg.Connection, name: str) -> EmailAccountOut:
-    row = await conn.fetchrow("SELECT * FROM email_accounts WHERE name = $1", name)
+    row = await conn.fetchrow(queries.ACCOUNT, name)
     if row is None:
         raise NotFound("No such email account")
     return _out(row)
@@ -261,13 +260,8 @@ async def create_account(
     conn: asyncpg.Connection, data: EmailAccountCreate, actor: Principal | None = None
 ) -> EmailAccountOut:
     values = _columns(msgspec.structs.asdict(data))
-    names = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     try:
-        row = await conn.fetchrow(
-            f"INSERT INTO email_accounts ({', '.join(names)}) VALUES ({placeholders}) RETURNING *",
-            *values.values(),
-        )
+        row = await conn.fetchrow(queries.insert_account(list(values)), *values.values())
     except asyncpg.UniqueViolationError:
         raise Conflict("An email account with this name already exists") from None
     except asyncpg.CheckViolationError:
@@ -296,14 +290,8 @@ async def update_account(
     )
     if not values:
         return await read_account(conn, name)
-    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
     try:
-        row = await conn.fetchrow(
-            f"UPDATE email_accounts SET {assignments}, updated_at = now()"
-            " WHERE name = $1 RETURNING *",
-            name,
-            *values.values(),
-        )
+        row = await conn.fetchrow(queries.update_account(list(values)), name, *values.values())
     except asyncpg.CheckViolationError:
         raise Conflict("imap_processed 'move' needs imap_move_to") from None
     if row is None:

@@ -14,18 +14,8 @@ import asyncpg
 import msgspec
 
 from helpdesk.channels.base import PermanentDeliveryError
-from helpdesk.channels.email import compose
+from helpdesk.channels.email import compose, queries
 from helpdesk.channels.email.accounts import EmailAccount, get_account
-
-# The ticket's earlier email messages in conversation order. An outbound one that
-# failed never reached anyone, so it is nobody's parent.
-_THREAD = """
-    SELECT direction, external_id FROM messages
-    WHERE ticket_id = $1 AND channel = 'email' AND external_id IS NOT NULL
-      AND (created_at, id) < ($2, $3)
-      AND (direction = 'inbound' OR delivery_status IS DISTINCT FROM 'failed')
-    ORDER BY created_at, id
-"""
 
 
 class Outgoing(msgspec.Struct, frozen=True):
@@ -41,43 +31,26 @@ async def prepare(conn: asyncpg.Connection, outbox_id: int, message_id: int) -> 
     Values already set are kept: an automatic acknowledgement arrives with its
     recipients, and a second call changes nothing.
     """
-    row = await conn.fetchrow(
-        """SELECT m.id, m.ticket_id, m.created_at, m.channel_account, m.external_id,
-                  m.recipient_addresses, t.number, t.customer_id,
-                  t.channel_account AS ticket_account
-           FROM messages m JOIN tickets t ON t.id = m.ticket_id
-           WHERE m.id = $1""",
-        message_id,
-    )
+    row = await conn.fetchrow(queries.ENVELOPE_SOURCE, message_id)
     if row is None:
         raise LookupError(f"message {message_id} does not exist")
     account = row["channel_account"] or row["ticket_account"] or await _inbound_account(conn, row)
     external_id = row["external_id"]
     if external_id is None and account:
-        address = await conn.fetchval("SELECT address FROM email_accounts WHERE name = $1", account)
+        address = await conn.fetchval(queries.ACCOUNT_ADDRESS, account)
         if address is not None:
             external_id = compose.message_id_for(
                 row["number"], outbox_id, secrets.token_hex(4), address.rpartition("@")[2]
             )
     recipients = list(row["recipient_addresses"]) or await _recipients(conn, row)
-    await conn.execute(
-        """UPDATE messages SET channel_account = $2, external_id = $3, recipient_addresses = $4
-           WHERE id = $1""",
-        message_id,
-        account,
-        external_id,
-        recipients,
-    )
+    await conn.execute(queries.SET_ENVELOPE, message_id, account, external_id, recipients)
 
 
 async def _latest_inbound(
     conn: asyncpg.Connection, message: asyncpg.Record
 ) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
-        """SELECT channel_account, sender_address, reply_to_addresses FROM messages
-           WHERE ticket_id = $1 AND channel = 'email' AND direction = 'inbound'
-             AND (created_at, id) < ($2, $3)
-           ORDER BY created_at DESC, id DESC LIMIT 1""",
+        queries.LATEST_INBOUND,
         message["ticket_id"],
         message["created_at"],
         message["id"],
@@ -98,28 +71,13 @@ async def _recipients(conn: asyncpg.Connection, message: asyncpg.Record) -> list
         return list(latest["reply_to_addresses"])
     if latest is not None and latest["sender_address"]:
         return [latest["sender_address"]]
-    address = await conn.fetchval(
-        """SELECT coalesce(nullif(c.email, ''),
-                           (SELECT i.external_id FROM customer_identities i
-                            WHERE i.customer_id = c.id AND i.channel = 'email'
-                            ORDER BY i.id DESC LIMIT 1))
-           FROM customers c WHERE c.id = $1""",
-        message["customer_id"],
-    )
+    address = await conn.fetchval(queries.CUSTOMER_ADDRESS, message["customer_id"])
     return [address] if address else []
 
 
 async def load(conn: asyncpg.Connection, message_id: int) -> Outgoing:
     """The account and the mail for one send; PermanentDeliveryError says why not."""
-    row = await conn.fetchrow(
-        """SELECT m.id, m.ticket_id, m.kind, m.body_text, m.created_at, m.channel_account,
-                  m.external_id, m.recipient_addresses, t.number, t.subject,
-                  c.name AS customer_name, c.email AS customer_email
-           FROM messages m JOIN tickets t ON t.id = m.ticket_id
-           JOIN customers c ON c.id = t.customer_id
-           WHERE m.id = $1""",
-        message_id,
-    )
+    row = await conn.fetchrow(queries.OUTGOING, message_id)
     if row is None:
         raise PermanentDeliveryError(f"message {message_id} does not exist")
     account = await _sending_account(conn, row["channel_account"])
@@ -130,16 +88,13 @@ async def load(conn: asyncpg.Connection, message_id: int) -> Outgoing:
     for address in row["recipient_addresses"]:
         if not compose.is_address(address):
             raise PermanentDeliveryError(f"{address!r} is not an email address we can send to")
-    thread = await conn.fetch(_THREAD, row["ticket_id"], row["created_at"], row["id"])
+    thread = await conn.fetch(queries.THREAD, row["ticket_id"], row["created_at"], row["id"])
     inbound = [
         r["external_id"]
         for r in thread
         if r["direction"] == "inbound" and compose.is_message_id(r["external_id"])
     ]
-    attachments = await conn.fetch(
-        "SELECT filename, content_type, content FROM attachments WHERE message_id = $1 ORDER BY id",
-        message_id,
-    )
+    attachments = await conn.fetch(queries.ATTACHMENTS, message_id)
     customer_email = (row["customer_email"] or "").lower()
     mail = compose.OutgoingEmail(
         message_id=row["external_id"],

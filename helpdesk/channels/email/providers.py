@@ -41,6 +41,8 @@ from multipart import (  # type: ignore[import-untyped]  # litestar's own form p
     parse_options_header,
 )
 
+from helpdesk.channels.email import queries
+
 # How far a signed timestamp may be from our clock, either way (Mailgun and SendGrid).
 # Long enough for a slow delivery and modest clock skew, short enough that a remembered
 # Mailgun token only has to be kept for a bounded time.
@@ -266,17 +268,6 @@ async def claim_mailgun_token(
     and a concurrent replay waits on the first one's row and then finds it.
     """
     signed_at = datetime.fromtimestamp(int(timestamp), UTC)
-    await conn.execute(
-        """DELETE FROM mailgun_tokens
-           WHERE account_id = $1 AND signed_at < now() - make_interval(secs => $2)""",
-        account_id,
-        TOKEN_RETENTION_SECONDS,
-    )
-    claimed = await conn.fetchval(
-        """INSERT INTO mailgun_tokens (account_id, token, signed_at) VALUES ($1, $2, $3)
-           ON CONFLICT (account_id, token) DO NOTHING RETURNING true""",
-        account_id,
-        token,
-        signed_at,
-    )
+    await conn.execute(queries.PRUNE_MAILGUN_TOKENS, account_id, TOKEN_RETENTION_SECONDS)
+    claimed = await conn.fetchval(queries.CLAIM_MAILGUN_TOKEN, account_id, token, signed_at)
     return claimed is True

@@ -15,6 +15,7 @@ import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
+from helpdesk.channels.email import queries
 from helpdesk.channels.email.accounts import get_account
 from helpdesk.channels.email.receive import Receipt, receive
 from helpdesk.config import Settings
@@ -41,10 +42,6 @@ class QuarantinePage(msgspec.Struct):
     next_cursor: int | None
 
 
-_COLUMNS = """id, account, source, octet_length(raw) AS size_bytes, sha256, reason, status,
-              ticket_id, created_at, resolved_at"""
-
-
 def _out(row: asyncpg.Record) -> QuarantinedMail:
     return QuarantinedMail(**dict(row))
 
@@ -53,30 +50,20 @@ async def list_quarantine(
     conn: asyncpg.Connection, status: QuarantineStatus | None, limit: int, before: int | None
 ) -> QuarantinePage:
     """Newest first; `before` is the id cursor of the next page."""
-    rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM email_quarantine
-            WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR id < $2)
-            ORDER BY id DESC LIMIT $3""",
-        status,
-        before,
-        limit + 1,
-    )
+    rows = await conn.fetch(queries.QUARANTINE_PAGE, status, before, limit + 1)
     items = [_out(r) for r in rows[:limit]]
     return QuarantinePage(items, items[-1].id if len(rows) > limit else None)
 
 
 async def get_entry(conn: asyncpg.Connection, entry_id: int) -> QuarantinedMail:
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM email_quarantine WHERE id = $1",
-        entry_id,
-    )
+    row = await conn.fetchrow(queries.QUARANTINE_ENTRY, entry_id)
     if row is None:
         raise NotFound("No such quarantined mail")
     return _out(row)
 
 
 async def raw_mail(conn: asyncpg.Connection, entry_id: int) -> bytes:
-    raw = await conn.fetchval("SELECT raw FROM email_quarantine WHERE id = $1", entry_id)
+    raw = await conn.fetchval(queries.QUARANTINED_RAW, entry_id)
     if raw is None:
         raise NotFound("No such quarantined mail")
     return bytes(raw)
@@ -87,10 +74,7 @@ async def reprocess(
 ) -> tuple[QuarantinedMail, Receipt]:
     """Import a held mail again; 409 with the reason when it still cannot be imported."""
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT account, raw, status FROM email_quarantine WHERE id = $1 FOR UPDATE",
-            entry_id,
-        )
+        row = await conn.fetchrow(queries.LOCK_QUARANTINED_MAIL, entry_id)
         if row is None:
             raise NotFound("No such quarantined mail")
         if row["status"] != "held":
@@ -102,12 +86,7 @@ async def reprocess(
         receipt = await receive(conn, settings, account, raw, source="cli")
         if receipt.outcome == "quarantined":
             raise Conflict(f"The mail still cannot be imported: {receipt.reason}")
-        await conn.execute(
-            """UPDATE email_quarantine SET status = 'reprocessed', ticket_id = $2,
-                   resolved_at = now() WHERE id = $1""",
-            entry_id,
-            receipt.ticket_id,
-        )
+        await conn.execute(queries.MARK_REPROCESSED, entry_id, receipt.ticket_id)
         await audit.record(
             conn,
             action="email_quarantine.reprocess",
@@ -123,18 +102,12 @@ async def reprocess(
 async def discard(conn: asyncpg.Connection, entry_id: int, actor: Principal) -> QuarantinedMail:
     """Mark a held mail as dealt with; the bytes stay for the record."""
     async with conn.transaction():
-        status = await conn.fetchval(
-            "SELECT status FROM email_quarantine WHERE id = $1 FOR UPDATE", entry_id
-        )
+        status = await conn.fetchval(queries.LOCK_QUARANTINE_STATUS, entry_id)
         if status is None:
             raise NotFound("No such quarantined mail")
         if status != "held":
             raise Conflict(f"The mail was already {status}")
-        await conn.execute(
-            """UPDATE email_quarantine SET status = 'discarded', resolved_at = now()
-               WHERE id = $1""",
-            entry_id,
-        )
+        await conn.execute(queries.MARK_DISCARDED, entry_id)
         await audit.record(
             conn,
             action="email_quarantine.discard",

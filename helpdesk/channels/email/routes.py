@@ -14,8 +14,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from helpdesk.agents.scope import ticket_scope
-from helpdesk.channels.email import accounts, providers, quarantine
+from helpdesk.channels.email import accounts, providers, quarantine, queries
 from helpdesk.channels.email.accounts import (
     EmailAccount,
     EmailAccountCreate,
@@ -24,7 +23,6 @@ from helpdesk.channels.email.accounts import (
 )
 from helpdesk.channels.email.quarantine import QuarantinedMail, QuarantinePage, QuarantineStatus
 from helpdesk.channels.email.receive import Receipt, follow_up_jobs, receive
-from helpdesk.db.sql import Params
 from helpdesk.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
 from helpdesk.web.auth import ADMIN
 from helpdesk.web.context import AppContext, Caller, Ctx, Db
@@ -255,14 +253,8 @@ class EmailSourceController(Controller):
 
         Any agent, partners included, within the tickets they may see (404 otherwise).
         """
-        params = Params()
-        scope = ticket_scope(principal, params)
-        raw = await db.fetchval(
-            f"""SELECT s.raw FROM message_sources s JOIN messages m ON m.id = s.message_id
-                JOIN tickets t ON t.id = m.ticket_id
-                WHERE s.message_id = {params.add(message_id)} AND {scope}""",
-            *params.values,
-        )
+        sql, params = queries.message_source(principal, message_id)
+        raw = await db.fetchval(sql, *params)
         if raw is None:
             raise NotFound(f"No original mail for message {message_id}")
         return _eml_download(bytes(raw), f"message-{message_id}.eml")

@@ -1,0 +1,176 @@
+"""SQL of the email channel: accounts, quarantine, outbound envelopes, Mailgun's token
+ledger and the original mail of a message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpdesk.agents.models import Principal
+from helpdesk.agents.scope import ticket_scope
+from helpdesk.db.sql import Params
+
+# --- accounts --------------------------------------------------------------------------
+
+# The account named $1, every column.
+ACCOUNT = "SELECT * FROM email_accounts WHERE name = $1"
+
+# Every account, by id.
+ALL_ACCOUNTS = "SELECT * FROM email_accounts ORDER BY id"
+
+# The active accounts with an IMAP server to poll, by id.
+ACTIVE_IMAP_ACCOUNTS = (
+    "SELECT * FROM email_accounts WHERE active AND imap_host IS NOT NULL ORDER BY id"
+)
+
+# Every address we send from or ask replies to.
+OWN_ADDRESSES = "SELECT address, reply_to FROM email_accounts"
+
+
+def insert_account(columns: list[str]) -> str:
+    """A new account with values $1.. for `columns` (names from the account Structs, never
+    from input), the whole row."""
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return f"INSERT INTO email_accounts ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *"
+
+
+def update_account(columns: list[str]) -> str:
+    """Set `columns` (names from the account Structs) to $2.. on the account named $1;
+    the whole row, none when there is no such account."""
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(columns, start=2))
+    return (
+        f"UPDATE email_accounts SET {assignments}, updated_at = now() WHERE name = $1 RETURNING *"
+    )
+
+
+# --- quarantine ------------------------------------------------------------------------
+
+# The columns of a `QuarantinedMail` (the size, not the bytes).
+_QUARANTINE_COLUMNS = """
+    id, account, source, octet_length(raw) AS size_bytes, sha256, reason, status, ticket_id,
+    created_at, resolved_at
+"""
+
+# Held mail newest first: in status $1 (any when NULL), ids before $2 (any when NULL),
+# at most $3.
+QUARANTINE_PAGE = f"""
+    SELECT {_QUARANTINE_COLUMNS} FROM email_quarantine
+    WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR id < $2)
+    ORDER BY id DESC LIMIT $3
+"""
+
+# Quarantine entry $1.
+QUARANTINE_ENTRY = f"SELECT {_QUARANTINE_COLUMNS} FROM email_quarantine WHERE id = $1"
+
+# The bytes of quarantine entry $1.
+QUARANTINED_RAW = "SELECT raw FROM email_quarantine WHERE id = $1"
+
+# Quarantine entry $1 with its bytes, locked for reprocessing.
+LOCK_QUARANTINED_MAIL = "SELECT account, raw, status FROM email_quarantine WHERE id = $1 FOR UPDATE"
+
+# The status of quarantine entry $1, locked for discarding.
+LOCK_QUARANTINE_STATUS = "SELECT status FROM email_quarantine WHERE id = $1 FOR UPDATE"
+
+# Quarantine entry $1 was imported as ticket $2.
+MARK_REPROCESSED = """
+    UPDATE email_quarantine SET status = 'reprocessed', ticket_id = $2, resolved_at = now()
+    WHERE id = $1
+"""
+
+# Quarantine entry $1 was dealt with without importing it (the bytes stay).
+MARK_DISCARDED = """
+    UPDATE email_quarantine SET status = 'discarded', resolved_at = now() WHERE id = $1
+"""
+
+# --- outbound --------------------------------------------------------------------------
+
+# The ticket's earlier email messages in conversation order ($1 ticket, before the
+# message created at $2 with id $3). An outbound one that failed never reached anyone,
+# so it is nobody's parent.
+THREAD = """
+    SELECT direction, external_id FROM messages
+    WHERE ticket_id = $1 AND channel = 'email' AND external_id IS NOT NULL
+      AND (created_at, id) < ($2, $3)
+      AND (direction = 'inbound' OR delivery_status IS DISTINCT FROM 'failed')
+    ORDER BY created_at, id
+"""
+
+# What fixing the envelope of queued message $1 needs: the message, its ticket's
+# number, customer and account.
+ENVELOPE_SOURCE = """
+    SELECT m.id, m.ticket_id, m.created_at, m.channel_account, m.external_id,
+           m.recipient_addresses, t.number, t.customer_id,
+           t.channel_account AS ticket_account
+    FROM messages m JOIN tickets t ON t.id = m.ticket_id
+    WHERE m.id = $1
+"""
+
+# The address of the account named $1.
+ACCOUNT_ADDRESS = "SELECT address FROM email_accounts WHERE name = $1"
+
+# The envelope of message $1: $2 account, $3 Message-ID, $4 recipients.
+SET_ENVELOPE = """
+    UPDATE messages SET channel_account = $2, external_id = $3, recipient_addresses = $4
+    WHERE id = $1
+"""
+
+# The customer's latest email on ticket $1 before the message created at $2 with id $3:
+# the account they wrote to and where they asked answers to go.
+LATEST_INBOUND = """
+    SELECT channel_account, sender_address, reply_to_addresses FROM messages
+    WHERE ticket_id = $1 AND channel = 'email' AND direction = 'inbound'
+      AND (created_at, id) < ($2, $3)
+    ORDER BY created_at DESC, id DESC LIMIT 1
+"""
+
+# Customer $1's email address, else the newest email identity's.
+CUSTOMER_ADDRESS = """
+    SELECT coalesce(nullif(c.email, ''),
+                    (SELECT i.external_id FROM customer_identities i
+                     WHERE i.customer_id = c.id AND i.channel = 'email'
+                     ORDER BY i.id DESC LIMIT 1))
+    FROM customers c WHERE c.id = $1
+"""
+
+# What one send of message $1 needs: the message, its ticket and its customer.
+OUTGOING = """
+    SELECT m.id, m.ticket_id, m.kind, m.body_text, m.created_at, m.channel_account,
+           m.external_id, m.recipient_addresses, t.number, t.subject,
+           c.name AS customer_name, c.email AS customer_email
+    FROM messages m JOIN tickets t ON t.id = m.ticket_id
+    JOIN customers c ON c.id = t.customer_id
+    WHERE m.id = $1
+"""
+
+# The attachments of message $1, in order.
+ATTACHMENTS = """
+    SELECT filename, content_type, content FROM attachments WHERE message_id = $1 ORDER BY id
+"""
+
+# --- Mailgun's token ledger ------------------------------------------------------------
+
+# Forget the tokens of account $1 signed more than $2 seconds ago.
+PRUNE_MAILGUN_TOKENS = """
+    DELETE FROM mailgun_tokens
+    WHERE account_id = $1 AND signed_at < now() - make_interval(secs => $2)
+"""
+
+# Record token $2 of account $1 signed at $3; true when new, no row when seen before.
+CLAIM_MAILGUN_TOKEN = """
+    INSERT INTO mailgun_tokens (account_id, token, signed_at) VALUES ($1, $2, $3)
+    ON CONFLICT (account_id, token) DO NOTHING RETURNING true
+"""
+
+# --- original mail ---------------------------------------------------------------------
+
+
+def message_source(principal: Principal, message_id: int) -> tuple[str, list[Any]]:
+    """The original mail (`raw`) of inbound message `message_id`, within the tickets
+    `principal` may see: the SQL and its parameters."""
+    params = Params()
+    scope = ticket_scope(principal, params)
+    sql = f"""
+        SELECT s.raw FROM message_sources s JOIN messages m ON m.id = s.message_id
+        JOIN tickets t ON t.id = m.ticket_id
+        WHERE s.message_id = {params.add(message_id)} AND {scope}
+    """
+    return sql, params.values
