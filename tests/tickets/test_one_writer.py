@@ -230,6 +230,9 @@ def test_the_sla_event_lists_are_the_ticket_event_list() -> None:
 # of these (even inside a function) would make a cycle sooner or later.
 _LOW_LEVEL = ("helpdesk/tickets/writer.py", "helpdesk/tickets/events.py")
 _ABOVE = ("sla", "routing", "customers", "csat", "channels")
+# Declarations that import nothing of the project (the channel catalogue names the kinds
+# a ticket's `channel` may hold) sit below the writer too.
+_BELOW_ANYWAY = frozenset({"helpdesk.channels.catalogue"})
 
 
 def _imports(path: Path) -> set[str]:
@@ -261,5 +264,5 @@ def test_the_writer_imports_nothing_that_writes_through_it() -> None:
                 if name not in reached and path is not None:
                     reached.add(name)
                     todo.append(path)
-        above = sorted(n for n in reached if n.split(".")[1] in _ABOVE)
+        above = sorted(n for n in reached if n.split(".")[1] in _ABOVE and n not in _BELOW_ANYWAY)
         assert not above, f"{start} reaches {above}"
