@@ -15,10 +15,9 @@ the same test checks they name exactly the catalogue's kinds, in its order.
 Adding a chat channel (say, Viber):
 1. its package, `helpdesk/channels/viber/`, with an adapter implementing the contract in
    `helpdesk/channels/adapter.py`;
-2. one `Entry` in `CATALOGUE` (and its name in `ChatKind` / `TicketChannel`);
-3. a migration widening `channel_accounts.kind`'s CHECK (the database refuses unknown
-   kinds; a test compares that constraint with the catalogue).
-Nothing else: webhooks, accounts, the outbox, routing and surveys pick it up from here.
+2. one `Entry` in `CATALOGUE` (and its name in `ChatKind` / `TicketChannel`, beside it).
+Nothing else, not even a migration (the API checks an account's kind against this
+catalogue): webhooks, accounts, the outbox, routing and surveys pick it up from here.
 """
 
 from __future__ import annotations

@@ -153,7 +153,6 @@ CREATE TABLE channel_accounts (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT channel_accounts_pkey PRIMARY KEY (id),
     CONSTRAINT channel_accounts_kind_name_key UNIQUE (kind, name),
-    CONSTRAINT channel_accounts_kind_check CHECK ((kind = ANY (ARRAY['telegram'::text, 'slack'::text, 'messenger'::text, 'instagram'::text, 'whatsapp'::text, 'webchat'::text]))),
     CONSTRAINT channel_accounts_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text))
 );
 
