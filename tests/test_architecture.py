@@ -106,9 +106,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        graph[module] = _imported_modules(
-            module, path.name == "__init__.py", tree, files
-        )
+        graph[module] = _imported_modules(module, path.name == "__init__.py", tree, files)
     return graph
 
 

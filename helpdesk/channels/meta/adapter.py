@@ -124,14 +124,8 @@ _INSTAGRAM_TYPES = {
     "audio/vnd.wave": "audio",
     "application/pdf": "file",
 }
-
-
 _INSTAGRAM_LIMITS = {"image": 8 * 1024 * 1024, "video": 25 * 1024 * 1024}
-
-
 _INSTAGRAM_LIMITS |= {"audio": 25 * 1024 * 1024, "file": 25 * 1024 * 1024}
-
-
 _INSTAGRAM_ACCEPTS = (
     "Instagram takes PNG, JPEG and GIF images up to 8 MB, MP4, OGG, AVI, MOV and WebM "
     "videos, AAC, M4A, WAV and MP4 audio and PDF files up to 25 MB"

@@ -41,29 +41,17 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0/"
-
-
 SIGNATURE_HEADER = "x-hub-signature-256"
-
-
 # Hosts Meta serves attachment files from; nothing else is fetched (a signed payload is
 # still input, and the WhatsApp token must never leave Meta).
 _CDN_SUFFIXES = (".fbcdn.net", ".fbsbx.com", ".facebook.com", ".cdninstagram.com", ".whatsapp.net")
-
-
 # Graph API error codes worth another try (throttling, temporary unavailability).
 _TRANSIENT_CODES = frozenset(
     {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131048, 131056, 133004}
 )
-
-
 # The person cannot be reached on this channel any more.
 _UNREACHABLE_CODES = frozenset({551, 131026})
-
-
 _UNREACHABLE_SUBCODES = frozenset({1545041, 2018001})
-
-
 _TEXT_LIMITS = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 
 
@@ -71,14 +59,8 @@ _TEXT_LIMITS = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 # for a while, so a person whose profile Meta will not show costs one Graph call per
 # interval, not one per message. Per process; bounded.
 PROFILE_RETRY_SECONDS = 3600.0
-
-
 _PROFILE_FAILURES: dict[tuple[str, str, str, str], float] = {}
-
-
 _PROFILE_FAILURES_MAX = 10_000
-
-
 PROFILE_TIMEOUT_SECONDS = 5.0
 
 

@@ -14,8 +14,6 @@ from helpdesk.channels.adapter import (
 )
 
 MetaKind = Literal["messenger", "instagram", "whatsapp"]
-
-
 Item = InboundMessage | StatusUpdate | StatusWatermark
 
 

@@ -189,11 +189,7 @@ _NOT_THE_CUSTOMERS = frozenset(
 
 
 _decode_messaging = msgspec.json.Decoder(Messaging).decode
-
-
 _decode_messaging_head = msgspec.json.Decoder(MessagingHead).decode
-
-
 _decode_keys = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -207,8 +203,6 @@ _DEFAULT_TYPES = {
     "reel": ("reel.mp4", "video/mp4"),
     "story_mention": ("story.jpg", "image/jpeg"),
 }
-
-
 # Attachments that are a link to something on Meta (a post, a shared page), not a file.
 _LINK_ATTACHMENTS = {
     "fallback": "a link",
@@ -217,8 +211,6 @@ _LINK_ATTACHMENTS = {
     "template": "a card",
     "location": "a location",
 }
-
-
 _LIKE_STICKERS = frozenset({369239263222822, 369239343222814, 369239383222810})
 
 

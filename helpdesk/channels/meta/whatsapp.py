@@ -38,14 +38,8 @@ from helpdesk.channels.meta.whatsapp_fields import (
 )
 
 _decode_contact = msgspec.json.Decoder(Contact).decode
-
-
 _decode_whatsapp = msgspec.json.Decoder(WhatsAppMessage).decode
-
-
 _decode_whatsapp_head = msgspec.json.Decoder(WhatsAppHead).decode
-
-
 _decode_status = msgspec.json.Decoder(Status).decode
 
 
@@ -56,8 +50,6 @@ _WHATSAPP_MEDIA = {
     "video": ("video", "video/mp4"),
     "sticker": ("sticker", "image/webp"),
 }
-
-
 # What WhatsApp reports as `unsupported.type` (or a type we have no rendering for),
 # as a person would name it.
 _WHATSAPP_KINDS = {
