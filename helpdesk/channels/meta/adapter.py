@@ -1,11 +1,4 @@
-"""Messenger, Instagram and WhatsApp through Meta's webhooks and the Graph API.
-
-Inbound: the subscription handshake (`hub.mode=subscribe`, our verify token, the
-challenge echoed) and `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app
-secret) on every POST. Outbound: the Graph API send endpoints over httpx (no Meta SDK
-is maintained for Python), at the account setting `base_url` (a fake server in tests).
-A reply outside the 24-hour customer-service window is refused before the request.
-"""
+"""The Messenger, Instagram and WhatsApp adapters: what each product sends its own way."""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""The Graph API side all Meta products share: errors, CDN checks, profiles, the adapter base."""
+"""What all Meta adapters share: webhook checks, the Graph API client, errors, profiles.
+
+Inbound: the subscription handshake (`hub.mode=subscribe`, our verify token, the
+challenge echoed) and `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app
+secret) on every POST. Outbound: the Graph API send endpoints over httpx (no Meta SDK
+is maintained for Python), at the account setting `base_url` (a fake server in tests).
+A reply outside the 24-hour customer-service window is refused before the request.
+"""
 
 from __future__ import annotations
 

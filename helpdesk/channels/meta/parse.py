@@ -1,5 +1,6 @@
-"""Meta webhooks (Messenger, Instagram messaging, WhatsApp Cloud API) as the normalized
-channel shapes: pure functions, no I/O.
+"""Meta webhook deliveries as normalized items: the envelope, dispatched per product; pure.
+
+Covers Messenger, Instagram messaging and the WhatsApp Cloud API (`messaging`, `whatsapp`).
 
 Messenger and Instagram share one envelope (`entry[].messaging[]` with `sender`,
 `recipient`, `timestamp` in milliseconds); WhatsApp nests `entry[].changes[].value` with
