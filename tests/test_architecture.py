@@ -193,7 +193,7 @@ def _oversize(files: Iterable[Path], limit: int) -> set[str]:
     return out
 
 
-def test_oversize_finder_counts_lines(tmp_path: Path) -> None:
+def test_oversize_finder_counts_lines() -> None:
     big = ROOT / "tests" / "test_architecture.py"
     assert _oversize([big], 10) == {"tests/test_architecture.py"}
     assert _oversize([big], 100_000) == set()
