@@ -231,7 +231,7 @@ def test_service_commands_run_on_uvloop() -> None:
     Linux): the CPU per database round trip is what ingestion throughput is made of."""
     import uvloop
 
-    from helpdesk.cli import use_uvloop
+    from helpdesk.cli.servers import use_uvloop
 
     before = asyncio.get_event_loop_policy()
     try:

@@ -9,8 +9,8 @@ from typing import Any
 from arq import Worker, cron, func
 
 from helpdesk.channels import jobs as channel_jobs
-from helpdesk.channels.base import senders
-from helpdesk.channels.email.imap import MailPoller
+from helpdesk.channels.email.imap.poller import MailPoller
+from helpdesk.channels.outbox import senders
 from helpdesk.config import Settings
 from helpdesk.csat import jobs as csat_jobs
 from helpdesk.db.pool import create_pool

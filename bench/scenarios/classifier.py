@@ -16,7 +16,8 @@ import msgspec
 from bench.context import Bench
 from bench.environment import ROOT
 from bench.stats import Row
-from helpdesk.routing.classify import classify, default_rules
+from helpdesk.routing.classification_rules import default_rules
+from helpdesk.routing.classify import classify
 
 DATA = ROOT / "tests" / "routing" / "data" / "labelled_messages.jsonl"
 

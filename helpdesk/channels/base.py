@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    import asyncpg
-
-    from helpdesk.config import Settings
+from typing import Protocol
 
 
 async def _nothing_to_record() -> None:
@@ -75,22 +70,3 @@ class DeliveryLeaseLost(Exception):
 
 class Sender(Protocol):
     async def send(self, delivery: OutboundDelivery) -> str | None: ...
-
-
-class ApiChannelSender:
-    """Tickets opened through the API are read back through the API: stored means delivered."""
-
-    async def send(self, delivery: OutboundDelivery) -> str | None:
-        return None
-
-
-def senders(pool: asyncpg.Pool, settings: Settings) -> dict[str, Sender]:
-    """Senders by channel. A channel without one fails its deliveries visibly."""
-    from helpdesk.channels.chat import ChatSender  # the contract imports no adapter
-    from helpdesk.channels.email.smtp import EmailSender
-    from helpdesk.channels.registry import chat_kinds
-
-    found: dict[str, Sender] = {"api": ApiChannelSender(), "email": EmailSender(pool, settings)}
-    for kind in chat_kinds():
-        found[kind] = ChatSender(pool, settings, kind)
-    return found

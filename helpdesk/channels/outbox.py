@@ -32,14 +32,32 @@ from helpdesk.channels.base import (
     RetryableDeliveryError,
     Sender,
 )
+from helpdesk.channels.chat import ChatSender
 from helpdesk.channels.email import outbound as email_outbound
-from helpdesk.config import SlaSettings
+from helpdesk.channels.email.smtp import EmailSender
+from helpdesk.channels.registry import chat_kinds
+from helpdesk.config import Settings, SlaSettings
 from helpdesk.sla import service as sla_service
 from helpdesk.tickets import writer
 
 log = logging.getLogger(__name__)
 
 DELIVER_JOB = "deliver_outbox"
+
+
+class ApiChannelSender:
+    """Tickets opened through the API are read back through the API: stored means delivered."""
+
+    async def send(self, delivery: OutboundDelivery) -> str | None:
+        return None
+
+
+def senders(pool: asyncpg.Pool, settings: Settings) -> dict[str, Sender]:
+    """Senders by channel. A channel without one fails its deliveries visibly."""
+    found: dict[str, Sender] = {"api": ApiChannelSender(), "email": EmailSender(pool, settings)}
+    for kind in chat_kinds():
+        found[kind] = ChatSender(pool, settings, kind)
+    return found
 
 
 def job_id(outbox_id: int, attempts: int) -> str:

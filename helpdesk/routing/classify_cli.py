@@ -22,7 +22,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from helpdesk.routing.classify import RulesError, classify, default_rules
+from helpdesk.routing.classification_rules import RulesError, default_rules
+from helpdesk.routing.classify import classify
 
 PROG = "helpdesk classify"
 

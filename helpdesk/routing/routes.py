@@ -15,7 +15,8 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from helpdesk.errors import Conflict, InvalidInput, NotFound
-from helpdesk.routing import classify, service
+from helpdesk.routing import service
+from helpdesk.routing.classification_rules import ClassificationRules
 from helpdesk.routing.jobs import ASSIGN_JOB
 from helpdesk.routing.rules import RuleConditions
 from helpdesk.tickets import writer
@@ -187,7 +188,7 @@ class RoutingAdminController(Controller):
     ) -> dict[str, Any]:
         """Replace the rules (validated as a whole); new tickets use them at once."""
         try:
-            rules = msgspec.convert(data, classify.ClassificationRules)
+            rules = msgspec.convert(data, ClassificationRules)
         except (msgspec.ValidationError, ValueError) as error:
             raise InvalidInput(f"Invalid classification rules: {error}") from None
         stored: dict[str, Any] = msgspec.to_builtins(rules)

@@ -24,6 +24,7 @@ from helpdesk.channels import catalogue, outbox
 from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
 from helpdesk.routing import assign, classify
+from helpdesk.routing.classification_rules import ClassificationRules, default_rules
 from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
 from helpdesk.sla import service as sla_service
 from helpdesk.tickets import writer
@@ -46,21 +47,21 @@ class Routed:
     rule_id: int | None = None
 
 
-async def classification_rules(conn: asyncpg.Connection) -> classify.ClassificationRules:
+async def classification_rules(conn: asyncpg.Connection) -> ClassificationRules:
     """The admin-edited rules, else the shipped defaults."""
     stored = await conn.fetchval("SELECT rules FROM classification_rules WHERE id = 1")
     return _classification_rules(stored)
 
 
-def _classification_rules(stored: Any) -> classify.ClassificationRules:
+def _classification_rules(stored: Any) -> ClassificationRules:
     if stored is None:
-        return classify.default_rules()
-    return msgspec.convert(stored, classify.ClassificationRules)
+        return default_rules()
+    return msgspec.convert(stored, ClassificationRules)
 
 
 @dataclass(frozen=True)
 class _RoutingConfig:
-    classification: classify.ClassificationRules
+    classification: ClassificationRules
     rules: list[RoutingRule]
     first_line: list[tuple[int, list[str]]]  # (group id, categories), lowest id first
 

@@ -10,7 +10,7 @@ import asyncpg
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from helpdesk.channels.email.imap import MailboxState, mailbox_states
+from helpdesk.channels.email.imap.cursor import MailboxState, mailbox_states
 from helpdesk.db.pool import UNAVAILABLE_ERRORS
 from helpdesk.web import queries
 from helpdesk.web.context import AppContext, Ctx

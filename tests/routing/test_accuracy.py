@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from helpdesk.routing.classify import classify, default_rules
+from helpdesk.routing.classification_rules import default_rules
+from helpdesk.routing.classify import classify
 
 DATASET = Path(__file__).parent / "data" / "labelled_messages.jsonl"
 CATEGORIES = ("complaint", "order", "return", "question", "other")

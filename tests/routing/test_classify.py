@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpdesk.routing.classify import (
+from helpdesk.routing.classification_rules import (
     ClassificationRules,
     RulesError,
-    classify,
     default_rules,
     default_rules_toml,
     fold,
     load_rules,
     term_pattern,
 )
+from helpdesk.routing.classify import classify
 
 LANGUAGES = [
     {"code": "cs", "stopwords": ["jsem", "děkuji"], "letters": "řůě"},

@@ -9,7 +9,7 @@ import asyncpg
 
 from helpdesk.channels.email import accounts
 from helpdesk.channels.email.accounts import EmailAccountCreate
-from helpdesk.channels.email.imap import poll_once
+from helpdesk.channels.email.imap.poller import poll_once
 from helpdesk.config import Settings
 from tests.channels.email.dovecot import Mailbox
 from tests.channels.email.smtp_server import SmtpTestServer

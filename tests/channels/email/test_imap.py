@@ -20,18 +20,16 @@ from msgspec import structs
 
 from helpdesk.channels.email import accounts
 from helpdesk.channels.email.accounts import EmailAccount, EmailAccountCreate, EmailAccountUpdate
-from helpdesk.channels.email.imap import (
+from helpdesk.channels.email.imap.poller import MailPoller, PollResult, poll_once
+from helpdesk.channels.email.imap.protocol import (
     MAX_REASON_LENGTH,
     MailboxError,
-    MailPoller,
-    PollResult,
     backoff_seconds,
     encode_mailbox_name,
     new_uids,
     parse_fetched_body,
     parse_search,
     parse_uidvalidity,
-    poll_once,
     scrub,
     search_range,
 )

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from helpdesk.channels.email.parse import ParsedEmail, html_to_text, parse_email
+from helpdesk.channels.email.markup import html_to_text
+from helpdesk.channels.email.parse import ParsedEmail, parse_email
 
 CORPUS = Path(__file__).parent / "corpus"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((CORPUS / "expected.json").read_text("utf-8"))

@@ -27,10 +27,11 @@ from arq.connections import create_pool as create_arq_pool
 
 from helpdesk.app import redis_settings
 from helpdesk.channels import outbox
-from helpdesk.channels.base import Sender, senders
+from helpdesk.channels.base import Sender
 from helpdesk.channels.email.ingest import ingest_email
 from helpdesk.channels.email.parse import parse_email
 from helpdesk.channels.jobs import relay_outbox
+from helpdesk.channels.outbox import senders
 from helpdesk.config import Settings, SlaSettings
 from helpdesk.db.pool import create_pool
 from helpdesk.tickets.service import store_attachment

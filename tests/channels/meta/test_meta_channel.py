@@ -932,7 +932,8 @@ async def test_failed_downloads_say_why_without_urls_and_whether_to_retry(
     had: a reason without the signed URL or the token, and whether a retry can help."""
     from helpdesk.channels.accounts import get_account
     from helpdesk.channels.adapter import InboundAttachment
-    from helpdesk.channels.meta.adapter import MediaFetchError, MessengerAdapter, WhatsAppAdapter
+    from helpdesk.channels.meta.adapter import MessengerAdapter, WhatsAppAdapter
+    from helpdesk.channels.meta.graph import MediaFetchError
 
     messenger = await get_account(db, "messenger", ACCOUNT)
     whatsapp = await get_account(db, "whatsapp", ACCOUNT)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from helpdesk.channels.adapter import InboundMessage, StatusUpdate, StatusWatermark
-from helpdesk.channels.meta.adapter import split_text
-from helpdesk.channels.meta.parse import MalformedDelivery, normalize_body
+from helpdesk.channels.meta.graph import split_text
+from helpdesk.channels.meta.items import MalformedDelivery
+from helpdesk.channels.meta.parse import normalize_body
 from tests.channels.meta import payloads
 
 
@@ -113,7 +114,7 @@ def test_attachment_urls_outside_metas_cdn_are_never_fetched() -> None:
     """A9: only https on Meta's CDN hosts; a configured base URL (a test server) only
     replaces the host of such a URL, never admits another one."""
     from helpdesk.channels.accounts import ChannelAccount
-    from helpdesk.channels.meta.adapter import cdn_url
+    from helpdesk.channels.meta.graph import cdn_url
 
     plain = ChannelAccount(id=1, kind="messenger", name="p", active=True, settings={}, secrets={})
     for url in (

@@ -1,0 +1,1 @@
+"""IMAP polling: the protocol, one session, the mailbox cursor and the poller."""
