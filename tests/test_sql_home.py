@@ -46,10 +46,6 @@ NOT_YET_MOVED = frozenset(
         "helpdesk/routing/jobs.py",
         "helpdesk/routing/routes.py",
         "helpdesk/routing/service.py",
-        "helpdesk/sla/admin.py",
-        "helpdesk/sla/escalation.py",
-        "helpdesk/sla/jobs.py",
-        "helpdesk/sla/service.py",
     }
 )
 
