@@ -21,7 +21,7 @@ import httpx
 from bench.context import Bench, wait_for
 from bench.stats import Row, percentile
 from helpdesk.config import load_settings
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import refresh as sla_refresh
 
 TICKETS = 20
 FIRST_DUE_SECONDS = 15
@@ -74,7 +74,7 @@ async def one_run(bench: Bench, run: int) -> list[float]:
                     ticket_id,
                     shift,
                 )
-                await sla_service.refresh(conn, ticket_id, settings.sla)
+                await sla_refresh.refresh(conn, ticket_id, settings.sla)
 
     async def lateness() -> list[float]:
         async with bench.pool.acquire() as conn:

@@ -34,8 +34,12 @@ from helpdesk.channels.adapter import (
     StatusWatermark,
 )
 from helpdesk.config import SlaSettings
+from helpdesk.customers import relationship
 from helpdesk.customers import service as customers
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import queries as sla_queries
+from helpdesk.sla import recording as sla_recording
+from helpdesk.sla import refresh as sla_refresh
+from helpdesk.sla import start as sla_start
 
 if TYPE_CHECKING:
     from helpdesk.channels.accounts import ChannelAccount
@@ -326,7 +330,7 @@ async def _follow_merges(conn: asyncpg.Connection, ticket_id: int | None) -> asy
 
 
 # A new ticket (with its first SLA columns) and its conversation pointing at it.
-_SLA_COLUMNS, _SLA_VALUES = sla_service.start_columns_sql(7)
+_SLA_COLUMNS, _SLA_VALUES = sla_start.start_columns_sql(7)
 _NEW_TICKET = f"""
 WITH ticket AS (
     INSERT INTO tickets (subject, channel, channel_account, customer_id, conversation_id,
@@ -343,7 +347,7 @@ async def _insert_ticket(
     message: InboundMessage,
     customer_id: int,
     conversation_id: int,
-    plan: sla_service.StartPlan,
+    plan: sla_start.StartPlan,
     now: datetime,
 ) -> int:
     ticket_id: int = await conn.fetchval(
@@ -424,9 +428,9 @@ async def store_inbound(
         quiet = notice and ticket is not None and ticket["status"] == "closed"
         updated = None
         if created:
-            plan = await sla_service.plan_start(
+            plan = await sla_start.plan_start(
                 conn,
-                sla_service.new_ticket_facts(channel, customer),
+                sla_start.new_ticket_facts(channel, customer),
                 sla,
                 now=now,
                 origin="notice" if notice else None,
@@ -446,7 +450,7 @@ async def store_inbound(
                                          THEN 'open' ELSE status END,
                            solved_at = CASE WHEN status = 'solved' AND NOT $3 THEN NULL
                                             ELSE solved_at END
-                       WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}""",
+                       WHERE id = $1 RETURNING t.*, {sla_queries.SLA_FIRED}""",
                     ticket_id,
                     now,
                     notice,
@@ -500,11 +504,11 @@ async def store_inbound(
                 item = KeptAttachment(filename=filename, content_type=content_type, content=content)
             await _insert_attachment(conn, message_id, item, now)
         if created:
-            await sla_service.start(conn, ticket_id, plan, now=now)
+            await sla_start.start(conn, ticket_id, plan, now=now)
         elif not quiet:
             if ticket is not None and ticket["status"] == "solved" and not notice:
-                await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
-            await sla_service.refresh(conn, ticket_id, sla, now=now, locked=updated)
+                await relationship.reopened_after_solved(conn, ticket_id, "the customer wrote")
+            await sla_refresh.refresh(conn, ticket_id, sla, now=now, locked=updated)
     return StoredMessage(
         ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False
     )
@@ -568,7 +572,7 @@ async def apply_status(
             row["id"],
             reason,
         )
-        await sla_service.withdraw_reply(conn, row["id"], reason, sla)
+        await sla_recording.withdraw_reply(conn, row["id"], reason, sla)
         return True
     if _STATUS_RANK[update.status] <= _STATUS_RANK.get(row["provider_status"], 0):
         return False

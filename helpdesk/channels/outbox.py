@@ -37,7 +37,7 @@ from helpdesk.channels.email import outbound as email_outbound
 from helpdesk.channels.email.smtp import EmailSender
 from helpdesk.channels.registry import chat_kinds
 from helpdesk.config import Settings, SlaSettings
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import recording as sla_recording
 from helpdesk.tickets import writer
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ async def _withdraw_failed(
     the SLA check is made due now and recomputes the clocks without them."""
     for message_id, reason in failed:
         if sla is not None:
-            await sla_service.withdraw_reply(conn, message_id, reason, sla)
+            await sla_recording.withdraw_reply(conn, message_id, reason, sla)
         else:
             await writer.recheck_sla_now(conn, message_id)
 

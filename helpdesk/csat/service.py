@@ -33,7 +33,8 @@ from helpdesk.customers import relationship
 from helpdesk.db.signing_keys import signing_key
 from helpdesk.db.sql import Params
 from helpdesk.errors import Conflict, NotFound
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import recording as sla_recording
+from helpdesk.sla import refresh as sla_refresh
 from helpdesk.tickets import events, writer
 
 KEY_NAME = "csat"
@@ -292,8 +293,8 @@ async def _low_rating(
             reason="low satisfaction rating",
         )
         now = await conn.fetchval("SELECT clock_timestamp()")
-        await sla_service.record(conn, ticket_id, "reopened", now)
-        await sla_service.refresh(conn, ticket_id, settings.sla, now=now)
+        await sla_recording.record(conn, ticket_id, "reopened", now)
+        await sla_refresh.refresh(conn, ticket_id, settings.sla, now=now)
 
 
 Dimension = Literal["agent", "group", "channel", "category", "stage"]

@@ -21,7 +21,7 @@ from helpdesk.agents.models import Principal
 from helpdesk.config import Settings
 from helpdesk.customers import lifecycle
 from helpdesk.customers.models import CustomerUpsert, UpsertResult
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import refresh as sla_refresh
 
 OPEN = ("new", "open", "pending", "on_hold")
 
@@ -36,7 +36,7 @@ async def _reselect_open_tickets(
         list(OPEN),
     )
     for row in rows:
-        await sla_service.refresh(conn, row["id"], settings.sla, reselect=True)
+        await sla_refresh.refresh(conn, row["id"], settings.sla, reselect=True)
 
 
 async def _change_stage(
@@ -238,6 +238,12 @@ async def record_bad_experience(
     return inserted is not None
 
 
+async def reopened_after_solved(conn: asyncpg.Connection, ticket_id: int, how: str) -> bool:
+    """A solved ticket opened again (`how`: by whom) is a bad experience for its
+    customer; see `record_bad_experience`."""
+    return await record_bad_experience(conn, ticket_id, "reopened", how)
+
+
 async def evaluate_pending(conn: asyncpg.Connection, settings: Settings) -> int:
     """Evaluate the customers with new bad experiences, and the flagged ones (whose old
     experiences may have left the window); returns how many were evaluated."""
@@ -269,7 +275,7 @@ async def reselect_each(conn: asyncpg.Connection, customer_id: int, settings: Se
     )
     for row in rows:
         async with conn.transaction():
-            await sla_service.refresh(conn, row["id"], settings.sla, reselect=True)
+            await sla_refresh.refresh(conn, row["id"], settings.sla, reselect=True)
 
 
 async def evaluate_risk(

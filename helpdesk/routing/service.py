@@ -26,7 +26,8 @@ from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
 from helpdesk.routing import assign, classify
 from helpdesk.routing.classification_rules import ClassificationRules, default_rules
 from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import queries as sla_queries
+from helpdesk.sla import refresh as sla_refresh
 from helpdesk.tickets import writer
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ _TICKET = f"""
 SELECT t.*, clock_timestamp() AS routing_at, c AS customer,
        first.body_text AS first_text, first.sender_address AS first_sender,
        first.kind = 'system' AS opened_by_notice,
-       {sla_service.SLA_FIRED}
+       {sla_queries.SLA_FIRED}
 FROM tickets t
 LEFT JOIN customers c ON c.id = t.customer_id
 LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address, m.kind FROM messages m
@@ -174,7 +175,7 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
     # the first-response due time) is queued, so that one UPDATE writes routing, clocks
     # and acknowledgement: each row version of a ticket costs an entry in every index.
     routed = {**dict(ticket), **updates}
-    sla_plan = await sla_service.plan_refresh(
+    sla_plan = await sla_refresh.plan_refresh(
         conn, routed, settings.sla, now=now, reselect=True, customer=customer
     )
     routed |= sla_plan.columns
@@ -195,7 +196,7 @@ async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) ->
     await writer.update(
         conn, ticket_id, written | {"routed_at": now}, "routed", changes, reason=reason
     )
-    await sla_service.apply_refresh(conn, routed, sla_plan, write_ticket=False)
+    await sla_refresh.apply_refresh(conn, routed, sla_plan, write_ticket=False)
     assignee = await assign.assign(conn, ticket_id) if group_id is not None else None
     return Routed(
         ticket_id,
@@ -399,6 +400,6 @@ async def escalate(
         actor_agent_id=principal.agent_id,
         reason=reason,
     )
-    await sla_service.refresh(conn, ticket_id, settings.sla, reselect=True)
+    await sla_refresh.refresh(conn, ticket_id, settings.sla, reselect=True)
     await assign.assign(conn, ticket_id)
     return int(target)

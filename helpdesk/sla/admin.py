@@ -22,6 +22,7 @@ from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
 from helpdesk.config import SlaSettings
 from helpdesk.errors import Conflict, InvalidInput, NotFound
+from helpdesk.sla import queries
 from helpdesk.sla.calendar import BusinessCalendar, InvalidCalendar
 from helpdesk.sla.models import (
     CalendarIn,
@@ -95,19 +96,14 @@ def _policy_out(row: asyncpg.Record) -> PolicyOut:
 
 
 async def list_calendars(conn: asyncpg.Connection) -> list[CalendarOut]:
-    return [_calendar_out(r) for r in await conn.fetch("SELECT * FROM sla_calendars ORDER BY id")]
+    return [_calendar_out(r) for r in await conn.fetch(queries.CALENDARS)]
 
 
 async def create_calendar(
     conn: asyncpg.Connection, data: CalendarIn, principal: Principal | None
 ) -> CalendarOut:
     check_calendar(data.spec)
-    row = await conn.fetchrow(
-        """INSERT INTO sla_calendars (name, spec) VALUES ($1, $2)
-           ON CONFLICT (name) DO NOTHING RETURNING *""",
-        data.name,
-        data.spec,
-    )
+    row = await conn.fetchrow(queries.CREATE_CALENDAR, data.name, data.spec)
     if row is None:
         raise Conflict(f"A calendar named '{data.name}' exists")
     if principal is not None:
@@ -125,18 +121,12 @@ async def create_calendar(
 async def update_calendar(
     conn: asyncpg.Connection, calendar_id: int, data: CalendarUpdate, principal: Principal
 ) -> CalendarOut:
-    row = await conn.fetchrow("SELECT * FROM sla_calendars WHERE id = $1 FOR UPDATE", calendar_id)
+    row = await conn.fetchrow(queries.LOCK_CALENDAR, calendar_id)
     if row is None:
         raise NotFound(f"Calendar {calendar_id} not found")
     if data.spec is not None:
         check_calendar(data.spec)
-    updated = await conn.fetchrow(
-        """UPDATE sla_calendars SET name = coalesce($2, name), spec = coalesce($3, spec),
-               updated_at = now() WHERE id = $1 RETURNING *""",
-        calendar_id,
-        data.name,
-        data.spec,
-    )
+    updated = await conn.fetchrow(queries.UPDATE_CALENDAR, calendar_id, data.name, data.spec)
     if data.spec is not None:
         await writer.retarget_sla(conn, calendar_id=calendar_id)
     await audit.record(
@@ -155,7 +145,7 @@ async def _check_policy_refs(
     conn: asyncpg.Connection, calendar_id: int | None, business_time: Sequence[str]
 ) -> None:
     if calendar_id is not None:
-        if await conn.fetchval("SELECT 1 FROM sla_calendars WHERE id = $1", calendar_id) is None:
+        if await conn.fetchval(queries.CALENDAR_EXISTS, calendar_id) is None:
             raise InvalidInput(f"Calendar {calendar_id} does not exist", field="calendar_id")
     elif business_time:
         raise InvalidInput(
@@ -164,7 +154,7 @@ async def _check_policy_refs(
 
 
 async def list_policies(conn: asyncpg.Connection) -> list[PolicyOut]:
-    rows = await conn.fetch("SELECT * FROM sla_policies ORDER BY position, id")
+    rows = await conn.fetch(queries.POLICIES)
     return [_policy_out(r) for r in rows]
 
 
@@ -179,14 +169,8 @@ async def create_policy(
     conn: asyncpg.Connection, data: PolicyIn, principal: Principal | None
 ) -> PolicyOut:
     await _check_policy_refs(conn, data.calendar_id, data.business_time)
-    values = _values(data)
-    columns = ", ".join(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    row = await conn.fetchrow(
-        f"""INSERT INTO sla_policies ({columns}) VALUES ({placeholders})
-            ON CONFLICT (name) DO NOTHING RETURNING *""",
-        *values.values(),
-    )
+    sql, params = queries.create_policy(_values(data))
+    row = await conn.fetchrow(sql, *params)
     if row is None:
         raise Conflict(f"A policy named '{data.name}' exists")
     if principal is not None:
@@ -204,7 +188,7 @@ async def create_policy(
 async def update_policy(
     conn: asyncpg.Connection, policy_id: int, data: PolicyUpdate, principal: Principal
 ) -> PolicyOut:
-    row = await conn.fetchrow("SELECT * FROM sla_policies WHERE id = $1 FOR UPDATE", policy_id)
+    row = await conn.fetchrow(queries.LOCK_POLICY, policy_id)
     if row is None:
         raise NotFound(f"Policy {policy_id} not found")
     current = _policy_out(row)
@@ -216,13 +200,8 @@ async def update_policy(
         merged[name] = msgspec.to_builtins(value)
     checked = msgspec.convert({k: merged[k] for k in _POLICY_FIELDS}, PolicyIn)
     await _check_policy_refs(conn, checked.calendar_id, checked.business_time)
-    values = _values(checked)
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
-    updated = await conn.fetchrow(
-        f"UPDATE sla_policies SET {sets}, updated_at = now() WHERE id = $1 RETURNING *",
-        policy_id,
-        *values.values(),
-    )
+    sql, params = queries.update_policy(policy_id, _values(checked))
+    updated = await conn.fetchrow(sql, *params)
     changed = [n for n in _POLICY_FIELDS if merged[n] != msgspec.to_builtins(current)[n]]
     if set(changed) & _TARGET_FIELDS:
         await writer.retarget_sla(conn, policy_id=policy_id)
@@ -244,14 +223,12 @@ async def seed_defaults(conn: asyncpg.Connection, sla: SlaSettings) -> bool:
     """Store the calendars and policies of the settings when the database holds no policy;
     False when there were policies already (admins own them from then on)."""
     async with conn.transaction():
-        await conn.execute("LOCK TABLE sla_policies IN SHARE ROW EXCLUSIVE MODE")
-        if await conn.fetchval("SELECT count(*) FROM sla_policies"):
+        await conn.execute(queries.LOCK_POLICIES)
+        if await conn.fetchval(queries.COUNT_POLICIES):
             return False
         names: dict[str, int] = {}
         for seed in sla.calendars:
-            existing = await conn.fetchval(
-                "SELECT id FROM sla_calendars WHERE name = $1", seed.name
-            )
+            existing = await conn.fetchval(queries.CALENDAR_ID, seed.name)
             if existing is None:
                 created = await create_calendar(
                     conn, CalendarIn(name=seed.name, spec=seed.spec), None

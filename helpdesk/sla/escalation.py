@@ -17,8 +17,9 @@ import asyncpg
 
 from helpdesk.config import SlaSettings
 from helpdesk.customers import relationship
-from helpdesk.sla import notices, service
+from helpdesk.sla import notices, queries
 from helpdesk.sla.policies import EscalationAction, raised
+from helpdesk.sla.refresh import refresh
 from helpdesk.tickets import events, writer
 from helpdesk.tickets.events import TicketEvent
 
@@ -48,15 +49,9 @@ def _event_action(level: str) -> TicketEvent:
 async def _supervisors(conn: asyncpg.Connection, group_id: int | None) -> list[int]:
     """Supervisors of the ticket's group, or every supervisor when it has none."""
     if group_id is None:
-        rows = await conn.fetch(
-            "SELECT id FROM agents WHERE role = 'supervisor' AND active ORDER BY id"
-        )
+        rows = await conn.fetch(queries.SUPERVISORS)
     else:
-        rows = await conn.fetch(
-            """SELECT a.id FROM agents a JOIN agent_groups g ON g.agent_id = a.id
-               WHERE g.group_id = $1 AND a.role = 'supervisor' AND a.active ORDER BY a.id""",
-            group_id,
-        )
+        rows = await conn.fetch(queries.GROUP_SUPERVISORS, group_id)
     return [r["id"] for r in rows]
 
 
@@ -64,13 +59,7 @@ async def _notify(
     conn: asyncpg.Connection, agent_ids: list[int], ticket_id: int, kind: str, body: str
 ) -> None:
     for agent_id in agent_ids:
-        await conn.execute(
-            "INSERT INTO notifications (agent_id, ticket_id, kind, body) VALUES ($1, $2, $3, $4)",
-            agent_id,
-            ticket_id,
-            kind,
-            body,
-        )
+        await conn.execute(queries.NOTIFY_AGENT, agent_id, ticket_id, kind, body)
 
 
 async def _act(
@@ -90,9 +79,7 @@ async def _act(
             who = f"supervisors {targets}"
         await _notify(conn, targets, ticket["id"], kind, text)
         if action.email:
-            for address in await conn.fetch(
-                "SELECT email FROM agents WHERE id = ANY($1::bigint[]) ORDER BY id", targets
-            ):
+            for address in await conn.fetch(queries.AGENT_EMAILS, targets):
                 await notices.queue(conn, ticket["id"], "email", address["email"], text)
         if action.slack_account and action.slack_channel:
             recipient = f"{action.slack_account}:{action.slack_channel}"
@@ -131,21 +118,16 @@ async def check(
     conn: asyncpg.Connection, ticket_id: int, sla: SlaSettings, *, now: datetime | None = None
 ) -> list[Fired]:
     """Refresh the ticket's clocks and fire every level that is due; call in a transaction."""
-    refreshed = await service.refresh(conn, ticket_id, sla, now=now)
+    refreshed = await refresh(conn, ticket_id, sla, now=now)
     fired: list[Fired] = []
     reselect = False
     for due in refreshed.due:
         inserted = await conn.fetchval(
-            """INSERT INTO sla_escalations (ticket_id, clock, cycle, level)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-            ticket_id,
-            due.clock,
-            due.cycle,
-            due.level,
+            queries.FIRE_LEVEL, ticket_id, due.clock, due.cycle, due.level
         )
         if not inserted:
             continue  # another worker fired it
-        ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+        ticket = await conn.fetchrow(queries.TICKET_ROW, ticket_id)
         label = _LABELS.get(due.clock, due.clock)
         moment = "is due soon" if due.level == "warn" else "was missed"
         if due.level not in EVENT_ACTIONS:
@@ -157,16 +139,8 @@ async def check(
             outcome, rechoose = await _act(conn, ticket, action, _event_action(due.level), text)
             done.append(outcome)
             reselect = reselect or rechoose
-            ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
-        await conn.execute(
-            """UPDATE sla_escalations SET actions = $5
-               WHERE ticket_id = $1 AND clock = $2 AND cycle = $3 AND level = $4""",
-            ticket_id,
-            due.clock,
-            due.cycle,
-            due.level,
-            done,
-        )
+            ticket = await conn.fetchrow(queries.TICKET_ROW, ticket_id)
+        await conn.execute(queries.LEVEL_ACTIONS, ticket_id, due.clock, due.cycle, due.level, done)
         await events.record(
             conn,
             ticket_id,
@@ -191,5 +165,5 @@ async def check(
     if fired:
         # Fired levels drop out of the pending ones; a raised priority re-chooses the
         # policy (levels already fired stay fired).
-        await service.refresh(conn, ticket_id, sla, reselect=reselect)
+        await refresh(conn, ticket_id, sla, reselect=reselect)
     return fired

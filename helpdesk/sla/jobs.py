@@ -8,7 +8,7 @@ and schedules one check job for each, deferred to the exact instant. A job id pe
 again by the next sweep. The check itself is idempotent: levels fire once per cycle.
 
 A due instant can also jump close between two sweeps (a tighter policy after a priority
-change, a calendar edit). `service.refresh` then sends a NOTIFY, and `DueSoonListener`
+change, a calendar edit). `refresh.refresh` then sends a NOTIFY, and `DueSoonListener`
 in every worker schedules the exact check at once; one missed while a worker was
 disconnected is still found by the next sweep.
 """
@@ -25,8 +25,8 @@ import asyncpg
 from arq import ArqRedis
 
 from helpdesk.config import Settings
-from helpdesk.sla import escalation, notices
-from helpdesk.sla.service import DUE_SOON_CHANNEL, sweep_horizon
+from helpdesk.sla import escalation, notices, queries
+from helpdesk.sla.store import DUE_SOON_CHANNEL, sweep_horizon
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,7 @@ async def schedule_check(redis: ArqRedis, ticket_id: int, at: datetime) -> None:
 
 async def coming_due(conn: asyncpg.Connection, horizon: timedelta) -> list[asyncpg.Record]:
     """Tickets with a level due before now + horizon, soonest first (index range scan)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT id, next_sla_check_at FROM tickets
-           WHERE next_sla_check_at <= now() + $1::interval
-           ORDER BY next_sla_check_at LIMIT $2""",
-        horizon,
-        SWEEP_BATCH,
-    )
+    rows: list[asyncpg.Record] = await conn.fetch(queries.COMING_DUE, horizon, SWEEP_BATCH)
     return rows
 
 
@@ -62,9 +56,7 @@ async def check_ticket(ctx: dict[str, Any], ticket_id: int) -> int:
     settings: Settings = ctx["settings"]
     async with ctx["pool"].acquire() as conn, conn.transaction():
         fired = await escalation.check(conn, ticket_id, settings.sla)
-        next_at = await conn.fetchval(
-            "SELECT next_sla_check_at FROM tickets WHERE id = $1", ticket_id
-        )
+        next_at = await conn.fetchval(queries.NEXT_CHECK, ticket_id)
     if fired:
         log.info(
             "sla levels fired",
@@ -92,7 +84,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
 
 class DueSoonListener:
     """LISTENs on one dedicated connection (reconnecting after a loss) and schedules the
-    exact check of every ticket `service.refresh` reports as coming due soon."""
+    exact check of every ticket `refresh.refresh` reports as coming due soon."""
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, redis: ArqRedis) -> None:
         self._settings = settings
@@ -140,9 +132,7 @@ class DueSoonListener:
     async def _schedule(self, ticket_id: int) -> None:
         try:
             async with self._pool.acquire() as conn:
-                at = await conn.fetchval(
-                    "SELECT next_sla_check_at FROM tickets WHERE id = $1", ticket_id
-                )
+                at = await conn.fetchval(queries.NEXT_CHECK, ticket_id)
             horizon = sweep_horizon(self._settings.sla)
             if at is None or at > datetime.now(UTC) + horizon:
                 return  # nothing soon any more; the sweep has the rest

@@ -152,3 +152,211 @@ NOTICE_OUTCOME = """
 
 # The number and subject of ticket $1 (a notice mail's subject).
 NOTICE_TICKET = "SELECT number, subject FROM tickets WHERE id = $1"
+
+# --- the engine: events, policies, clocks ----------------------------------------------
+
+# One SLA event of ticket $1 at $2: type $3, status $4, message $5, origin $6.
+RECORD_EVENT = """
+    INSERT INTO sla_events (ticket_id, at, type, status, message_id, origin)
+    VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+# The ticket of message $1.
+MESSAGE_TICKET = "SELECT ticket_id FROM messages WHERE id = $1"
+
+# Message $1's `agent_reply` events become `agent_reply_withdrawn`; their instants.
+WITHDRAW_REPLY = """
+    UPDATE sla_events SET type = 'agent_reply_withdrawn'
+    WHERE message_id = $1 AND type = 'agent_reply' RETURNING at
+"""
+
+# Whether message $1 ever counted as an SLA event (a response, withdrawn or not).
+MESSAGE_COUNTED = "SELECT EXISTS (SELECT 1 FROM sla_events WHERE message_id = $1)"
+
+# The first response of ticket $1 still standing: the earliest agent reply that is not
+# withdrawn.
+STANDING_FIRST_RESPONSE = """
+    SELECT min(e.at) FROM sla_events e LEFT JOIN messages m ON m.id = e.message_id
+    WHERE e.ticket_id = $1 AND e.type = 'agent_reply'
+      AND coalesce(m.delivery_status, '') <> 'failed'
+"""
+
+# A policy row with its calendar's spec: one round trip for both.
+_POLICY_WITH_CALENDAR = """
+    SELECT p.*, c.spec AS calendar_spec FROM sla_policies p
+    LEFT JOIN sla_calendars c ON c.id = p.calendar_id
+"""
+
+# Every policy (active or not) with its calendar's spec, in the order they are tried.
+POLICIES_WITH_CALENDARS = f"{_POLICY_WITH_CALENDAR} ORDER BY p.position, p.id"
+
+# Policy $1 with its calendar's spec.
+POLICY_WITH_CALENDAR = f"{_POLICY_WITH_CALENDAR} WHERE p.id = $1"
+
+# Customer $1, every column (what policy conditions may look at).
+CUSTOMER = "SELECT * FROM customers WHERE id = $1"
+
+# The escalation levels already fired on ticket `t` (refresh never changes them), as
+# `sla_fired`: a column to add to the select list of a statement reading `tickets t`.
+SLA_FIRED = """coalesce((SELECT jsonb_agg(jsonb_build_array(e.clock, e.cycle, e.level))
+                         FROM sla_escalations e WHERE e.ticket_id = t.id), '[]') AS sla_fired"""
+
+# Ticket $1 locked for a refresh, with `sla_fired`.
+LOCKED_TICKET = f"SELECT t.*, {SLA_FIRED} FROM tickets t WHERE t.id = $1 FOR UPDATE"
+
+# Ticket $1's history as refresh replays it: its events (without agent replies whose
+# delivery failed for good) and its stored clocks, in one round trip. Read after the
+# ticket row is locked, so the statement's snapshot holds every committed change.
+HISTORY = """
+    SELECT ARRAY(SELECT ROW(e.at, e.type, e.status, e.origin)
+                 FROM sla_events e LEFT JOIN messages m ON m.id = e.message_id
+                 WHERE e.ticket_id = $1 AND e.type <> 'agent_reply_withdrawn'
+                   AND NOT (e.type = 'agent_reply'
+                            AND coalesce(m.delivery_status, '') = 'failed')
+                 ORDER BY e.at, e.id) AS events,
+           ARRAY(SELECT c FROM ticket_sla_clocks c WHERE c.ticket_id = $1) AS clocks
+"""
+
+# Ticket $1's clocks, one array per stored value ($2-$11, in `store.CLOCK_VALUES` order)
+# plus clock names $12 and cycles $13, inserted or updated at $14.
+UPSERT_CLOCKS = """
+    INSERT INTO ticket_sla_clocks (ticket_id, target_minutes, business_time, started_at,
+        due_at, warn_at, met_at, breached, breached_at, paused, counted_seconds, clock, cycle,
+        updated_at)
+    SELECT $1, v.*, $14 FROM unnest($2::int[], $3::bool[], $4::timestamptz[],
+        $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::bool[],
+        $9::timestamptz[], $10::bool[], $11::float8[], $12::text[], $13::int[]) AS v
+    ON CONFLICT (ticket_id, clock, cycle) DO UPDATE SET
+        target_minutes = EXCLUDED.target_minutes, business_time = EXCLUDED.business_time,
+        started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at,
+        warn_at = EXCLUDED.warn_at, met_at = EXCLUDED.met_at, breached = EXCLUDED.breached,
+        breached_at = EXCLUDED.breached_at, paused = EXCLUDED.paused,
+        counted_seconds = EXCLUDED.counted_seconds, updated_at = EXCLUDED.updated_at
+"""
+
+# A new ticket's first clocks as UPSERT_CLOCKS, and its `created` event at $14 with
+# origin $15: one statement.
+START_CLOCKS = f"""
+    WITH created AS (INSERT INTO sla_events (ticket_id, at, type, origin)
+                     VALUES ($1, $14, 'created', $15::text))
+    {UPSERT_CLOCKS}
+"""
+
+# Ticket $1's clocks named by clock $2 and cycle $3 (arrays), gone from its policy.
+DELETE_CLOCKS = """
+    DELETE FROM ticket_sla_clocks
+    WHERE ticket_id = $1 AND (clock, cycle) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+"""
+
+# Ticket $1's running clocks (met and breached ones stay): no policy applies any more.
+DELETE_RUNNING_CLOCKS = """
+    DELETE FROM ticket_sla_clocks WHERE ticket_id = $1 AND met_at IS NULL AND NOT breached
+"""
+
+# NOTIFY channel $1 with payload $2 (delivered when the transaction commits).
+NOTIFY = "SELECT pg_notify($1, $2)"
+
+# --- escalation levels -----------------------------------------------------------------
+
+# Every active supervisor, by id.
+SUPERVISORS = "SELECT id FROM agents WHERE role = 'supervisor' AND active ORDER BY id"
+
+# The active supervisors of group $1, by id.
+GROUP_SUPERVISORS = """
+    SELECT a.id FROM agents a JOIN agent_groups g ON g.agent_id = a.id
+    WHERE g.group_id = $1 AND a.role = 'supervisor' AND a.active ORDER BY a.id
+"""
+
+# An in-app notification for agent $1 about ticket $2: kind $3, text $4.
+NOTIFY_AGENT = """
+    INSERT INTO notifications (agent_id, ticket_id, kind, body) VALUES ($1, $2, $3, $4)
+"""
+
+# The email addresses of agents $1 (an array), by id.
+AGENT_EMAILS = "SELECT email FROM agents WHERE id = ANY($1::bigint[]) ORDER BY id"
+
+# Level $4 of clock $2, cycle $3 on ticket $1 fires: true, or none when it fired already.
+FIRE_LEVEL = """
+    INSERT INTO sla_escalations (ticket_id, clock, cycle, level)
+    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true
+"""
+
+# Ticket $1, every column.
+TICKET_ROW = "SELECT * FROM tickets WHERE id = $1"
+
+# What firing level $4 of clock $2, cycle $3 on ticket $1 did: $5 (text array).
+LEVEL_ACTIONS = """
+    UPDATE sla_escalations SET actions = $5
+    WHERE ticket_id = $1 AND clock = $2 AND cycle = $3 AND level = $4
+"""
+
+# --- jobs ------------------------------------------------------------------------------
+
+# Tickets with a level due before now + $1 (an interval), soonest first, at most $2 (a
+# range scan of the `next_sla_check_at` index).
+COMING_DUE = """
+    SELECT id, next_sla_check_at FROM tickets
+    WHERE next_sla_check_at <= now() + $1::interval
+    ORDER BY next_sla_check_at LIMIT $2
+"""
+
+# When ticket $1 is next due for a check (none when nothing is pending).
+NEXT_CHECK = "SELECT next_sla_check_at FROM tickets WHERE id = $1"
+
+# --- calendars and policies ------------------------------------------------------------
+
+# Every calendar, by id.
+CALENDARS = "SELECT * FROM sla_calendars ORDER BY id"
+
+# A calendar named $1 with spec $2; the row, none when the name is taken.
+CREATE_CALENDAR = """
+    INSERT INTO sla_calendars (name, spec) VALUES ($1, $2)
+    ON CONFLICT (name) DO NOTHING RETURNING *
+"""
+
+# Calendar $1 locked for an edit.
+LOCK_CALENDAR = "SELECT * FROM sla_calendars WHERE id = $1 FOR UPDATE"
+
+# Calendar $1 renamed to $2 and/or given spec $3 (null: unchanged); the row.
+UPDATE_CALENDAR = """
+    UPDATE sla_calendars SET name = coalesce($2, name), spec = coalesce($3, spec),
+        updated_at = now()
+    WHERE id = $1 RETURNING *
+"""
+
+# 1 when calendar $1 exists.
+CALENDAR_EXISTS = "SELECT 1 FROM sla_calendars WHERE id = $1"
+
+# The id of the calendar named $1.
+CALENDAR_ID = "SELECT id FROM sla_calendars WHERE name = $1"
+
+# Every policy, in the order they are tried.
+POLICIES = "SELECT * FROM sla_policies ORDER BY position, id"
+
+# Policy $1 locked for an edit.
+LOCK_POLICY = "SELECT * FROM sla_policies WHERE id = $1 FOR UPDATE"
+
+# Seeding waits for, and blocks, any other writer of policies.
+LOCK_POLICIES = "LOCK TABLE sla_policies IN SHARE ROW EXCLUSIVE MODE"
+
+# How many policies are stored.
+COUNT_POLICIES = "SELECT count(*) FROM sla_policies"
+
+
+def create_policy(values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A policy with `values` by column (names from `admin`'s fixed field list, never
+    from input); the row, none when the name is taken."""
+    columns = ", ".join(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    sql = f"""
+        INSERT INTO sla_policies ({columns}) VALUES ({placeholders})
+        ON CONFLICT (name) DO NOTHING RETURNING *
+    """
+    return sql, list(values.values())
+
+
+def update_policy(policy_id: int, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """Policy `policy_id` set to `values` by column (names as in `create_policy`); the row."""
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
+    sql = f"UPDATE sla_policies SET {sets}, updated_at = now() WHERE id = $1 RETURNING *"
+    return sql, [policy_id, *values.values()]

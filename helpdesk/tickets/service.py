@@ -14,6 +14,7 @@ from helpdesk.agents.scope import may_use_group, ticket_scope
 from helpdesk.channels import catalogue, outbox, windows
 from helpdesk.config import SlaSettings
 from helpdesk.csat import service as csat_service
+from helpdesk.customers import relationship
 from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
@@ -25,7 +26,8 @@ from helpdesk.errors import (
     VersionMismatch,
 )
 from helpdesk.routing import service as routing_service
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import recording as sla_recording
+from helpdesk.sla import refresh as sla_refresh
 from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets import changes as ticket_changes
 from helpdesk.tickets import events, writer
@@ -129,7 +131,7 @@ async def _open_ticket(
         now,
     )
     ticket = ticket_out(row)
-    await sla_service.record(conn, ticket.id, "created", now, status=ticket.status, origin=origin)
+    await sla_recording.record(conn, ticket.id, "created", now, status=ticket.status, origin=origin)
     await _record_event(
         conn,
         ticket.id,
@@ -170,7 +172,7 @@ async def create_ticket(
         data.text,
         now,
     )
-    await sla_service.refresh(conn, ticket.id, sla, now=now)
+    await sla_refresh.refresh(conn, ticket.id, sla, now=now)
     return ticket
 
 
@@ -248,13 +250,13 @@ async def _store_call(
             ticket.id,
         )
     if inbound and call.public:
-        await sla_service.record(
+        await sla_recording.record(
             conn, ticket.id, "customer_message", row["created_at"], message_id=row["id"]
         )
         if ticket.status == "solved":
-            await sla_service.reopened_after_solved(conn, ticket.id, "the customer called")
+            await relationship.reopened_after_solved(conn, ticket.id, "the customer called")
     elif responds:
-        await sla_service.record(
+        await sla_recording.record(
             conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
         )
     await _record_event(
@@ -298,7 +300,7 @@ async def log_call(
         conn, principal, number, "", ticket_customer_id=ticket.customer_id
     )
     message, _ = await _store_call(conn, principal, ticket, customer_id, number, call)
-    await sla_service.refresh(conn, ticket.id, sla)
+    await sla_refresh.refresh(conn, ticket.id, sla)
     return message
 
 
@@ -322,7 +324,7 @@ async def create_ticket_from_call(
     origin = "customer" if data.direction == "inbound" else "agent"
     ticket = await _open_ticket(conn, principal, data, "phone", customer_id, now, sla, origin)
     _, ticket = await _store_call(conn, principal, ticket, customer_id, number, data)
-    await sla_service.refresh(conn, ticket.id, sla)
+    await sla_refresh.refresh(conn, ticket.id, sla)
     return await get_in_scope(conn, principal, ticket.id)
 
 
@@ -442,10 +444,10 @@ async def add_agent_message(
     else:
         await writer.note_added(conn, ticket.id, row["id"], actor_agent_id=principal.agent_id)
     if public:
-        await sla_service.record(
+        await sla_recording.record(
             conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
         )
-        await sla_service.refresh(conn, ticket.id, sla)
+        await sla_refresh.refresh(conn, ticket.id, sla)
     return _message_out(row, stored), outbox_id
 
 
@@ -652,8 +654,8 @@ async def merge_tickets(
         conn, source, target, moved, actor_agent_id=principal.agent_id, reason=reason
     )
     now = await conn.fetchval("SELECT clock_timestamp()")
-    await sla_service.record(conn, source.id, "status", now, status="closed")
-    await sla_service.refresh(conn, source.id, sla, now=now)
+    await sla_recording.record(conn, source.id, "status", now, status="closed")
+    await sla_refresh.refresh(conn, source.id, sla, now=now)
     return merged
 
 
@@ -714,7 +716,7 @@ async def retry_delivery(
     requeued = await outbox.requeue_failed(conn, message_id)
     if requeued is None:
         raise Conflict(f"Message {message_id} has no delivery to retry")
-    counted_at = await sla_service.reply_retried(conn, ticket.id, message_id, sla)
+    counted_at = await sla_recording.reply_retried(conn, ticket.id, message_id, sla)
     await events.record(
         conn,
         ticket.id,

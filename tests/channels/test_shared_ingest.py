@@ -28,7 +28,8 @@ from helpdesk.channels.ingest import (
 )
 from helpdesk.config import SlaSettings
 from helpdesk.db.pool import connect
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import recording as sla_recording
+from helpdesk.sla import refresh as sla_refresh
 from tests.conftest import AgentHandle, Client, blocked_on_lock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -167,9 +168,9 @@ async def test_a_providers_failure_report_withdraws_the_reply_at_once(
         ticket_id,
     )
     replied = await db.fetchval("SELECT clock_timestamp()")
-    await sla_service.record(db, ticket_id, "agent_reply", replied, message_id=reply_id)
+    await sla_recording.record(db, ticket_id, "agent_reply", replied, message_id=reply_id)
     await db.execute("UPDATE tickets SET first_responded_at = $2 WHERE id = $1", ticket_id, replied)
-    await sla_service.refresh(db, ticket_id, SlaSettings())
+    await sla_refresh.refresh(db, ticket_id, SlaSettings())
     met = "SELECT met_at FROM ticket_sla_clocks WHERE ticket_id = $1 AND clock = 'first_response'"
     assert await db.fetchval(met, ticket_id) is not None
 
@@ -379,8 +380,8 @@ async def agent_replied(db: asyncpg.Connection, ticket_id: int) -> None:
     """A public agent reply as the SLA engine records it (the API path is tested by the
     channels' end-to-end tests)."""
     now = await db.fetchval("SELECT clock_timestamp()")
-    await sla_service.record(db, ticket_id, "agent_reply", now)
-    await sla_service.refresh(db, ticket_id, SlaSettings(), now=now)
+    await sla_recording.record(db, ticket_id, "agent_reply", now)
+    await sla_refresh.refresh(db, ticket_id, SlaSettings(), now=now)
 
 
 async def test_a_notice_neither_reopens_nor_starts_a_cycle_a_message_does(

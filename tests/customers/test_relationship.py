@@ -235,6 +235,10 @@ async def test_reopening_a_solved_ticket_is_a_bad_experience(
         version = response.json()["version"]
     kinds = await db.fetch("SELECT kind FROM bad_experiences WHERE ticket_id = $1", ticket["id"])
     assert [k["kind"] for k in kinds] == ["reopened"]
+    detail = await db.fetchval(
+        "SELECT detail FROM bad_experiences WHERE ticket_id = $1", ticket["id"]
+    )
+    assert detail == "reopened by an agent"
 
 
 # --- CSAT ---------------------------------------------------------------------------------

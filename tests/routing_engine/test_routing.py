@@ -333,10 +333,11 @@ async def test_acknowledgement_goes_out_once_with_number_and_due_time(
         customer,
     )
     async with db.transaction():
-        from helpdesk.sla import service as sla_service
+        from helpdesk.sla import recording as sla_recording
+        from helpdesk.sla import refresh as sla_refresh
 
-        await sla_service.record(db, ticket_id, "created", await db.fetchval("SELECT now()"))
-        await sla_service.refresh(db, ticket_id, settings.sla)
+        await sla_recording.record(db, ticket_id, "created", await db.fetchval("SELECT now()"))
+        await sla_refresh.refresh(db, ticket_id, settings.sla)
     await run_worker(on)
     await run_worker(on)
 

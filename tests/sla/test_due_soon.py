@@ -13,7 +13,7 @@ from helpdesk.app import connect_redis
 from helpdesk.config import Settings
 from helpdesk.db.pool import create_pool
 from helpdesk.sla import jobs
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import refresh as sla_refresh
 from tests.conftest import Client, Factory
 from tests.sla.test_engine_db import shift
 
@@ -29,7 +29,7 @@ async def _bring_due_close(
     """As if the ticket had waited `minutes_ago`, recomputed and committed like a change."""
     async with db.transaction():
         await shift(db, ticket_id, minutes_ago)
-        await sla_service.refresh(db, ticket_id, settings.sla)
+        await sla_refresh.refresh(db, ticket_id, settings.sla)
 
 
 async def test_a_check_coming_due_before_the_next_sweep_is_queued_for_its_instant(

@@ -209,9 +209,9 @@ async def test_breach_escalates_once_with_two_workers_running(
     )
     await shift(db, ticket["id"], 61)
     async with db.transaction():
-        from helpdesk.sla import service
+        from helpdesk.sla import refresh as sla_refresh
 
-        await service.refresh(db, ticket["id"], settings.sla)
+        await sla_refresh.refresh(db, ticket["id"], settings.sla)
 
     await asyncio.gather(run_worker(settings), run_worker(settings))
     await asyncio.gather(run_worker(settings), run_worker(settings))
@@ -527,13 +527,13 @@ async def test_levels_lost_with_redis_are_scheduled_again_by_the_sweep(
 
     from helpdesk.app import redis_settings
     from helpdesk.db.pool import create_pool
-    from helpdesk.sla import service
+    from helpdesk.sla import refresh as sla_refresh
 
     agent = await factory.agent("agent")
     ticket = await factory.ticket(client, agent)
     await shift(db, ticket["id"], 61)
     async with db.transaction():
-        await service.refresh(db, ticket["id"], settings.sla)
+        await sla_refresh.refresh(db, ticket["id"], settings.sla)
     pool = await create_pool(settings.database_url, 1, 2)
     queue = await create_arq_pool(redis_settings(settings.redis_url))
     try:
@@ -578,9 +578,9 @@ async def test_real_workers_one_stopped_mid_way_fire_each_level_once(
     for ticket in tickets:
         await shift(db, ticket["id"], 61)
         async with db.transaction():
-            from helpdesk.sla import service
+            from helpdesk.sla import refresh as sla_refresh
 
-            await service.refresh(db, ticket["id"], settings.sla)
+            await sla_refresh.refresh(db, ticket["id"], settings.sla)
 
     first = start_worker(settings.database_url, settings.redis_url, tmp_path / "a.log")
     second = start_worker(settings.database_url, settings.redis_url, tmp_path / "b.log")

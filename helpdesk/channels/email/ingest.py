@@ -22,8 +22,12 @@ import msgspec
 
 from helpdesk.channels.email.parse import ParsedEmail
 from helpdesk.config import SlaSettings
+from helpdesk.customers import relationship
 from helpdesk.customers import service as customers
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import queries as sla_queries
+from helpdesk.sla import recording as sla_recording
+from helpdesk.sla import refresh as sla_refresh
+from helpdesk.sla import start as sla_start
 from helpdesk.tickets.models import CustomerRef
 from helpdesk.tickets.service import store_attachment
 
@@ -131,8 +135,8 @@ async def _thread(
     return None
 
 
-# A new ticket's SLA columns, computed before its INSERT (`sla_service.plan_start`).
-_SLA_COLUMNS, _SLA_VALUES = sla_service.start_columns_sql(6)
+# A new ticket's SLA columns, computed before its INSERT (`sla_start.plan_start`).
+_SLA_COLUMNS, _SLA_VALUES = sla_start.start_columns_sql(6)
 
 
 async def ingest_email(
@@ -177,8 +181,8 @@ async def ingest_email(
         now = await conn.fetchval("SELECT clock_timestamp()")
         if created:
             customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", customer_id)
-            plan = await sla_service.plan_start(
-                conn, sla_service.new_ticket_facts(CHANNEL, customer), sla, now=now
+            plan = await sla_start.plan_start(
+                conn, sla_start.new_ticket_facts(CHANNEL, customer), sla, now=now
             )
             ticket_id = await conn.fetchval(
                 f"""INSERT INTO tickets (subject, channel, channel_account, customer_id,
@@ -202,7 +206,7 @@ async def ingest_email(
                                      THEN 'open' ELSE status END,
                        solved_at = CASE WHEN status = 'solved' AND NOT $3 THEN NULL
                                         ELSE solved_at END
-                   WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}""",
+                   WHERE id = $1 RETURNING t.*, {sla_queries.SLA_FIRED}""",
                 ticket_id,
                 now,
                 parsed.auto_submitted,
@@ -259,11 +263,11 @@ async def ingest_email(
                 attachment.content,
             )
         if created:
-            await sla_service.start(conn, ticket_id, plan, now=now)
+            await sla_start.start(conn, ticket_id, plan, now=now)
         else:
             kind = "customer_auto_reply" if parsed.auto_submitted else "customer_message"
-            await sla_service.record(conn, ticket_id, kind, now, message_id=message_id)
+            await sla_recording.record(conn, ticket_id, kind, now, message_id=message_id)
             if ticket is not None and ticket["status"] == "solved" and not parsed.auto_submitted:
-                await sla_service.reopened_after_solved(conn, ticket_id, "the customer wrote")
-            await sla_service.refresh(conn, ticket_id, sla, now=now, locked=updated)
+                await relationship.reopened_after_solved(conn, ticket_id, "the customer wrote")
+            await sla_refresh.refresh(conn, ticket_id, sla, now=now, locked=updated)
     return IngestResult(ticket_id, message_id, created, False)

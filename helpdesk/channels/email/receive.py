@@ -27,7 +27,7 @@ from helpdesk.channels.email.parse import ParsedEmail, parse_email
 from helpdesk.config import Settings
 from helpdesk.routing import service as routing_service
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
-from helpdesk.sla import service as sla_service
+from helpdesk.sla import recording as sla_recording
 from helpdesk.tickets import events
 from helpdesk.tickets.events import TicketEvent
 
@@ -207,7 +207,7 @@ async def _fail_bounced_delivery(
         {"message_id": row["id"], "reason": reason, "bounce_message_id": parsed.message_id},
     )
     if status == "failed":
-        await sla_service.withdraw_reply(conn, row["id"], reason, settings.sla)
+        await sla_recording.withdraw_reply(conn, row["id"], reason, settings.sla)
     return Receipt(outcome="bounce", ticket_id=row["ticket_id"], message_id=row["id"])
 
 
