@@ -59,6 +59,9 @@ ADD_TO_GROUPS = "INSERT INTO agent_groups (agent_id, group_id) SELECT $1, unnest
 # Every group, by id.
 ALL_GROUPS = "SELECT * FROM groups ORDER BY id"
 
+# The id of the group named $1.
+GROUP_ID_BY_NAME = "SELECT id FROM groups WHERE name = $1"
+
 # The groups $1 (a partner's own), by id.
 GROUPS = "SELECT * FROM groups WHERE id = ANY($1::bigint[]) ORDER BY id"
 

@@ -17,6 +17,7 @@ import msgspec
 
 from helpdesk.agents.models import Principal
 from helpdesk.audit import service as audit
+from helpdesk.channels import queries
 from helpdesk.channels.catalogue import CATALOGUE, ChatKind
 from helpdesk.errors import Conflict, InvalidInput, NotFound
 
@@ -118,25 +119,21 @@ def _out(row: asyncpg.Record) -> ChannelAccountOut:
 
 
 async def get_account(conn: asyncpg.Connection, kind: str, name: str) -> ChannelAccount | None:
-    row = await conn.fetchrow(
-        "SELECT * FROM channel_accounts WHERE kind = $1 AND name = $2", kind, name
-    )
+    row = await conn.fetchrow(queries.ACCOUNT, kind, name)
     return None if row is None else account_from_row(row)
 
 
 async def get_account_by_id(conn: asyncpg.Connection, account_id: int) -> ChannelAccount | None:
-    row = await conn.fetchrow("SELECT * FROM channel_accounts WHERE id = $1", account_id)
+    row = await conn.fetchrow(queries.ACCOUNT_BY_ID, account_id)
     return None if row is None else account_from_row(row)
 
 
 async def list_accounts(conn: asyncpg.Connection) -> list[ChannelAccountOut]:
-    return [_out(r) for r in await conn.fetch("SELECT * FROM channel_accounts ORDER BY id")]
+    return [_out(r) for r in await conn.fetch(queries.ALL_ACCOUNTS)]
 
 
 async def read_account(conn: asyncpg.Connection, kind: str, name: str) -> ChannelAccountOut:
-    row = await conn.fetchrow(
-        "SELECT * FROM channel_accounts WHERE kind = $1 AND name = $2", kind, name
-    )
+    row = await conn.fetchrow(queries.ACCOUNT, kind, name)
     if row is None:
         raise NotFound("No such channel account")
     return _out(row)
@@ -148,8 +145,7 @@ async def create_account(
     _check_names(data.kind, data.settings, data.secrets)
     try:
         row = await conn.fetchrow(
-            """INSERT INTO channel_accounts (kind, name, active, settings, secrets)
-               VALUES ($1, $2, $3, $4, $5) RETURNING *""",
+            queries.INSERT_ACCOUNT,
             data.kind,
             data.name,
             data.active,
@@ -181,9 +177,7 @@ async def update_account(
     data: ChannelAccountUpdate,
     actor: Principal | None = None,
 ) -> ChannelAccountOut:
-    row = await conn.fetchrow(
-        "SELECT * FROM channel_accounts WHERE kind = $1 AND name = $2 FOR UPDATE", kind, name
-    )
+    row = await conn.fetchrow(queries.LOCK_ACCOUNT, kind, name)
     if row is None:
         raise NotFound("No such channel account")
     settings = dict(row["settings"])
@@ -201,9 +195,7 @@ async def update_account(
             secrets[key] = secret
     active = row["active"] if data.active is None else data.active
     updated = await conn.fetchrow(
-        """UPDATE channel_accounts SET active = $2, settings = $3, secrets = $4,
-               updated_at = now()
-           WHERE id = $1 RETURNING *""",
+        queries.UPDATE_ACCOUNT,
         row["id"],
         active,
         settings,

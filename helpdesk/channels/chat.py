@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from helpdesk.channels import accounts
+from helpdesk.channels import accounts, queries
 from helpdesk.channels.adapter import OutboundChatMessage
 from helpdesk.channels.base import (
     OutboundDelivery,
@@ -33,29 +33,13 @@ class ChatSender:
         if adapter is None:
             raise PermanentDeliveryError(f"the {self._kind} channel is not available")
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """SELECT m.body_text, m.buttons,
-                          coalesce(nullif(m.channel_account, ''), t.channel_account)
-                          AS account, c.external_id AS conversation, c.last_inbound_at,
-                          (SELECT i.external_id FROM messages i
-                           WHERE i.ticket_id = t.id AND i.direction = 'inbound'
-                             AND i.channel = t.channel AND i.kind = 'public'
-                           ORDER BY i.id DESC LIMIT 1) AS answers
-                   FROM messages m JOIN tickets t ON t.id = m.ticket_id
-                   LEFT JOIN conversations c ON c.id = t.conversation_id
-                   WHERE m.id = $1""",
-                delivery.message_id,
-            )
+            row = await conn.fetchrow(queries.CHAT_REPLY, delivery.message_id)
             account = (
                 None
                 if row is None
                 else await accounts.get_account(conn, self._kind, row["account"])
             )
-            files = await conn.fetch(
-                """SELECT filename, content_type, content FROM attachments
-                   WHERE message_id = $1 ORDER BY id""",
-                delivery.message_id,
-            )
+            files = await conn.fetch(queries.ATTACHMENTS, delivery.message_id)
         if row is None or account is None or not account.active:
             name = row["account"] if row is not None else "?"
             raise PermanentDeliveryError(
@@ -88,8 +72,7 @@ class ChatSender:
         """Remember on the customer's identity (and tell the agents on the ticket)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                """UPDATE customer_identities SET unreachable_reason = $4
-                   WHERE channel = $1 AND channel_account = $2 AND customer_id = $3""",
+                queries.MARK_UNREACHABLE,
                 self._kind,
                 account,
                 delivery.customer_id,

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import asyncpg
 
+from helpdesk.channels import queries
 from helpdesk.channels.base import (
     DeliveryLeaseLost,
     OutboundDelivery,
@@ -72,7 +73,7 @@ async def add(conn: asyncpg.Connection, message_id: int, ticket_id: int, channel
     every attempt sends the same mail.
     """
     outbox_id: int = await conn.fetchval(
-        "INSERT INTO outbox (message_id, ticket_id, channel) VALUES ($1, $2, $3) RETURNING id",
+        queries.ADD_DELIVERY,
         message_id,
         ticket_id,
         channel,
@@ -105,12 +106,9 @@ async def _finish(
     async with pool.acquire() as conn, conn.transaction():
         if status == "failed" and sla is not None:
             # The ticket first, as every writer of a ticket's messages locks it.
-            await conn.execute("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", row["ticket_id"])
+            await conn.execute(queries.LOCK_TICKET, row["ticket_id"])
         message_id = await conn.fetchval(
-            """UPDATE outbox SET status = $2, last_error = $3, locked_until = NULL,
-                   next_attempt_at = now() + $4::interval, updated_at = now()
-               WHERE id = $1 AND attempts = $5 AND status IN ('sending', 'possibly_sent')
-               RETURNING message_id""",
+            queries.FINISH_DELIVERY,
             row["id"],
             status,
             error,
@@ -120,9 +118,7 @@ async def _finish(
         if message_id is None:
             return False
         await conn.execute(
-            """UPDATE messages SET delivery_status = $2, delivery_error = $3,
-                   external_id = coalesce($4, external_id)
-               WHERE id = $1""",
+            queries.SET_DELIVERY_STATUS,
             message_id,
             status,
             error,
@@ -159,27 +155,10 @@ async def deliver(
     Safe to run twice: only a row still waiting and due can be claimed.
     """
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """
-            UPDATE outbox o SET status = 'sending', attempts = attempts + 1,
-                   locked_until = now() + $2::interval, handed_off_at = NULL,
-                   updated_at = now()
-            FROM messages m JOIN tickets t ON t.id = m.ticket_id
-            WHERE o.id = $1 AND m.id = o.message_id
-              AND o.status IN ('pending', 'retrying') AND o.next_attempt_at <= now()
-            RETURNING o.id, o.attempts, o.attempts_base, o.channel, m.id AS message_id,
-                      m.body_text,
-                      t.id AS ticket_id, t.number, t.subject, t.customer_id
-            """,
-            outbox_id,
-            lease,
-        )
+        row = await conn.fetchrow(queries.CLAIM_DELIVERY, outbox_id, lease)
         if row is None:
             return None
-        await conn.execute(
-            "UPDATE messages SET delivery_status = 'sending' WHERE id = $1",
-            row["message_id"],
-        )
+        await conn.execute(queries.MESSAGE_SENDING, row["message_id"])
     status = await _send(pool, senders.get(row["channel"]), row, max_attempts, sla)
     return None if status is None else (row["channel"], status)
 
@@ -190,13 +169,7 @@ def _delivery(pool: asyncpg.Pool, row: asyncpg.Record) -> OutboundDelivery:
     async def handoff() -> None:
         """Mark the point of no return, if the delivery is still this attempt's."""
         async with pool.acquire() as conn:
-            ours = await conn.fetchval(
-                """UPDATE outbox SET handed_off_at = now(), updated_at = now()
-                   WHERE id = $1 AND attempts = $2 AND status = 'sending'
-                   RETURNING true""",
-                row["id"],
-                row["attempts"],
-            )
+            ours = await conn.fetchval(queries.HAND_OFF, row["id"], row["attempts"])
         if not ours:
             raise DeliveryLeaseLost(f"outbox {row['id']} attempt {row['attempts']}")
 
@@ -291,32 +264,11 @@ async def expire_abandoned_leases(
     'possibly_sent'; the others are due again at once, as if the attempt had failed.
     """
     async with conn.transaction():
-        retried = await conn.fetch(
-            """UPDATE outbox SET
-                   status = CASE WHEN attempts - attempts_base >= $2
-                                 THEN 'failed' ELSE 'retrying' END,
-                   last_error = CASE WHEN attempts - attempts_base >= $2
-                                     THEN 'gave up after ' || attempts - attempts_base
-                                          || ' attempts: ' || $1
-                                     ELSE $1 END,
-                   locked_until = NULL, next_attempt_at = now(), updated_at = now()
-               WHERE status = 'sending' AND locked_until < now() AND handed_off_at IS NULL
-               RETURNING message_id, status, last_error""",
-            NOT_HANDED_OFF,
-            max_attempts,
-        )
-        possibly = await conn.fetch(
-            """UPDATE outbox SET status = 'possibly_sent', last_error = $1, locked_until = NULL,
-                   updated_at = now()
-               WHERE status = 'sending' AND locked_until < now() AND handed_off_at IS NOT NULL
-               RETURNING message_id, status, last_error""",
-            POSSIBLY_SENT,
-        )
+        retried = await conn.fetch(queries.EXPIRE_NOT_HANDED_OFF, NOT_HANDED_OFF, max_attempts)
+        possibly = await conn.fetch(queries.EXPIRE_HANDED_OFF, POSSIBLY_SENT)
         changed = [*retried, *possibly]
         await conn.execute(
-            """UPDATE messages m SET delivery_status = u.status, delivery_error = u.error
-               FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, status, error)
-               WHERE m.id = u.id""",
+            queries.SET_DELIVERY_STATUSES,
             [r["message_id"] for r in changed],
             [r["status"] for r in changed],
             [r["last_error"] for r in changed],
@@ -334,17 +286,7 @@ OVERDUE_SECONDS = 30
 
 async def due_deliveries(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.Record]:
     """Deliveries waiting for a job: `overdue` ones need a job id of their own."""
-    return list(
-        await conn.fetch(
-            """SELECT id, attempts,
-                      next_attempt_at < now() - make_interval(secs => $2) AS overdue
-           FROM outbox
-           WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
-           ORDER BY next_attempt_at LIMIT $1""",
-            limit,
-            OVERDUE_SECONDS,
-        )
-    )
+    return list(await conn.fetch(queries.DUE_DELIVERIES, limit, OVERDUE_SECONDS))
 
 
 class Requeued(NamedTuple):
@@ -363,22 +305,10 @@ async def requeue_failed(conn: asyncpg.Connection, message_id: int) -> Requeued 
     used (arq refuses an id while it keeps that job's result). Email resends the same
     prepared mail.
     """
-    failed = await conn.fetchval(
-        """UPDATE messages SET delivery_status = 'pending', delivery_error = NULL
-           WHERE id = $1 AND direction = 'outbound' AND delivery_status = 'failed'
-           RETURNING true""",
-        message_id,
-    )
+    failed = await conn.fetchval(queries.REQUEUE_MESSAGE, message_id)
     if not failed:
         return None
-    row = await conn.fetchrow(
-        """UPDATE outbox SET status = 'pending', last_error = NULL, next_attempt_at = now(),
-               locked_until = NULL, handed_off_at = NULL, attempts_base = attempts,
-               updated_at = now()
-           WHERE id = (SELECT max(id) FROM outbox WHERE message_id = $1)
-           RETURNING id, attempts""",
-        message_id,
-    )
+    row = await conn.fetchrow(queries.REQUEUE_DELIVERY, message_id)
     return None if row is None else Requeued(row["id"], row["attempts"])
 
 

@@ -13,7 +13,7 @@ from helpdesk.db.pool import connect
 
 
 async def _create_agent(settings: Settings, args: argparse.Namespace, password: str | None) -> str:
-    from helpdesk.agents import service
+    from helpdesk.agents import queries, service
     from helpdesk.agents.models import AgentCreate
     from helpdesk.agents.passwords import Passwords
 
@@ -22,7 +22,7 @@ async def _create_agent(settings: Settings, args: argparse.Namespace, password: 
         async with conn.transaction():
             group_ids = []
             for name in args.group or []:
-                group_id = await conn.fetchval("SELECT id FROM groups WHERE name = $1", name)
+                group_id = await conn.fetchval(queries.GROUP_ID_BY_NAME, name)
                 if group_id is None:
                     raise ConfigError(f"no group named {name!r}")
                 group_ids.append(group_id)

@@ -1,5 +1,6 @@
-"""SQL of the email channel: accounts, quarantine, outbound envelopes, Mailgun's token
-ledger and the original mail of a message."""
+"""SQL of the email channel: accounts, quarantine, bounces, automatic acknowledgements,
+outbound envelopes, Mailgun's token ledger, IMAP mailbox cursors and the original mail of
+a message."""
 
 from __future__ import annotations
 
@@ -70,6 +71,15 @@ LOCK_QUARANTINED_MAIL = "SELECT account, raw, status FROM email_quarantine WHERE
 # The status of quarantine entry $1, locked for discarding.
 LOCK_QUARANTINE_STATUS = "SELECT status FROM email_quarantine WHERE id = $1 FOR UPDATE"
 
+# Keep raw mail $3 of account $1 from source $2 (sha256 $4) with reason $5; the same bytes
+# again stay one entry, with the latest reason. Its id.
+QUARANTINE = """
+    INSERT INTO email_quarantine (account, source, raw, sha256, reason)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (account, sha256) DO UPDATE SET reason = EXCLUDED.reason
+    RETURNING id
+"""
+
 # Quarantine entry $1 was imported as ticket $2.
 MARK_REPROCESSED = """
     UPDATE email_quarantine SET status = 'reprocessed', ticket_id = $2, resolved_at = now()
@@ -79,6 +89,51 @@ MARK_REPROCESSED = """
 # Quarantine entry $1 was dealt with without importing it (the bytes stay).
 MARK_DISCARDED = """
     UPDATE email_quarantine SET status = 'discarded', resolved_at = now() WHERE id = $1
+"""
+
+# --- bounces ---------------------------------------------------------------------------
+
+# The first of our sent mails among Message-IDs $1 (in their order), locked: the
+# delivery a bounce report cites.
+BOUNCED_MESSAGE = """
+    SELECT id, ticket_id, delivery_status, delivery_error FROM messages
+    WHERE channel = 'email' AND direction = 'outbound' AND external_id = ANY($1::text[])
+    ORDER BY array_position($1::text[], external_id) LIMIT 1
+    FOR UPDATE
+"""
+
+# Message $1's delivery is $2 with reason $3 (what the bounce said).
+SET_BOUNCED_MESSAGE = "UPDATE messages SET delivery_status = $2, delivery_error = $3 WHERE id = $1"
+
+# The deliveries of message $1 are $2 with reason $3 (what the bounce said).
+SET_BOUNCED_DELIVERY = """
+    UPDATE outbox SET status = $2, last_error = $3, updated_at = now() WHERE message_id = $1
+"""
+
+# --- automatic acknowledgements --------------------------------------------------------
+
+# Serialize the acknowledgements to one address (key $1) until the transaction ends.
+LOCK_AUTO_REPLY_ADDRESS = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+# How many automatic replies went to address $1 (lower case) in the last hour.
+RECENT_AUTO_REPLIES = """
+    SELECT count(*) FROM auto_replies
+    WHERE lower(recipient) = $1 AND created_at > now() - interval '1 hour'
+"""
+
+# The number of ticket $1.
+TICKET_NUMBER = "SELECT number FROM tickets WHERE id = $1"
+
+# A pending acknowledgement on ticket $1 from account $2: text $3 to recipients $4; its id.
+INSERT_ACKNOWLEDGEMENT = """
+    INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
+                          body_text, delivery_status, recipient_addresses)
+    VALUES ($1, 'outbound', 'system', 'email', $2, $3, 'pending', $4) RETURNING id
+"""
+
+# Account $1 sent an automatic reply to $2 on ticket $3 (message $4): counted by the limit.
+RECORD_AUTO_REPLY = """
+    INSERT INTO auto_replies (account, recipient, ticket_id, message_id) VALUES ($1, $2, $3, $4)
 """
 
 # --- outbound --------------------------------------------------------------------------
@@ -159,6 +214,67 @@ CLAIM_MAILGUN_TOKEN = """
     INSERT INTO mailgun_tokens (account_id, token, signed_at) VALUES ($1, $2, $3)
     ON CONFLICT (account_id, token) DO NOTHING RETURNING true
 """
+
+# --- IMAP mailbox cursors -------------------------------------------------------------
+
+# The cursor row of account $1's folder $2 exists (status 'starting' when new).
+ENSURE_CURSOR = """
+    INSERT INTO imap_cursors (account_id, folder) VALUES ($1, $2)
+    ON CONFLICT (account_id, folder) DO NOTHING
+"""
+
+# A round on account $1's folder $2 went well.
+CURSOR_OK = """
+    UPDATE imap_cursors SET status = 'ok', last_error = NULL, failures = 0,
+        last_ok_at = now(), updated_at = now()
+    WHERE account_id = $1 AND folder = $2
+"""
+
+# A round on account $1's folder $2 failed with reason $3; the failures in a row.
+CURSOR_FAILURE = """
+    INSERT INTO imap_cursors (account_id, folder, status, last_error, failures)
+    VALUES ($1, $2, 'failing', $3, 1)
+    ON CONFLICT (account_id, folder) DO UPDATE
+    SET status = 'failing', last_error = EXCLUDED.last_error,
+        failures = imap_cursors.failures + 1, updated_at = now()
+    RETURNING failures
+"""
+
+# UID $4 of UIDVALIDITY $3 is imported from account $1's folder $2 (the cursor never
+# goes back within one UIDVALIDITY).
+ADVANCE_CURSOR = """
+    UPDATE imap_cursors
+    SET last_uid = CASE WHEN uidvalidity = $3 THEN GREATEST(last_uid, $4) ELSE $4 END,
+        uidvalidity = $3, updated_at = now()
+    WHERE account_id = $1 AND folder = $2
+"""
+
+# The stored UIDVALIDITY and last imported UID of account $1's folder $2.
+CURSOR = "SELECT uidvalidity, last_uid FROM imap_cursors WHERE account_id = $1 AND folder = $2"
+
+# Account $1's folder $2 has the new UIDVALIDITY $3: read again from the start.
+RESTART_CURSOR = """
+    UPDATE imap_cursors SET uidvalidity = $3, last_uid = 0, updated_at = now()
+    WHERE account_id = $1 AND folder = $2
+"""
+
+# Every active IMAP mailbox by account name, with its poller's status ('starting' before
+# any poller touched it).
+MAILBOX_STATES = """
+    SELECT a.name, a.imap_folder, coalesce(c.status, 'starting') AS status,
+           c.last_error, coalesce(c.failures, 0) AS failures, c.last_ok_at
+    FROM email_accounts a
+    LEFT JOIN imap_cursors c ON c.account_id = a.id AND c.folder = a.imap_folder
+    WHERE a.active AND a.imap_host IS NOT NULL
+    ORDER BY a.name
+"""
+
+# The session advisory lock of a mailbox (key $1), held until the connection closes;
+# true when this session got it.
+TRY_LOCK_MAILBOX = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
+
+# A round trip that keeps the lock connection (and so the mailbox lock) alive.
+PING = "SELECT 1"
 
 # --- original mail ---------------------------------------------------------------------
 

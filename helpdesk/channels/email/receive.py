@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from helpdesk.channels import outbox
+from helpdesk.channels.email import queries
 from helpdesk.channels.email.accounts import EmailAccount, own_addresses
 from helpdesk.channels.email.ingest import ingest_email
 from helpdesk.channels.email.loops import (
@@ -84,10 +85,7 @@ async def quarantine(
 ) -> int:
     """Keep `raw` with `reason`; the same bytes again stay one entry."""
     quarantine_id: int = await conn.fetchval(
-        """INSERT INTO email_quarantine (account, source, raw, sha256, reason)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (account, sha256) DO UPDATE SET reason = EXCLUDED.reason
-           RETURNING id""",
+        queries.QUARANTINE,
         account,
         source,
         raw,
@@ -168,13 +166,7 @@ async def _fail_bounced_delivery(
     cited = [i for i in [*parsed.bounce_message_ids, parsed.in_reply_to, *parsed.references] if i]
     if not cited:
         return None
-    row = await conn.fetchrow(
-        """SELECT id, ticket_id, delivery_status, delivery_error FROM messages
-           WHERE channel = 'email' AND direction = 'outbound' AND external_id = ANY($1::text[])
-           ORDER BY array_position($1::text[], external_id) LIMIT 1
-           FOR UPDATE""",
-        cited,
-    )
+    row = await conn.fetchrow(queries.BOUNCED_MESSAGE, cited)
     if row is None:
         return None
     recipients = ", ".join(parsed.bounce_recipients) or "the recipient"
@@ -188,18 +180,8 @@ async def _fail_bounced_delivery(
         action, status = "delivery_failed", "failed"
     if row["delivery_status"] == status and row["delivery_error"] == reason:
         return Receipt(outcome="duplicate", ticket_id=row["ticket_id"], message_id=row["id"])
-    await conn.execute(
-        "UPDATE messages SET delivery_status = $2, delivery_error = $3 WHERE id = $1",
-        row["id"],
-        status,
-        reason,
-    )
-    await conn.execute(
-        "UPDATE outbox SET status = $2, last_error = $3, updated_at = now() WHERE message_id = $1",
-        row["id"],
-        status,
-        reason,
-    )
+    await conn.execute(queries.SET_BOUNCED_MESSAGE, row["id"], status, reason)
+    await conn.execute(queries.SET_BOUNCED_DELIVERY, row["id"], status, reason)
     await events.record(
         conn,
         row["ticket_id"],
@@ -229,42 +211,27 @@ async def _acknowledge(
     if blocker is None and limit == 0:
         blocker = "automatic replies are turned off"
     if blocker is None and recipient is not None:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"auto-reply:{recipient}"
-        )
-        sent = await conn.fetchval(
-            """SELECT count(*) FROM auto_replies
-               WHERE lower(recipient) = $1 AND created_at > now() - interval '1 hour'""",
-            recipient,
-        )
+        await conn.execute(queries.LOCK_AUTO_REPLY_ADDRESS, f"auto-reply:{recipient}")
+        sent = await conn.fetchval(queries.RECENT_AUTO_REPLIES, recipient)
         if sent >= limit:
             blocker = f"{limit} automatic replies to {recipient} in the last hour already"
     if blocker is not None or recipient is None:
         await events.record(conn, ticket_id, "auto_reply_suppressed", {"reason": blocker})
         return None
-    number = await conn.fetchval("SELECT number FROM tickets WHERE id = $1", ticket_id)
+    number = await conn.fetchval(queries.TICKET_NUMBER, ticket_id)
     language = await routing_service.customer_language(conn, ticket_id)
     template = settings.email.acknowledgement.get(
         language or "", settings.email.acknowledgement_text
     )
     text = acknowledgement_text(template, number, settings.sla.first_response_minutes)
     message_id = await conn.fetchval(
-        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
-                                 body_text, delivery_status, recipient_addresses)
-           VALUES ($1, 'outbound', 'system', 'email', $2, $3, 'pending', $4) RETURNING id""",
+        queries.INSERT_ACKNOWLEDGEMENT,
         ticket_id,
         account.name,
         text,
         [recipient],
     )
-    await conn.execute(
-        """INSERT INTO auto_replies (account, recipient, ticket_id, message_id)
-           VALUES ($1, $2, $3, $4)""",
-        account.name,
-        recipient,
-        ticket_id,
-        message_id,
-    )
+    await conn.execute(queries.RECORD_AUTO_REPLY, account.name, recipient, ticket_id, message_id)
     return await outbox.add(conn, message_id, ticket_id, "email")
 
 

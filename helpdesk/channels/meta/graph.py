@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from helpdesk.channels import queries
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import (
     REJECT_UNAUTHENTIC,
@@ -244,11 +245,7 @@ class MetaAdapter:
         if not items.is_placeholder_name(kind, sender.external_id, sender.display_name):
             return message  # Meta named them in the webhook
         identity = (self.kind, account.name, sender.external_id)
-        known = await conn.fetchrow(
-            """SELECT i.display_name, i.customer_id FROM customer_identities i
-               WHERE i.channel = $1 AND i.channel_account = $2 AND i.external_id = $3""",
-            *identity,
-        )
+        known = await conn.fetchrow(queries.IDENTITY, *identity)
         if known is not None and not items.is_placeholder_name(
             kind, sender.external_id, known["display_name"]
         ):
@@ -265,15 +262,9 @@ class MetaAdapter:
             return message
         _PROFILE_FAILURES.pop(key, None)
         if known is not None:  # a person first seen while no name could be had
+            await conn.execute(queries.NAME_IDENTITY, *identity, name)
             await conn.execute(
-                """UPDATE customer_identities SET display_name = $4
-                   WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
-                *identity,
-                name,
-            )
-            await conn.execute(
-                """UPDATE customers SET name = $2, updated_at = clock_timestamp()
-                   WHERE id = $1 AND name = $3""",
+                queries.NAME_CUSTOMER,
                 known["customer_id"],
                 name,
                 known["display_name"],

@@ -27,6 +27,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from helpdesk.channels import queries
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import InboundMessage, SenderIdentity
 from helpdesk.channels.ingest import customer_for, store_inbound
@@ -108,16 +109,12 @@ async def token_key(conn: asyncpg.Connection, account: ChannelAccount) -> str:
     if key:
         return key
     await conn.execute(
-        """UPDATE channel_accounts
-           SET secrets = secrets || jsonb_build_object($2::text, $3::text)
-           WHERE id = $1 AND NOT secrets ? $2""",
+        queries.ADD_SECRET,
         account.id,
         TOKEN_KEY,
         secrets.token_hex(32),
     )
-    stored: str = await conn.fetchval(
-        "SELECT secrets ->> $2 FROM channel_accounts WHERE id = $1", account.id, TOKEN_KEY
-    )
+    stored: str = await conn.fetchval(queries.SECRET, account.id, TOKEN_KEY)
     return stored
 
 
@@ -262,16 +259,7 @@ async def visitor_messages(
     (never notes, system messages, other channels, nor another visitor's messages
     merged into one of them)."""
     rows = await conn.fetch(
-        """SELECT m.id, m.direction, m.body_text, m.created_at
-           FROM conversations c
-           JOIN tickets t ON t.conversation_id = c.id
-           JOIN messages m ON m.ticket_id = t.id
-           WHERE c.channel = $1 AND c.channel_account = $2 AND c.external_id = $3
-             AND m.kind = 'public' AND m.channel = $1 AND m.id > $4
-             AND (m.direction = 'outbound'
-                  OR (m.channel_account = $2 AND starts_with(m.external_id, $3 || ':')))
-           ORDER BY m.id
-           LIMIT $5""",
+        queries.VISITOR_MESSAGES,
         CHANNEL,
         account.name,
         visitor_id,

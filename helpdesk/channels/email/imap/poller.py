@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from helpdesk.channels.email import queries
 from helpdesk.channels.email.accounts import EmailAccount, active_imap_accounts
 from helpdesk.channels.email.imap.cursor import (
     advance_cursor,
@@ -150,9 +151,7 @@ def _count(result: PollResult, receipt: Receipt) -> None:
 
 async def _try_lock(conn: asyncpg.Connection, account: EmailAccount) -> bool:
     """The session advisory lock of the mailbox; held until `conn` closes."""
-    held: bool = await conn.fetchval(
-        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", f"imap-mailbox:{account.id}"
-    )
+    held: bool = await conn.fetchval(queries.TRY_LOCK_MAILBOX, f"imap-mailbox:{account.id}")
     return held
 
 
@@ -368,7 +367,7 @@ class _MailboxLoop:
                     self.failures = 0
                     if result.more:
                         continue  # a backlog: the next batch at once
-                    await lock.fetchval("SELECT 1")  # the lock lives as long as this connection
+                    await lock.fetchval(queries.PING)  # the lock lives as long as this connection
                     await session.wait_for_mail(
                         email.imap_idle_seconds if session.can_idle else email.imap_poll_seconds
                     )
