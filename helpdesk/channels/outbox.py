@@ -72,12 +72,7 @@ async def add(conn: asyncpg.Connection, message_id: int, ticket_id: int, channel
     Email also fixes the message's account, Message-ID and recipients now, so that
     every attempt sends the same mail.
     """
-    outbox_id: int = await conn.fetchval(
-        queries.ADD_DELIVERY,
-        message_id,
-        ticket_id,
-        channel,
-    )
+    outbox_id: int = await conn.fetchval(queries.ADD_DELIVERY, message_id, ticket_id, channel)
     if channel == "email":
         await email_outbound.prepare(conn, outbox_id, message_id)
     return outbox_id
