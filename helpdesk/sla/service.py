@@ -522,15 +522,16 @@ async def _upsert_clocks(
     *,
     created_event: bool = False,
     origin: str | None = None,
+    status: str | None = None,
 ) -> None:
     """One statement for every clock that moved (and a new ticket's `created` event)."""
     sql = _UPSERT_CLOCKS
     extra: list[Any] = []
     if created_event:
-        sql = f"""WITH created AS (INSERT INTO sla_events (ticket_id, at, type, origin)
-                                   VALUES ($1, $14, 'created', $15::text))
+        sql = f"""WITH created AS (INSERT INTO sla_events (ticket_id, at, type, origin, status)
+                                   VALUES ($1, $14, 'created', $15::text, $16::text))
                   {_UPSERT_CLOCKS}"""
-        extra.append(origin)
+        extra += [origin, status]
     await conn.execute(
         sql,
         ticket_id,
@@ -561,7 +562,8 @@ class StartPlan:
     columns: dict[str, Any]  # every column of START_COLUMNS
     clocks: list[tuple[ClockKey, dict[str, Any]]]
     due_soon: bool
-    origin: Literal["customer", "notice"] | None = None  # the `created` event's
+    origin: Literal["customer", "agent", "notice"] | None = None  # the `created` event's
+    status: Literal["new", "open"] | None = None  # the `created` event's (None: new)
 
     def values(self) -> list[Any]:
         """The columns' values in `START_COLUMNS` order (see `start_columns_sql`)."""
@@ -574,19 +576,21 @@ async def plan_start(
     sla: SlaSettings,
     *,
     now: datetime,
-    origin: Literal["customer", "notice"] | None = None,
+    origin: Literal["customer", "agent", "notice"] | None = None,
+    status: Literal["new", "open"] | None = None,
 ) -> StartPlan:
     """Choose the policy of a ticket about to be created at `now` and compute its first
     clocks (its history is the one `created` event; nothing has fired). `origin="notice"`:
-    a channel notice nobody wrote opens it, so no first response is owed."""
+    a channel notice nobody wrote opens it, so no first response is owed; `"agent"`: an
+    agent opened it (an outbound call). `status`: the new row's (open when assigned)."""
     chosen, reason = _choose_policy(await _active_policies(conn), facts, sla)
     columns = _policy_columns(chosen, reason, now) | _NOTHING_DUE
     if chosen is None:
-        return StartPlan(columns, [], False, origin)
+        return StartPlan(columns, [], False, origin, status)
     try:
         computed = _compute(
             chosen,
-            [SlaEvent(at=now, type="created", origin=origin)],
+            [SlaEvent(at=now, type="created", status=status, origin=origin)],
             {},
             set(),
             sla,
@@ -595,13 +599,14 @@ async def plan_start(
         )
     except (InvalidEvents, InvalidCalendar, ValueError) as error:
         log.warning("sla start skipped", extra={"error": str(error)})
-        return StartPlan(columns, [], False, origin)
+        return StartPlan(columns, [], False, origin, status)
     next_check = computed.summary["next_sla_check_at"]
     return StartPlan(
         columns | computed.summary,
         list(computed.final.items()),
         _due_soon(next_check, now, sla),
         origin,
+        status,
     )
 
 
@@ -610,7 +615,15 @@ async def start(
 ) -> None:
     """Store the `created` event and first clocks of a ticket inserted in this
     transaction, at `now`, with `plan.columns`: one statement."""
-    await _upsert_clocks(conn, ticket_id, plan.clocks, now, created_event=True, origin=plan.origin)
+    await _upsert_clocks(
+        conn,
+        ticket_id,
+        plan.clocks,
+        now,
+        created_event=True,
+        origin=plan.origin,
+        status=plan.status,
+    )
     if plan.due_soon:
         await _notify_due_soon(conn, ticket_id)
 
