@@ -133,8 +133,7 @@ async def follow_merges(conn: asyncpg.Connection, ticket_id: int | None) -> asyn
 # A new ticket (with its first SLA columns) and its conversation pointing at it. The
 # status is `open` when it is assigned at once.
 _SLA_COLUMNS, _SLA_VALUES = sla_service.start_columns_sql(12)
-NEW_TICKET = f"""
-WITH ticket AS (
+NEW_TICKET = f"""WITH ticket AS (
     INSERT INTO tickets (subject, channel, channel_account, customer_id, conversation_id,
                          priority, category, group_id, assignee_id, tags, status,
                          created_at, updated_at, {_SLA_COLUMNS})
@@ -148,8 +147,7 @@ SELECT id FROM ticket
 # The customer wrote again: a solved or pending ticket is open again, unless `$3` (what
 # arrived is nobody writing: a notice, an auto-reply). `$2` is the change's time (None:
 # now). The locked row comes back with `sla_fired` for the SLA refresh (no second read).
-REOPEN_TICKET = f"""
-UPDATE tickets t SET updated_at = coalesce($2::timestamptz, clock_timestamp()),
+REOPEN_TICKET = f"""UPDATE tickets t SET updated_at = coalesce($2::timestamptz, clock_timestamp()),
        version = version + 1,
        status = CASE WHEN status IN ('solved', 'pending') AND NOT $3 THEN 'open'
                      ELSE status END,
@@ -162,8 +160,8 @@ WHERE id = $1 RETURNING t.*, {sla_service.SLA_FIRED}
 # held by its inserting transaction alike). A stronger lock would block the foreign-key
 # checks that a transaction holding the conversation's ticket makes on it (routing
 # updates the ticket twice), while this one waits for that ticket: a deadlock.
-_CONVERSATION = """
-INSERT INTO conversations (channel, channel_account, external_id, customer_id, last_inbound_at)
+_CONVERSATION = """INSERT INTO conversations (channel, channel_account, external_id,
+                                               customer_id, last_inbound_at)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (channel, channel_account, external_id)
 DO UPDATE SET last_inbound_at = greatest(conversations.last_inbound_at,
@@ -175,8 +173,7 @@ RETURNING id, ticket_id, clock_timestamp() AS now
 # `$16`: the event names the message (an agent's new ticket records only what it set);
 # `$19`: the SLA event's type, None when nothing moves (a new ticket's clocks start in
 # `sla_service.start`; a notice on a closed ticket moves nothing).
-_MESSAGE = """
-WITH message AS (
+_MESSAGE = """WITH message AS (
     INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
                           channel_account, external_id, body_text, body_html, created_at,
                           edited_at, sender_address, reply_to_addresses, recipient_addresses)

@@ -26,7 +26,7 @@ from helpdesk.errors import (
 )
 from helpdesk.routing import service as routing_service
 from helpdesk.sla import service as sla_service
-from helpdesk.tickets import intake
+from helpdesk.tickets import events, intake
 from helpdesk.tickets.intake import InboundItem, NewTicket, take_in
 from helpdesk.tickets.models import (
     AttachmentIn,
@@ -221,10 +221,9 @@ async def _store_call(
         await sla_service.record(
             conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
         )
-    await _record_event(
+    await events.record(
         conn,
         ticket.id,
-        principal,
         "call_logged",
         {
             "message_id": row["id"],
@@ -236,6 +235,7 @@ async def _store_call(
             "public": call.public,
             "first_response": responds and ticket.first_responded_at is None,
         },
+        actor_agent_id=principal.agent_id,
     )
     return _message_out(row, [])
 
