@@ -78,7 +78,8 @@ class InboundItem(msgspec.Struct, frozen=True, kw_only=True):
     text: str | None
     html: str | None = None
     kind: Literal["public", "system"] = "public"
-    sent_at: datetime | None = None  # the provider's time of an edit (`edited`)
+    # The provider's time: the conversation's last inbound message; an edit's time.
+    sent_at: datetime | None = None
     edited: bool = False  # a newer text of an earlier message (same external_id)
     # A chat notice: nothing a person wrote (a reaction, a service message). A `system`
     # message that neither reopens the ticket nor moves a response clock, kept on a
@@ -224,16 +225,7 @@ async def take_in(
             held = await conn.fetchrow(_HELD, channel, account, item.external_id)
             if held is not None:
                 return await _redelivered(conn, held, item)
-        customer: Mapping[str, Any] | None = None
-        if item.customer_id is not None:
-            customer_id = item.customer_id
-        elif item.sender is None:
-            raise ValueError("an inbound item names its customer or its sender")
-        elif channel == "email":  # an address is one identity, whatever the mailbox
-            customer_id = await senders.mail_customer(conn, item.sender)
-        else:
-            customer = await senders.customer_row_for(conn, channel, account, item.sender)
-            customer_id = customer["id"]
+        customer_id, customer = await _identify(conn, item)
         conversation: asyncpg.Record | None = None
         if item.conversation_key is not None:
             conversation = await conn.fetchrow(
@@ -284,33 +276,10 @@ async def take_in(
             # A notice moves no clock: it is recorded as `customer_auto_reply`, which
             # starts, meets and reopens nothing (docs/sla.md 1.4), and not at all on a
             # closed ticket (no event may follow closing).
-            clock = None
+            clock: SlaMove = None
             if not (created or quiet):
                 clock = "customer_auto_reply" if unwritten else "customer_message"
-            message_id = await conn.fetchval(
-                _MESSAGE,
-                ticket_id,
-                item.kind,
-                customer_id,
-                channel,
-                account,
-                item.external_id,
-                item.text,
-                item.html,
-                now,
-                item.sent_at if item.edited else None,
-                item.sender_address,
-                list(item.reply_to_addresses),
-                list(item.recipient_addresses),
-                item.raw,
-                event,
-                item.ticket is None,
-                dict(item.details),
-                item.actor_agent_id,
-                clock,
-            )
-            for kept in item.attachments:
-                await _insert_attachment(conn, message_id, kept, now)
+            message_id = await _store_message(conn, item, ticket_id, customer_id, now, event, clock)
         if created:
             await sla_service.start(conn, ticket_id, plan, now=now)
         elif not quiet:
@@ -320,6 +289,61 @@ async def take_in(
     return Intake(
         ticket_id=ticket_id, message_id=message_id, created_ticket=created, duplicate=False
     )
+
+
+async def _identify(
+    conn: asyncpg.Connection, item: InboundItem
+) -> tuple[int, Mapping[str, Any] | None]:
+    """The item's customer id, and its `customers` row when resolving the sender read it."""
+    if item.customer_id is not None:
+        return item.customer_id, None
+    if item.sender is None:
+        raise ValueError("an inbound item names its customer or its sender")
+    if item.channel == "email":  # an address is one identity, whatever the mailbox
+        return await senders.mail_customer(conn, item.sender), None
+    customer = await senders.customer_row_for(conn, item.channel, item.channel_account, item.sender)
+    return int(customer["id"]), customer
+
+
+# The SLA event a message on an existing ticket records (None: it moves nothing).
+SlaMove = Literal["customer_message", "customer_auto_reply"] | None
+
+
+async def _store_message(
+    conn: asyncpg.Connection,
+    item: InboundItem,
+    ticket_id: int,
+    customer_id: int,
+    now: datetime,
+    event: TicketEvent,
+    clock: SlaMove,
+) -> int:
+    """The message with its source, event and SLA event (one statement), then its files."""
+    message_id: int = await conn.fetchval(
+        _MESSAGE,
+        ticket_id,
+        item.kind,
+        customer_id,
+        item.channel,
+        item.channel_account,
+        item.external_id,
+        item.text,
+        item.html,
+        now,
+        item.sent_at if item.edited else None,
+        item.sender_address,
+        list(item.reply_to_addresses),
+        list(item.recipient_addresses),
+        item.raw,
+        event,
+        item.ticket is None,
+        dict(item.details),
+        item.actor_agent_id,
+        clock,
+    )
+    for kept in item.attachments:
+        await _insert_attachment(conn, message_id, kept, now)
+    return message_id
 
 
 async def _plan_start(
