@@ -455,7 +455,7 @@ def normalize_phone(raw: str) -> str | None:
     Spaces, dashes, dots, slashes and parentheses are dropped; what remains must be `+`
     and 6 to 15 ASCII digits. Phone identities and `customers.phone` of customers made
     from calls use this form, so a WhatsApp sender with the same verified number links
-    to the same customer (`helpdesk.channels.ingest._verified_match` compares exactly).
+    to the same customer (`helpdesk.customers.senders._verified_match` compares exactly).
     """
     number = _PHONE_PUNCTUATION.sub("", raw)
     return number if _E164ISH.fullmatch(number) else None

@@ -20,13 +20,13 @@ from helpdesk.channels.ingest import (
     KeptAttachment,
     StoredMessage,
     apply_status,
-    customer_row_for,
     fetch_failure_reason,
     fetch_retry_delay,
     store_inbound,
     subject_from,
 )
 from helpdesk.config import SlaSettings
+from helpdesk.customers.senders import customer_row_for
 from helpdesk.db.pool import connect
 from helpdesk.sla import recording as sla_recording
 from helpdesk.sla import refresh as sla_refresh
