@@ -22,8 +22,8 @@ import msgspec
 
 from helpdesk.channels.email.parse import ParsedEmail
 from helpdesk.config import SlaSettings
+from helpdesk.customers import identities as customers
 from helpdesk.customers import relationship
-from helpdesk.customers import service as customers
 from helpdesk.sla import queries as sla_queries
 from helpdesk.sla import recording as sla_recording
 from helpdesk.sla import refresh as sla_refresh
