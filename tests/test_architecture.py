@@ -27,7 +27,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
 # follow-up.
 OVERSIZE: Mapping[str, str] = {
     "helpdesk/tickets/service.py": "ticket service: being reshaped into the one intake",
-    "helpdesk/customers/service.py": "customer service: its SQL moves to customers/queries.py",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from helpdesk.channels.adapter import SenderIdentity
-from helpdesk.customers import service as customers
+from helpdesk.customers import identities as customers
 from helpdesk.tickets.models import CustomerRef
 
 

@@ -14,8 +14,8 @@ from helpdesk.agents.scope import may_use_group, ticket_scope
 from helpdesk.channels import catalogue, outbox, windows
 from helpdesk.config import SlaSettings
 from helpdesk.csat import service as csat_service
+from helpdesk.customers import identities as customers
 from helpdesk.customers import relationship
-from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
     Conflict,
