@@ -33,6 +33,7 @@ from helpdesk.db.embedded import EmbeddedPostgres, EmbeddedRedis
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect
 from tests.channels.email.smtp_server import SmtpTestServer
+from tests.faults import KillableRedis
 
 TEST_PASSWORD = "correct horse battery staple"
 
@@ -287,6 +288,17 @@ async def smtp() -> AsyncIterator[SmtpTestServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[KillableRedis]:
+    """A Redis of this test's own, which the test may pause, resume or kill."""
+    server = KillableRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -32,16 +31,6 @@ from tests.faults import KillableRedis
 # Long enough that the test's requests all fall inside one skip window however slow
 # the machine is (the production window is BACKOFF_SECONDS).
 TEST_BACKOFF = 600.0
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[KillableRedis]:
-    server = KillableRedis(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @asynccontextmanager

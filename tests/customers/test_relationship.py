@@ -21,8 +21,8 @@ from tests.channels.email.test_smtp_outbound import (
     customer_mail,
     receive_mail,
 )
+from tests.channels.replies import run_worker
 from tests.channels.telegram.conftest import bot_account, bot_api  # noqa: F401 (fixtures)
-from tests.channels.test_outbox import run_worker
 from tests.conftest import AgentHandle, Client, Factory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -409,7 +409,7 @@ async def test_telegram_survey_has_rating_buttons_only_the_customer_can_press(
     bot_account: str,  # noqa: F811
 ) -> None:
     from tests.channels.telegram import payloads as tg
-    from tests.channels.telegram.test_telegram_channel import customer_ticket, deliver
+    from tests.channels.telegram.conftest import customer_ticket, deliver
 
     ticket_id = await customer_ticket(client, db, settings, "Dobrý den, kde je zásilka?")
     agent = await factory.agent("agent")
@@ -456,10 +456,9 @@ async def test_slack_survey_buttons_come_back_signed_to_the_interactivity_endpoi
     from urllib.parse import urlencode
 
     from tests.channels.slack import payloads as sp
-    from tests.channels.slack.conftest import SIGNING_SECRET, TOKEN
+    from tests.channels.slack.conftest import ROOT_TS, SIGNING_SECRET, TOKEN, deliver
     from tests.channels.slack.conftest import add_account as add_slack_account
     from tests.channels.slack.fake_slack_api import FakeSlackApi
-    from tests.channels.slack.test_slack_channel import ROOT_TS, deliver
 
     slack = FakeSlackApi(TOKEN)
     await slack.start()

@@ -16,7 +16,7 @@ import pytest
 
 from helpdesk.config import Settings
 from helpdesk.sla import admin, escalation, jobs
-from tests.channels.test_outbox import reply, run_worker
+from tests.channels.replies import reply, run_worker
 from tests.conftest import Client, Factory
 
 

@@ -27,7 +27,7 @@ from tests.channels.email.test_smtp_outbound import (
     only,
     receive_mail,
 )
-from tests.channels.test_outbox import run_worker
+from tests.channels.replies import run_worker
 from tests.conftest import AgentHandle, Client, Factory
 
 

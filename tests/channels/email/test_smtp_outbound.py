@@ -35,7 +35,7 @@ from helpdesk.config import Settings, SlaSettings
 from helpdesk.db.pool import create_pool
 from helpdesk.tickets.service import store_attachment
 from tests.channels.email.smtp_server import Received, SmtpTestServer
-from tests.channels.test_outbox import message_view, run_worker
+from tests.channels.replies import message_view, run_worker
 from tests.conftest import Client, Factory, Servers
 
 ACCOUNT = "support"
