@@ -330,3 +330,16 @@ async def blocked_on_lock(db: asyncpg.Connection, query_like: str, task: asyncio
             return bool(waiting == 1 and not task.done())
         await asyncio.sleep(0.01)
     return False
+
+
+async def solve_through_api(
+    client: Client, db: asyncpg.Connection, agent: AgentHandle, ticket_id: int
+) -> None:
+    """`agent` solves the ticket through PATCH /tickets/{id} at its current version."""
+    version = await db.fetchval("SELECT version FROM tickets WHERE id = $1", ticket_id)
+    response = await client.patch(
+        f"/tickets/{ticket_id}",
+        json={"status": "solved"},
+        headers={**agent.headers, "If-Match": f'"{version}"'},
+    )
+    assert response.status_code == 200, response.text

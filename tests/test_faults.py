@@ -33,7 +33,7 @@ from tests.channels.telegram.conftest import deliver as deliver_update
 from tests.channels.telegram.fake_bot_api import FakeBotApi
 from tests.conftest import Client, Factory, serve
 from tests.faults import KillableRedis, alive, start_helpdesk, stop_process, wait_until
-from tests.sla.test_engine_db import check, shift
+from tests.sla.history import check, shift
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from helpdesk.redis_outage import RedisDown, RedisOutage
 from tests.channels.email.smtp_server import SmtpTestServer
 from tests.channels.webchat.conftest import ACCOUNT, ORIGIN, start
 from tests.conftest import TEST_PASSWORD, Client, Factory, serve
-from tests.csat.test_rating_page_language import survey_token
+from tests.csat.surveys import survey_token
 from tests.faults import KillableRedis
 
 # Long enough that the test's requests all fall inside one skip window however slow

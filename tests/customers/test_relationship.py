@@ -14,16 +14,16 @@ import asyncpg
 from helpdesk.config import CustomerSettings, Settings
 from helpdesk.csat import tokens
 from helpdesk.customers.lifecycle import derive
-from tests.channels.email.smtp_server import SmtpTestServer
-from tests.channels.email.test_smtp_outbound import (
+from tests.channels.email.builders import (
     CUSTOMER,
     add_account,
     customer_mail,
     receive_mail,
 )
+from tests.channels.email.smtp_server import SmtpTestServer
 from tests.channels.replies import run_worker
 from tests.channels.telegram.conftest import bot_account, bot_api  # noqa: F401 (fixtures)
-from tests.conftest import AgentHandle, Client, Factory
+from tests.conftest import AgentHandle, Client, Factory, solve_through_api
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RULES = CustomerSettings()
@@ -241,13 +241,7 @@ async def test_reopening_a_solved_ticket_is_a_bad_experience(
 
 
 async def solve(client: Client, db: asyncpg.Connection, agent: AgentHandle, ticket_id: int) -> None:
-    version = await db.fetchval("SELECT version FROM tickets WHERE id = $1", ticket_id)
-    response = await client.patch(
-        f"/tickets/{ticket_id}",
-        json={"status": "solved"},
-        headers={**agent.headers, "If-Match": f'"{version}"'},
-    )
-    assert response.status_code == 200, response.text
+    await solve_through_api(client, db, agent, ticket_id)
     # The survey waits `csat.delay_minutes`: move the solve into the past.
     await db.execute(
         "UPDATE tickets SET solved_at = solved_at - interval '61 minutes' WHERE id = $1",

@@ -20,13 +20,8 @@ from tests.channels.meta.conftest import ACCOUNT, TOKEN, VERIFY_TOKEN, deliver, 
 from tests.channels.meta.fake_graph_api import FakeGraphApi
 from tests.channels.replies import file_attachment, message_view, outbox_row, reply, run_worker
 from tests.channels.stored import nothing_stored
-from tests.channels.test_shared_ingest import (
-    EVERY_CLOCK_POLICY,
-    next_response_cycles,
-    sla_event_types,
-    solve_through_api,
-)
-from tests.conftest import Client, Factory
+from tests.conftest import Client, Factory, solve_through_api
+from tests.sla.history import EVERY_CLOCK_POLICY, next_response_cycles, sla_event_types
 from workers.settings import build_worker
 
 

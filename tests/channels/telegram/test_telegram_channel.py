@@ -35,13 +35,8 @@ from tests.channels.telegram.conftest import (
     deliver,
 )
 from tests.channels.telegram.fake_bot_api import FakeBotApi
-from tests.channels.test_shared_ingest import (
-    EVERY_CLOCK_POLICY,
-    next_response_cycles,
-    sla_event_types,
-    solve_through_api,
-)
-from tests.conftest import Client, Factory, Servers, blocked_on_lock, job_context
+from tests.conftest import Client, Factory, Servers, blocked_on_lock, job_context, solve_through_api
+from tests.sla.history import EVERY_CLOCK_POLICY, next_response_cycles, sla_event_types
 
 
 async def test_text_message_opens_a_ticket_for_the_telegram_user(
