@@ -40,6 +40,14 @@ class Forgery:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A genuine delivery's bytes and the headers it carries beyond the signature."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Outage:
     """A send failure that is retried with backoff, and the reason the row then shows."""
 
@@ -135,12 +143,6 @@ class ChatProvider:
 
     def check_refusal(self, error: str) -> None:
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Delivery:
-    body: bytes
-    headers: dict[str, str]
 
 
 class Slack(ChatProvider):

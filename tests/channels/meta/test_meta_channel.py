@@ -4,6 +4,10 @@ fake Graph API on loopback (docs/reliability.md rows W2, F5, F6, F7).
 Webhooks are POSTed signed as Meta signs them (`X-Hub-Signature-256` over the raw bytes),
 processed by one burst of the real arq worker; agent replies go out through the outbox to
 the fake Graph API, which records what Meta would have received.
+
+What every chat channel shares (signatures, redeliveries, edits, replies and how they
+fail) is tested once per provider in tests/channels/test_chat_contract.py; this module
+keeps what is Meta's own.
 """
 
 from __future__ import annotations
@@ -748,7 +752,7 @@ async def test_failed_downloads_say_why_without_urls_and_whether_to_retry(
     for adapter, account, ref, permanent, said in cases:
         try:
             file = InboundAttachment("x.jpg", "image/jpeg", fetch_ref=ref)
-            await adapter.fetch_file_attachment(account, file)
+            await adapter.fetch_attachment(account, file)
         except MediaFetchError as error:
             assert error.permanent is permanent, ref
             assert said in error.reason
@@ -761,7 +765,7 @@ async def test_failed_downloads_say_why_without_urls_and_whether_to_retry(
         whatsapp, settings={**whatsapp.settings, "base_url": "http://127.0.0.1:9/v21.0/"}
     )
     try:
-        await WhatsAppAdapter(settings).fetch_file_attachment(
+        await WhatsAppAdapter(settings).fetch_attachment(
             closed, InboundAttachment("x.jpg", "image/jpeg", fetch_ref="1037543291543636")
         )
     except MediaFetchError as error:

@@ -3,6 +3,10 @@
 Events are POSTed to the webhook signed as Slack signs them, processed by one burst of
 the real arq worker, and agent replies go out through the outbox to the fake Web API,
 which records what Slack would have received (docs/reliability.md rows W1, F5, F6, B9).
+
+What every chat channel shares (signatures, redeliveries, edits, replies and how they
+fail) is tested once per provider in tests/channels/test_chat_contract.py; this module
+keeps what is Slack's own.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Updates are POSTed to the webhook as Telegram would, processed by one burst of the real
 arq worker, and agent replies go out through the outbox to the fake Bot API, which
 records what Telegram would have received (docs/reliability.md rows W3, F5, F6, F7, B9).
+
+What every chat channel shares (signatures, redeliveries, edits, replies and how they
+fail) is tested once per provider in tests/channels/test_chat_contract.py; this module
+keeps what is Telegram's own.
 """
 
 from __future__ import annotations
