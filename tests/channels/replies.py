@@ -17,14 +17,15 @@ from tests.conftest import AgentHandle, Client
 from workers.settings import build_worker
 
 
-async def run_worker(settings: Settings) -> Worker:
-    """One burst of the real worker: relay at start-up, then every queued job, then stop."""
+async def run_worker(settings: Settings, *, failed: int = 0) -> Worker:
+    """One burst of the real worker: relay at start-up, then every queued job, then stop;
+    `failed` jobs (none unless said) raised."""
     worker = build_worker(settings, handle_signals=False, burst=True)
     try:
         await worker.async_run()
     finally:
         await worker.close()
-    assert worker.jobs_failed == 0
+    assert worker.jobs_failed == failed
     return worker
 
 

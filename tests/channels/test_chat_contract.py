@@ -31,7 +31,7 @@ from tests.channels.providers import (
 )
 from tests.channels.replies import message_view, outbox_row, reply, run_worker
 from tests.channels.stored import inbound_messages, nothing_stored
-from tests.conftest import Client, Factory
+from tests.conftest import AgentHandle, Client, Factory
 
 
 def ids(provider: ChatProvider) -> str:
@@ -69,6 +69,20 @@ async def customer_ticket(
     await run_worker(settings)
     ticket_id: int = await db.fetchval("SELECT id FROM tickets WHERE channel = $1", provider.kind)
     return ticket_id
+
+
+async def a_reply_to_the_customer(
+    client: Client,
+    db: asyncpg.Connection,
+    settings: Settings,
+    factory: Factory,
+    provider: ChatProvider,
+) -> tuple[AgentHandle, int, dict[str, Any]]:
+    """The customer's ticket and an agent's reply to it, not yet delivered: (the agent,
+    the ticket id, the reply)."""
+    ticket_id = await customer_ticket(client, db, settings, provider)
+    agent = await factory.agent("agent")
+    return agent, ticket_id, await reply(client, agent, ticket_id)
 
 
 # --- W1-W3: who may deliver -----------------------------------------------------------------
@@ -231,9 +245,7 @@ async def test_a_refused_reply_fails_with_the_providers_reason_and_is_not_retrie
     fake: Any,
     account: str,
 ) -> None:
-    ticket_id = await customer_ticket(client, db, settings, provider)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
+    agent, ticket_id, sent = await a_reply_to_the_customer(client, db, settings, factory, provider)
     provider.refuse(fake)
     await run_worker(settings)
 
@@ -257,9 +269,7 @@ async def test_a_customer_who_cannot_be_reached_fails_the_reply_and_is_marked_un
     fake: Any,
     account: str,
 ) -> None:
-    ticket_id = await customer_ticket(client, db, settings, provider)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
+    agent, ticket_id, sent = await a_reply_to_the_customer(client, db, settings, factory, provider)
     provider.block(fake)
     await run_worker(settings)
 
@@ -289,9 +299,7 @@ async def test_a_rate_limited_reply_is_retried_no_sooner_than_the_provider_says(
     fake: Any,
     account: str,
 ) -> None:
-    ticket_id = await customer_ticket(client, db, settings, provider)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
+    agent, ticket_id, sent = await a_reply_to_the_customer(client, db, settings, factory, provider)
     wait = provider.rate_limit(fake)
     await run_worker(settings)
 
@@ -326,9 +334,7 @@ async def test_a_provider_outage_is_retried_with_backoff(
     fake: Any,
     account: str,
 ) -> None:
-    ticket_id = await customer_ticket(client, db, settings, provider)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
+    _, _, sent = await a_reply_to_the_customer(client, db, settings, factory, provider)
     provider.fail_send(fake, outage)
     await run_worker(settings)
 

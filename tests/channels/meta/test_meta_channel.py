@@ -26,7 +26,6 @@ from tests.channels.replies import file_attachment, message_view, outbox_row, re
 from tests.channels.stored import nothing_stored
 from tests.conftest import Client, Factory, solve_through_api
 from tests.sla.history import EVERY_CLOCK_POLICY, next_response_cycles, sla_event_types
-from workers.settings import build_worker
 
 
 async def ticket_from(
@@ -532,12 +531,7 @@ async def test_a_body_that_is_no_delivery_is_failed_visibly(
     """Before: a signed body that decoded to nothing was marked processed, no error."""
     response = await deliver(client, "messenger", b'{"object": "page", "entry": 5}')
     assert response.status_code == 200
-    worker = build_worker(settings, handle_signals=False, burst=True)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
-    assert worker.jobs_failed == 1
+    await run_worker(settings, failed=1)
     row = await db.fetchrow("SELECT status, attempts, last_error FROM inbound_events")
     assert (row["status"], row["attempts"]) == ("pending", 1)  # the sweep tries again
     assert row["last_error"].startswith("MalformedDelivery: not a Meta webhook delivery")
