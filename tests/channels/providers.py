@@ -17,9 +17,11 @@ import asyncpg
 import httpx
 
 from helpdesk.channels.slack.adapter import forget_cached_names
+from helpdesk.config import Settings
 from tests.channels.meta import conftest as meta
 from tests.channels.meta import payloads as meta_payloads
 from tests.channels.meta.fake_graph_api import FakeGraphApi
+from tests.channels.replies import run_worker
 from tests.channels.slack import conftest as slack
 from tests.channels.slack import payloads as slack_payloads
 from tests.channels.slack.fake_slack_api import FakeSlackApi
@@ -136,6 +138,15 @@ class ChatProvider:
     def check_reply(self, fake: Any) -> None:
         """Assert the one reply went as the provider takes it (reply_text, quoting, auth)."""
         raise NotImplementedError
+
+    async def after_reply(
+        self, client: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
+    ) -> None:
+        """What the provider sends back about our reply, and what we make of it."""
+
+    def subject(self, first_text: str) -> str:
+        """The subject of a ticket opened by the customer's message `first_text`."""
+        return first_text
 
     def refuse(self, fake: Any) -> None:
         """Make the next send fail for good (not the customer's doing)."""
@@ -484,6 +495,15 @@ class Messenger(Meta):
             "messaging_type": "RESPONSE",
             "message": {"text": self.reply_text},
         }
+
+    async def after_reply(
+        self, client: httpx.AsyncClient, db: asyncpg.Connection, settings: Settings
+    ) -> None:
+        # Our own message comes back as an echo: not a customer message.
+        echo = meta_payloads.messenger_echo(self.reply_external_id, "x")
+        assert (await self.post(client, echo)).status_code == 200
+        await run_worker(settings)
+        assert await db.fetchval("SELECT count(*) FROM messages WHERE direction = 'inbound'") == 1
 
     def block(self, fake: FakeGraphApi) -> None:
         fake.fail(

@@ -142,7 +142,8 @@ async def test_the_same_message_delivered_again_and_concurrently_is_stored_once(
     first = await asyncio.gather(*(provider.post(client, d.body, d.headers) for d in racing))
     await run_worker(settings)
     after = [await provider.post(client, d.body, d.headers) for d in late]
-    await run_worker(settings)
+    if late:
+        await run_worker(settings)
 
     assert [r.status_code for r in [*first, *after]] == [200] * (len(racing) + len(late))
     assert await db.fetchval("SELECT count(*) FROM inbound_events") == events
@@ -151,7 +152,7 @@ async def test_the_same_message_delivered_again_and_concurrently_is_stored_once(
     assert await db.fetchval("SELECT count(*) FROM tickets") == 1
 
 
-@providers(SLACK, TELEGRAM, MESSENGER, WHATSAPP)
+@providers(SLACK, TELEGRAM, MESSENGER)
 async def test_an_edit_replaces_the_text_also_when_it_arrives_before_its_message(
     client: Client,
     db: asyncpg.Connection,
@@ -223,6 +224,8 @@ async def test_an_agent_reply_reaches_the_provider_and_shows_as_sent(
     )
     identity = await db.fetchrow("SELECT channel, external_id FROM customer_identities")
     assert tuple(identity) == (provider.kind, provider.customer)
+    subject = await db.fetchval("SELECT subject FROM tickets WHERE id = $1", ticket_id)
+    assert subject == provider.subject("Kde je zásilka?")
 
     agent = await factory.agent("agent")
     sent = await reply(client, agent, ticket_id, provider.reply_text)
@@ -233,6 +236,7 @@ async def test_an_agent_reply_reaches_the_provider_and_shows_as_sent(
     assert view["delivery_status"] == "sent" and view["delivery_error"] is None
     external = await db.fetchval("SELECT external_id FROM messages WHERE id = $1", sent["id"])
     assert external == provider.reply_external_id
+    await provider.after_reply(client, db, settings)
 
 
 @providers(SLACK, TELEGRAM)

@@ -67,39 +67,6 @@ async def test_handshake_echoes_the_challenge_only_for_our_verify_token(
 # --- Messenger ----------------------------------------------------------------------------
 
 
-async def test_messenger_message_names_the_ticket_and_our_echoed_reply_is_not_the_customers(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    graph_api: FakeGraphApi,
-    meta_accounts: str,
-) -> None:
-    """The reply itself: tests/channels/test_chat_contract.py."""
-    ticket_id = await ticket_from(
-        client,
-        db,
-        settings,
-        "messenger",
-        payloads.messenger_text("m_AAA1", "Kde je moje objednávka?"),
-    )
-    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
-    assert ticket["subject"] == "Kde je moje objednávka?"
-
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id, "Dobrý den, zásilka dorazí zítra.")
-    await run_worker(settings)
-    stored = await db.fetchrow("SELECT * FROM messages WHERE id = $1", sent["id"])
-    assert stored["external_id"] == "m_out1"
-
-    # Our own message comes back as an echo: not a customer message.
-    assert (
-        await deliver(client, "messenger", payloads.messenger_echo("m_out1", "x"))
-    ).status_code == 200
-    await run_worker(settings)
-    assert await db.fetchval("SELECT count(*) FROM messages WHERE direction = 'inbound'") == 1
-
-
 async def test_messenger_read_before_delivered_ends_read(
     client: Client,
     db: asyncpg.Connection,
