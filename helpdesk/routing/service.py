@@ -25,6 +25,7 @@ from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
 from helpdesk.routing import assign, classify, queries
 from helpdesk.routing.classification_rules import ClassificationRules, default_rules
+from helpdesk.routing.models import Availability
 from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
 from helpdesk.sla import refresh as sla_refresh
 from helpdesk.tickets import writer
@@ -253,7 +254,9 @@ async def unrouted(conn: asyncpg.Connection, limit: int = 500) -> list[int]:
     return [r["id"] for r in rows]
 
 
-async def set_availability(conn: asyncpg.Connection, agent_id: int, availability: str) -> list[int]:
+async def set_availability(
+    conn: asyncpg.Connection, agent_id: int, availability: Availability
+) -> list[int]:
     """The agent's availability; going offline returns their untouched new tickets to the
     group queues where the group says so. Returns those tickets (in the caller's
     transaction; the caller queues the assignment of waiting tickets after it commits)."""
