@@ -46,7 +46,7 @@ from helpdesk.tickets.models import (
     TicketOut,
     TicketUpdate,
 )
-from helpdesk.tickets.queries import TICKET_COLUMNS, fetch_ticket, ticket_out
+from helpdesk.tickets.queries import TICKET_COLUMNS, fetch_ticket, get_in_scope, ticket_out
 
 
 async def _record_event(
@@ -65,16 +65,6 @@ async def _record_event(
         actor_agent_id=actor.agent_id if actor else None,
         reason=reason,
     )
-
-
-async def get_in_scope(
-    conn: asyncpg.Connection, principal: Principal, ticket_id: int, *, for_update: bool = False
-) -> TicketOut:
-    """The ticket, or 404 whether it does not exist or is outside the caller's scope."""
-    ticket = await fetch_ticket(conn, principal, ticket_id, for_update=for_update)
-    if ticket is None:
-        raise NotFound(f"Ticket {ticket_id} not found")
-    return ticket
 
 
 async def _check_assignment(
