@@ -33,6 +33,7 @@ from helpdesk.db.embedded import EmbeddedPostgres, EmbeddedRedis
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect
 from tests.channels.email.smtp_server import SmtpTestServer
+from tests.faults import KillableRedis
 
 TEST_PASSWORD = "correct horse battery staple"
 
@@ -289,6 +290,17 @@ async def smtp() -> AsyncIterator[SmtpTestServer]:
         await server.stop()
 
 
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[KillableRedis]:
+    """A Redis of this test's own, which the test may pause, resume or kill."""
+    server = KillableRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextlib.asynccontextmanager
 async def job_context(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     """The context a worker job gets (pool, Redis, metrics), for running one job directly."""
@@ -318,3 +330,16 @@ async def blocked_on_lock(db: asyncpg.Connection, query_like: str, task: asyncio
             return bool(waiting == 1 and not task.done())
         await asyncio.sleep(0.01)
     return False
+
+
+async def solve_through_api(
+    client: Client, db: asyncpg.Connection, agent: AgentHandle, ticket_id: int
+) -> None:
+    """`agent` solves the ticket through PATCH /tickets/{id} at its current version."""
+    version = await db.fetchval("SELECT version FROM tickets WHERE id = $1", ticket_id)
+    response = await client.patch(
+        f"/tickets/{ticket_id}",
+        json={"status": "solved"},
+        headers={**agent.headers, "If-Match": f'"{version}"'},
+    )
+    assert response.status_code == 200, response.text

@@ -90,6 +90,24 @@ def start_helpdesk(
         )
 
 
+def start_worker(database_url: str, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """`helpdesk worker` as a real process with a 3 s outbox lease and a patient SMTP
+    client (a test stalls the SMTP server and kills the worker mid-delivery)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env.update(
+        HELPDESK_DATABASE_URL=database_url,
+        HELPDESK_REDIS_URL=redis_url,
+        HELPDESK_DEMO="0",
+        HELPDESK_WORKER__METRICS_PORT="0",
+        HELPDESK_WORKER__OUTBOX_LEASE_SECONDS="3",
+        HELPDESK_EMAIL__SMTP_TIMEOUT_SECONDS="600",
+    )
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "helpdesk", "worker"], env=env, stdout=out, stderr=out
+        )
+
+
 async def wait_until(
     condition: Callable[[], Awaitable[object]], what: str, seconds: float = 90
 ) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Servers
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.faults import free_port
 
 
 def _request(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
@@ -79,7 +72,7 @@ DEMO_MAIL = (
 
 
 def test_run_starts_embedded_servers_seeds_a_demo_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = _clean_env(HELPDESK_DATA_DIR=str(tmp_path / "var"), HELPDESK_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     process = _start_run(env, base)

@@ -25,25 +25,15 @@ from helpdesk.config import Settings
 from helpdesk.observability import Metrics
 from tests.channels.email.builders import INBOUND_SECRET, SUPPORT, support_account
 from tests.channels.email.smtp_server import SmtpTestServer
+from tests.channels.replies import reply
 from tests.channels.telegram import payloads
 from tests.channels.telegram.conftest import TOKEN
 from tests.channels.telegram.conftest import add_account as add_telegram_account
+from tests.channels.telegram.conftest import deliver as deliver_update
 from tests.channels.telegram.fake_bot_api import FakeBotApi
-from tests.channels.telegram.test_telegram_channel import deliver as deliver_update
-from tests.channels.test_outbox import reply
 from tests.conftest import Client, Factory, serve
 from tests.faults import KillableRedis, alive, start_helpdesk, stop_process, wait_until
-from tests.sla.test_engine_db import check, shift
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[KillableRedis]:
-    server = KillableRedis(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.sla.history import check, shift
 
 
 @pytest.fixture

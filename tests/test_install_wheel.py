@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from helpdesk.db.pool import connect
 from tests.channels.email.smtp_server import SmtpTestServer
 from tests.conftest import Servers
+from tests.faults import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INTAKE_SECRET = "wheel-install-intake-secret"
@@ -92,13 +92,6 @@ def test_the_runtime_image_takes_nothing_from_the_source_tree() -> None:
     wheel is missing, as it once hid the classification rules)."""
     copies = _runtime_stage_copies((ROOT / "Dockerfile").read_text())
     assert copies == ["COPY --from=build /opt/helpdesk /opt/helpdesk"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -278,7 +271,7 @@ async def test_the_installed_wheel_takes_a_mail_to_a_routed_ticket(
     env |= {
         "HELPDESK_DATABASE_URL": database_url,
         "HELPDESK_REDIS_URL": servers.redis_url,
-        "HELPDESK_PORT": str(_free_port()),
+        "HELPDESK_PORT": str(free_port()),
         "HELPDESK_DEMO": "0",
         "HELPDESK_WORKER__METRICS_PORT": "0",
     }

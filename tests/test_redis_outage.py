@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -26,22 +25,12 @@ from helpdesk.redis_outage import RedisDown, RedisOutage
 from tests.channels.email.smtp_server import SmtpTestServer
 from tests.channels.webchat.conftest import ACCOUNT, ORIGIN, start
 from tests.conftest import TEST_PASSWORD, Client, Factory, serve
-from tests.csat.test_rating_page_language import survey_token
+from tests.csat.surveys import survey_token
 from tests.faults import KillableRedis
 
 # Long enough that the test's requests all fall inside one skip window however slow
 # the machine is (the production window is BACKOFF_SECONDS).
 TEST_BACKOFF = 600.0
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[KillableRedis]:
-    server = KillableRedis(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @asynccontextmanager

@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 
 from helpdesk.agents.models import Principal
-from helpdesk.agents.scope import ticket_scope
 from helpdesk.channels import catalogue, outbox
 from helpdesk.channels.adapter import ButtonPress
 from helpdesk.config import Settings
-from helpdesk.csat import tokens
+from helpdesk.csat import queries, tokens
 from helpdesk.csat.models import CsatResponse
+from helpdesk.csat.queries import Dimension
 from helpdesk.customers import relationship
 from helpdesk.db.signing_keys import signing_key
-from helpdesk.db.sql import Params
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.sla import recording as sla_recording
 from helpdesk.sla import refresh as sla_refresh
@@ -51,11 +50,7 @@ def link(settings: Settings, token: str) -> str:
 async def _skip_reason(conn: asyncpg.Connection, ticket: asyncpg.Record) -> str | None:
     if ticket["channel"] not in ASKABLE:
         return f"no written channel to ask on ({ticket['channel']})"
-    auto = await conn.fetchval(
-        """SELECT (changes->>'auto_submitted')::boolean FROM ticket_events
-           WHERE ticket_id = $1 AND action = 'created' ORDER BY id LIMIT 1""",
-        ticket["id"],
-    )
+    auto = await conn.fetchval(queries.OPENED_AUTO_SUBMITTED, ticket["id"])
     if auto:
         return "the ticket was opened by auto-submitted mail"
     return None
@@ -65,14 +60,7 @@ async def ask_due(conn: asyncpg.Connection, settings: Settings, limit: int = 200
     """Create and queue the surveys that are due; returns the outbox ids to enqueue."""
     if not settings.csat.enabled:
         return []
-    rows = await conn.fetch(
-        """SELECT t.id FROM tickets t
-           WHERE t.status = 'solved' AND t.solved_at <= now() - make_interval(mins => $1)
-             AND NOT EXISTS (SELECT 1 FROM csat_surveys s WHERE s.ticket_id = t.id)
-           ORDER BY t.solved_at LIMIT $2""",
-        settings.csat.delay_minutes,
-        limit,
-    )
+    rows = await conn.fetch(queries.DUE_TICKETS, settings.csat.delay_minutes, limit)
     queued: list[int] = []
     for row in rows:
         async with conn.transaction():
@@ -83,23 +71,15 @@ async def ask_due(conn: asyncpg.Connection, settings: Settings, limit: int = 200
 
 
 async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> int | None:
-    ticket = await conn.fetchrow(
-        "SELECT * FROM tickets WHERE id = $1 AND status = 'solved' FOR UPDATE", ticket_id
-    )
+    ticket = await conn.fetchrow(queries.SOLVED_TICKET, ticket_id)
     if ticket is None:
         return None
-    stage = await conn.fetchval(
-        "SELECT lifecycle_stage FROM customers WHERE id = $1", ticket["customer_id"]
-    )
+    stage = await conn.fetchval(queries.CUSTOMER_STAGE, ticket["customer_id"])
     reason = await _skip_reason(conn, ticket)
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    now: datetime = await conn.fetchval(queries.NOW)
     expires = now + timedelta(days=settings.csat.link_valid_days)
     survey_id = await conn.fetchval(
-        """INSERT INTO csat_surveys (ticket_id, customer_id, channel, status, reason,
-                                     send_after, sent_at, expires_at, agent_id, group_id,
-                                     category, stage)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (ticket_id) DO NOTHING RETURNING id""",
+        queries.INSERT_SURVEY,
         ticket_id,
         ticket["customer_id"],
         ticket["channel"],
@@ -132,9 +112,7 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
         else None
     )
     message_id = await conn.fetchval(
-        """INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
-                                 body_text, delivery_status, buttons)
-           VALUES ($1, 'outbound', $2, $3, $4, $5, 'pending', $6) RETURNING id""",
+        queries.INSERT_QUESTION,
         ticket_id,
         kind,
         ticket["channel"],
@@ -151,21 +129,13 @@ async def _ask(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> 
 
 async def for_ticket(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | None:
     """The ticket's survey as the ticket view shows it (the caller checked the scope)."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        """SELECT status, channel, reason, sent_at, rating, comment, answered_at
-           FROM csat_surveys WHERE ticket_id = $1""",
-        ticket_id,
-    )
+    row: asyncpg.Record | None = await conn.fetchrow(queries.SURVEY_OF_TICKET, ticket_id)
     return row
 
 
 async def survey_language(conn: asyncpg.Connection, ticket_id: int) -> str | None:
     """What the survey speaks: the ticket's language, else its customer's."""
-    language: str | None = await conn.fetchval(
-        "SELECT coalesce(t.language, c.language) FROM tickets t JOIN customers c "
-        "ON c.id = t.customer_id WHERE t.id = $1",
-        ticket_id,
-    )
+    language: str | None = await conn.fetchval(queries.SURVEY_LANGUAGE, ticket_id)
     return language
 
 
@@ -174,7 +144,7 @@ async def survey_for_token(conn: asyncpg.Connection, token: str, now: datetime) 
     survey_id = tokens.survey_of(token)
     row = None
     if survey_id is not None:
-        row = await conn.fetchrow("SELECT * FROM csat_surveys WHERE id = $1 FOR UPDATE", survey_id)
+        row = await conn.fetchrow(queries.SURVEY, survey_id)
     key = await signing_key(conn, KEY_NAME)
     if row is None or not tokens.verify(key, token, row["ticket_id"], now):
         raise NotFound("This rating link is not valid")
@@ -190,7 +160,7 @@ async def answer(
 ) -> dict[str, Any]:
     """Record a rating (a click) and/or a comment; a later click changes the rating while
     the link is valid. Returns what the thank-you page shows."""
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    now: datetime = await conn.fetchval(queries.NOW)
     survey = await survey_for_token(conn, token, now)
     if survey["status"] not in ("sent", "answered"):
         raise Conflict("This survey is closed")
@@ -198,9 +168,7 @@ async def answer(
     if new_rating is None:
         raise Conflict("Choose a rating from 1 to 5 first")
     await conn.execute(
-        """UPDATE csat_surveys SET rating = $2, comment = coalesce($3, comment),
-               status = 'answered', answered_at = coalesce(answered_at, $4)
-           WHERE id = $1""",
+        queries.ANSWER,
         survey["id"],
         new_rating,
         comment,
@@ -208,13 +176,7 @@ async def answer(
     )
     ticket_id = survey["ticket_id"]
     await writer.set_csat_rating(conn, ticket_id, new_rating)
-    await conn.execute(
-        """UPDATE customers c SET csat_count = s.n, csat_average = s.average
-           FROM (SELECT count(*) AS n, avg(rating)::real AS average FROM csat_surveys
-                 WHERE customer_id = $1 AND rating IS NOT NULL) s
-           WHERE c.id = $1""",
-        survey["customer_id"],
-    )
+    await conn.execute(queries.CUSTOMER_RATING, survey["customer_id"])
     if rating is not None and rating != survey["rating"]:
         await events.record(
             conn, ticket_id, "csat_rated", {"rating": rating, "previous": survey["rating"]}
@@ -236,14 +198,13 @@ async def answer_press(
     if match is None:
         return "This button is not ours"
     rating, token = int(match.group(1)), match.group(2)
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    now: datetime = await conn.fetchval(queries.NOW)
     try:
         survey = await survey_for_token(conn, token, now)
     except NotFound:
         return "This rating has expired"
     presser = await conn.fetchval(
-        """SELECT customer_id FROM customer_identities
-           WHERE channel = $1 AND channel_account = $2 AND external_id = $3""",
+        queries.CUSTOMER_OF_IDENTITY,
         kind,
         account,
         press.sender_id,
@@ -263,22 +224,15 @@ async def _low_rating(
     ticket_id = survey["ticket_id"]
     await relationship.record_bad_experience(conn, ticket_id, "low_rating", f"rated {rating}")
     action = settings.csat.low_rating_action
-    ticket = await conn.fetchrow("SELECT * FROM tickets WHERE id = $1 FOR UPDATE", ticket_id)
+    ticket = await conn.fetchrow(queries.TICKET, ticket_id)
     if action in ("alert", "both"):
         if ticket["group_id"] is None:
-            supervisors = await conn.fetch(
-                "SELECT id FROM agents WHERE role = 'supervisor' AND active"
-            )
+            supervisors = await conn.fetch(queries.SUPERVISORS)
         else:
-            supervisors = await conn.fetch(
-                """SELECT a.id FROM agents a JOIN agent_groups g ON g.agent_id = a.id
-                   WHERE g.group_id = $1 AND a.role = 'supervisor' AND a.active""",
-                ticket["group_id"],
-            )
+            supervisors = await conn.fetch(queries.GROUP_SUPERVISORS, ticket["group_id"])
         for supervisor in supervisors:
             await conn.execute(
-                """INSERT INTO notifications (agent_id, ticket_id, kind, body)
-                   VALUES ($1, $2, 'csat_low', $3)""",
+                queries.INSERT_LOW_RATING_NOTIFICATION,
                 supervisor["id"],
                 ticket_id,
                 f"Ticket #{ticket['number']} was rated {rating} of 5",
@@ -292,19 +246,9 @@ async def _low_rating(
             {"status": {"from": "solved", "to": "open"}},
             reason="low satisfaction rating",
         )
-        now = await conn.fetchval("SELECT clock_timestamp()")
+        now = await conn.fetchval(queries.NOW)
         await sla_recording.record(conn, ticket_id, "reopened", now)
         await sla_refresh.refresh(conn, ticket_id, settings.sla, now=now)
-
-
-Dimension = Literal["agent", "group", "channel", "category", "stage"]
-_COLUMNS: dict[str, str] = {
-    "agent": "s.agent_id::text",
-    "group": "s.group_id::text",
-    "channel": "s.channel",
-    "category": "s.category",
-    "stage": "s.stage",
-}
 
 
 async def responses(
@@ -318,27 +262,10 @@ async def responses(
     limit: int,
 ) -> list[CsatResponse]:
     """Answered surveys in [since, until), newest first, on tickets the caller may see."""
-    params = Params()
-    scope = ticket_scope(principal, params)
-    filters = [
-        f"s.answered_at >= {params.add(since)}",
-        f"s.answered_at < {params.add(until)}",
-        "s.rating IS NOT NULL",
-        scope,
-    ]
-    if rating is not None:
-        filters.append(f"s.rating = {params.add(rating)}")
-    if with_comment:
-        filters.append("s.comment IS NOT NULL")
-    rows = await conn.fetch(
-        f"""SELECT s.id AS survey_id, s.ticket_id, t.number AS ticket_number, t.customer_id,
-                   s.rating, s.comment, s.answered_at, s.channel, s.agent_id, s.group_id,
-                   s.category
-            FROM csat_surveys s JOIN tickets t ON t.id = s.ticket_id
-            WHERE {" AND ".join(filters)}
-            ORDER BY s.answered_at DESC, s.id DESC LIMIT {params.add(limit)}""",
-        *params.values,
+    sql, params = queries.responses(
+        principal, since, until, rating=rating, with_comment=with_comment, limit=limit
     )
+    rows = await conn.fetch(sql, *params)
     return [CsatResponse(**dict(r)) for r in rows]
 
 
@@ -352,21 +279,7 @@ async def metrics(
 ) -> list[dict[str, Any]]:
     """Per period (and dimension): surveys sent, answered, response rate, average score
     and the share of satisfied answers (4 or 5)."""
-    key = _COLUMNS[by] if by else "'all'"
-    rows = await conn.fetch(
-        f"""SELECT date_trunc($3, s.sent_at AT TIME ZONE $4) AT TIME ZONE $4 AS period,
-                   coalesce({key}, 'none') AS key,
-                   count(*) AS sent, count(s.rating) AS answered,
-                   avg(s.rating)::float AS average,
-                   count(*) FILTER (WHERE s.rating >= 4) AS satisfied
-            FROM csat_surveys s
-            WHERE s.sent_at >= $1 AND s.sent_at < $2
-            GROUP BY 1, 2 ORDER BY 1, 2""",
-        since,
-        until,
-        period,
-        timezone,
-    )
+    rows = await conn.fetch(queries.metrics(by), since, until, period, timezone)
     return [
         {
             "period": r["period"].isoformat(),

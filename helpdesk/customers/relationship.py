@@ -19,7 +19,7 @@ import asyncpg
 
 from helpdesk.agents.models import Principal
 from helpdesk.config import Settings
-from helpdesk.customers import lifecycle
+from helpdesk.customers import lifecycle, queries
 from helpdesk.customers.models import CustomerUpsert, UpsertResult
 from helpdesk.sla import refresh as sla_refresh
 
@@ -29,12 +29,7 @@ OPEN = ("new", "open", "pending", "on_hold")
 async def _reselect_open_tickets(
     conn: asyncpg.Connection, customer_id: int, settings: Settings
 ) -> None:
-    rows = await conn.fetch(
-        """SELECT id FROM tickets WHERE customer_id = $1 AND status = ANY($2::text[])
-           ORDER BY id LIMIT 200""",
-        customer_id,
-        list(OPEN),
-    )
+    rows = await conn.fetch(queries.OPEN_TICKETS, customer_id, list(OPEN))
     for row in rows:
         await sla_refresh.refresh(conn, row["id"], settings.sla, reselect=True)
 
@@ -48,24 +43,13 @@ async def _change_stage(
     actor: int | None,
     settings: Settings,
 ) -> bool:
-    row = await conn.fetchrow(
-        "SELECT lifecycle_stage, stage_source FROM customers WHERE id = $1 FOR UPDATE",
-        customer_id,
-    )
+    row = await conn.fetchrow(queries.LOCK_STAGE, customer_id)
     if row is None or (row["lifecycle_stage"], row["stage_source"]) == (stage, source):
         return False
-    await conn.execute(
-        """UPDATE customers SET lifecycle_stage = $2, stage_source = $3, updated_at = now()
-           WHERE id = $1""",
-        customer_id,
-        stage,
-        source,
-    )
+    await conn.execute(queries.SET_STAGE, customer_id, stage, source)
     if row["lifecycle_stage"] != stage:
         await conn.execute(
-            """INSERT INTO customer_stage_history (customer_id, from_stage, to_stage, cause,
-                                                  actor_agent_id)
-               VALUES ($1, $2, $3, $4, $5)""",
+            queries.RECORD_STAGE_CHANGE,
             customer_id,
             row["lifecycle_stage"],
             stage,
@@ -80,16 +64,12 @@ async def rederive(
     conn: asyncpg.Connection, customer_id: int, settings: Settings, now: datetime | None = None
 ) -> str:
     """Apply the lifecycle rules to a derived stage; returns the stage."""
-    row = await conn.fetchrow(
-        "SELECT lifecycle_stage, stage_source FROM customers WHERE id = $1", customer_id
-    )
+    row = await conn.fetchrow(queries.STAGE, customer_id)
     if row["stage_source"] == "manual":
         return str(row["lifecycle_stage"])
-    now = now or await conn.fetchval("SELECT clock_timestamp()")
+    now = now or await conn.fetchval(queries.NOW)
     assert now is not None
-    orders = await conn.fetch(
-        "SELECT ordered_at, total FROM customer_orders WHERE customer_id = $1", customer_id
-    )
+    orders = await conn.fetch(queries.ORDER_FIGURES, customer_id)
     stage, cause = lifecycle.derive(
         [(o["ordered_at"], float(o["total"])) for o in orders], now, settings.customers
     )
@@ -108,9 +88,7 @@ async def set_stage(
     """A stage set by an agent or integration (kept), or `derived` to hand it back."""
     who = f"set by agent {actor.agent_id}" if actor else "set by an integration"
     if stage == "derived":
-        await conn.execute(
-            "UPDATE customers SET stage_source = 'derived' WHERE id = $1", customer_id
-        )
+        await conn.execute(queries.HAND_BACK_STAGE, customer_id)
         return await rederive(conn, customer_id, settings)
     cause = who + (f": {reason}" if reason else "")
     await _change_stage(
@@ -127,36 +105,20 @@ async def upsert(
 ) -> UpsertResult:
     """Create or update the customer with this external id, then its orders; the stage is
     derived again from the orders (unless set by hand or in `data.stage`)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"customer:{data.external_id}"
-    )
-    existing = await conn.fetchval(
-        "SELECT id FROM customers WHERE external_id = $1 FOR UPDATE", data.external_id
-    )
+    await conn.execute(queries.ADVISORY_LOCK, f"customer:{data.external_id}")
+    existing = await conn.fetchval(queries.BY_EXTERNAL_ID, data.external_id)
     created = existing is None
     if existing is None and data.email:
         # The shop knows this address: a customer we met on a channel with exactly that
         # address (and no other shop id) becomes this one, instead of a duplicate.
-        matches = await conn.fetch(
-            """SELECT id FROM customers WHERE lower(email) = lower($1) AND external_id IS NULL
-               LIMIT 2""",
-            data.email,
-        )
+        matches = await conn.fetch(queries.UNIMPORTED_WITH_EMAIL, data.email)
         if len(matches) == 1:
             existing = matches[0]["id"]
             created = False
     if existing is None:
-        existing = await conn.fetchval(
-            "INSERT INTO customers (name, external_id) VALUES ($1, $2) RETURNING id",
-            data.name or "",
-            data.external_id,
-        )
+        existing = await conn.fetchval(queries.INSERT_IMPORTED, data.name or "", data.external_id)
     await conn.execute(
-        """UPDATE customers SET external_id = $2, name = coalesce($3, name),
-               email = coalesce($4, email), phone = coalesce($5, phone),
-               language = coalesce($6, language), organization = coalesce($7, organization),
-               tags = coalesce($8, tags), notes = coalesce($9, notes), updated_at = now()
-           WHERE id = $1""",
+        queries.UPDATE_IMPORTED,
         existing,
         data.external_id,
         data.name,
@@ -170,21 +132,14 @@ async def upsert(
     if data.email:
         # The shop verified this address: mail and API tickets from it find this customer.
         await conn.execute(
-            """INSERT INTO customer_identities (customer_id, channel, external_id, display_name)
-               VALUES ($1, 'email', $2, $3) ON CONFLICT DO NOTHING""",
+            queries.LINK_VERIFIED_EMAIL,
             existing,
             data.email.strip().lower(),
             data.name or "",
         )
     for order in data.orders:
         await conn.execute(
-            """INSERT INTO customer_orders (customer_id, external_id, number, status, total,
-                                            currency, ordered_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (external_id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
-                   number = EXCLUDED.number, status = EXCLUDED.status,
-                   total = EXCLUDED.total, currency = EXCLUDED.currency,
-                   ordered_at = EXCLUDED.ordered_at, updated_at = now()""",
+            queries.UPSERT_ORDER,
             existing,
             order.external_id,
             order.number,
@@ -204,15 +159,7 @@ async def upsert(
 
 async def mark_inactive(conn: asyncpg.Connection, settings: Settings) -> int:
     """Derived customers whose last order is older than the inactivity period."""
-    rows = await conn.fetch(
-        """SELECT c.id FROM customers c
-           WHERE c.stage_source = 'derived'
-             AND c.lifecycle_stage IN ('first_time', 'repeat', 'loyal')
-             AND NOT EXISTS (SELECT 1 FROM customer_orders o WHERE o.customer_id = c.id
-                             AND o.ordered_at > now() - make_interval(days => $1))
-           LIMIT 1000""",
-        settings.customers.inactive_after_days,
-    )
+    rows = await conn.fetch(queries.INACTIVE, settings.customers.inactive_after_days)
     for row in rows:
         async with conn.transaction():
             await rederive(conn, row["id"], settings)
@@ -227,14 +174,7 @@ async def record_bad_experience(
 ) -> bool:
     """Once per ticket and kind, in the caller's transaction; the worker counts it towards
     the at-risk flag (`evaluate_pending`). True when recorded."""
-    inserted = await conn.fetchval(
-        """INSERT INTO bad_experiences (customer_id, ticket_id, kind, detail)
-           SELECT customer_id, id, $2, $3 FROM tickets WHERE id = $1
-           ON CONFLICT (ticket_id, kind) DO NOTHING RETURNING id""",
-        ticket_id,
-        kind,
-        detail[:500],
-    )
+    inserted = await conn.fetchval(queries.RECORD_BAD_EXPERIENCE, ticket_id, kind, detail[:500])
     return inserted is not None
 
 
@@ -247,19 +187,11 @@ async def reopened_after_solved(conn: asyncpg.Connection, ticket_id: int, how: s
 async def evaluate_pending(conn: asyncpg.Connection, settings: Settings) -> int:
     """Evaluate the customers with new bad experiences, and the flagged ones (whose old
     experiences may have left the window); returns how many were evaluated."""
-    rows = await conn.fetch(
-        """SELECT DISTINCT customer_id FROM bad_experiences WHERE evaluated_at IS NULL
-           UNION SELECT id FROM customers WHERE at_risk
-           LIMIT 1000"""
-    )
+    rows = await conn.fetch(queries.TO_EVALUATE)
     for row in rows:
         async with conn.transaction():
             changed = await evaluate_risk(conn, row["customer_id"], settings, reselect=False)
-            await conn.execute(
-                """UPDATE bad_experiences SET evaluated_at = clock_timestamp()
-                   WHERE customer_id = $1 AND evaluated_at IS NULL""",
-                row["customer_id"],
-            )
+            await conn.execute(queries.MARK_EVALUATED, row["customer_id"])
         if changed:  # after the commit, one ticket at a time: no long-held locks
             await reselect_each(conn, row["customer_id"], settings)
     return len(rows)
@@ -267,12 +199,7 @@ async def evaluate_pending(conn: asyncpg.Connection, settings: Settings) -> int:
 
 async def reselect_each(conn: asyncpg.Connection, customer_id: int, settings: Settings) -> None:
     """Re-choose the SLA policy of the customer's open tickets, each in its own transaction."""
-    rows = await conn.fetch(
-        """SELECT id FROM tickets WHERE customer_id = $1 AND status = ANY($2::text[])
-           ORDER BY id LIMIT 200""",
-        customer_id,
-        list(OPEN),
-    )
+    rows = await conn.fetch(queries.OPEN_TICKETS, customer_id, list(OPEN))
     for row in rows:
         async with conn.transaction():
             await sla_refresh.refresh(conn, row["id"], settings.sla, reselect=True)
@@ -283,14 +210,10 @@ async def evaluate_risk(
 ) -> bool:
     """Flag or clear the customer from the bad experiences in the window; True when the
     flag changed. With `reselect=False` the caller re-chooses the tickets' policies."""
-    customer = await conn.fetchrow(
-        "SELECT id, name, at_risk FROM customers WHERE id = $1 FOR UPDATE", customer_id
-    )
+    customer = await conn.fetchrow(queries.LOCK_RISK, customer_id)
     window = timedelta(days=settings.customers.risk_window_days)
     count = await conn.fetchval(
-        """SELECT count(*) FROM bad_experiences
-           WHERE customer_id = $1 AND created_at > clock_timestamp() - $2::interval
-             AND kind = ANY($3::text[])""",
+        queries.COUNT_BAD_EXPERIENCES,
         customer_id,
         window,
         list(settings.customers.bad_experience_kinds),
@@ -298,28 +221,15 @@ async def evaluate_risk(
     at_risk = count >= settings.customers.risk_threshold
     if at_risk == customer["at_risk"]:
         return False
-    await conn.execute(
-        """UPDATE customers SET at_risk = $2,
-               at_risk_since = CASE WHEN $2 THEN clock_timestamp() END, updated_at = now()
-           WHERE id = $1""",
-        customer_id,
-        at_risk,
-    )
+    await conn.execute(queries.SET_AT_RISK, customer_id, at_risk)
     if at_risk:
-        supervisors = await conn.fetch(
-            "SELECT id FROM agents WHERE role = 'supervisor' AND active ORDER BY id"
-        )
+        supervisors = await conn.fetch(queries.SUPERVISORS)
         text = (
             f"Customer {customer['name'] or customer_id} is at risk: {count} bad experiences "
             f"in {settings.customers.risk_window_days} days"
         )
         for supervisor in supervisors:
-            await conn.execute(
-                """INSERT INTO notifications (agent_id, kind, body)
-                   VALUES ($1, 'customer_at_risk', $2)""",
-                supervisor["id"],
-                text,
-            )
+            await conn.execute(queries.NOTIFY_AT_RISK, supervisor["id"], text)
     if reselect:
         await _reselect_open_tickets(conn, customer_id, settings)
     return True
@@ -329,10 +239,6 @@ async def clear_risk_after_good_rating(
     conn: asyncpg.Connection, customer_id: int, settings: Settings
 ) -> None:
     """A rating of 4-5 after the flag was raised clears it (a good outcome)."""
-    cleared = await conn.fetchval(
-        """UPDATE customers SET at_risk = false, at_risk_since = NULL, updated_at = now()
-           WHERE id = $1 AND at_risk RETURNING id""",
-        customer_id,
-    )
+    cleared = await conn.fetchval(queries.CLEAR_RISK, customer_id)
     if cleared is not None:
         await _reselect_open_tickets(conn, customer_id, settings)

@@ -6,10 +6,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, QueryParameter
 
 from helpdesk.agents.models import Principal
-from helpdesk.customers import relationship, service
+from helpdesk.customers import merge, relationship, service
 from helpdesk.customers.models import (
     AtRiskCustomer,
-    BadExperience,
     CustomerBatch,
     CustomerDetail,
     CustomerMerge,
@@ -72,7 +71,7 @@ class CustomerController(Controller):
         move to it, this customer is deleted. Answers the merged customer's detail."""
 
         async def action() -> CustomerDetail:
-            return await service.merge_customers(
+            return await merge.merge_customers(
                 db, principal, customer_id, data.into_customer_id, data.reason, ctx.settings
             )
 
@@ -135,28 +134,4 @@ class CustomerController(Controller):
     @get("/at-risk", guards=[SUPERVISION], operation_id="listCustomersAtRisk")
     async def at_risk(self, principal: Caller, db: Db) -> list[AtRiskCustomer]:
         """Customers flagged at risk, longest first, with the bad experiences behind it."""
-        rows = await db.fetch(
-            "SELECT * FROM customers WHERE at_risk ORDER BY at_risk_since, id LIMIT 500"
-        )
-        found = []
-        for row in rows:
-            reasons = await db.fetch(
-                """SELECT * FROM bad_experiences WHERE customer_id = $1
-                   ORDER BY created_at DESC LIMIT 20""",
-                row["id"],
-            )
-            found.append(
-                AtRiskCustomer(
-                    customer=service.customer_out(row, principal),
-                    reasons=[
-                        BadExperience(
-                            ticket_id=r["ticket_id"],
-                            kind=r["kind"],
-                            detail=r["detail"],
-                            created_at=r["created_at"],
-                        )
-                        for r in reasons
-                    ],
-                )
-            )
-        return found
+        return await service.customers_at_risk(db, principal)

@@ -9,7 +9,7 @@ from typing import Any
 
 from helpdesk.channels import outbox
 from helpdesk.config import Settings
-from helpdesk.routing import assign, service
+from helpdesk.routing import assign, queries, service
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +48,12 @@ async def assign_waiting(ctx: dict[str, Any], group_ids: list[int] | None = None
     assigned = 0
     async with ctx["pool"].acquire() as conn:
         if group_ids is None:
-            group_ids = [
-                r["group_id"]
-                for r in await conn.fetch(
-                    """SELECT DISTINCT m.group_id FROM agent_groups m JOIN agents a
-                       ON a.id = m.agent_id WHERE a.availability = 'online' AND a.active"""
-                )
-            ]
+            group_ids = [r["group_id"] for r in await conn.fetch(queries.GROUPS_WITH_ONLINE_AGENTS)]
         if not group_ids:
             return 0
         for ticket_id in await assign.waiting_tickets(conn, group_ids, WAITING_BATCH):
             async with conn.transaction():
-                locked = await conn.fetchval(
-                    """SELECT id FROM tickets WHERE id = $1 AND assignee_id IS NULL
-                       FOR UPDATE SKIP LOCKED""",
-                    ticket_id,
-                )
+                locked = await conn.fetchval(queries.LOCK_UNASSIGNED, ticket_id)
                 if locked is not None and await assign.assign(conn, ticket_id) is not None:
                     assigned += 1
     return assigned

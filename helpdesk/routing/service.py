@@ -23,12 +23,13 @@ from helpdesk.agents.models import Principal
 from helpdesk.channels import catalogue, outbox
 from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, InvalidInput, NotConfigured
-from helpdesk.routing import assign, classify
+from helpdesk.routing import assign, classify, queries
 from helpdesk.routing.classification_rules import ClassificationRules, default_rules
+from helpdesk.routing.models import Availability
 from helpdesk.routing.rules import RoutingFacts, RoutingRule, choose
-from helpdesk.sla import queries as sla_queries
 from helpdesk.sla import refresh as sla_refresh
 from helpdesk.tickets import writer
+from helpdesk.tickets.queries import get_in_scope
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Routed:
 
 async def classification_rules(conn: asyncpg.Connection) -> ClassificationRules:
     """The admin-edited rules, else the shipped defaults."""
-    stored = await conn.fetchval("SELECT rules FROM classification_rules WHERE id = 1")
+    stored = await conn.fetchval(queries.CLASSIFICATION_RULES)
     return _classification_rules(stored)
 
 
@@ -70,24 +71,8 @@ class _RoutingConfig:
         return next((g for g, categories in self.first_line if category in categories), None)
 
 
-# What routing is configured with, in one round trip (three small admin-edited tables).
-_CONFIG = """
-SELECT (SELECT rules FROM classification_rules WHERE id = 1) AS classification,
-       coalesce((SELECT jsonb_agg(jsonb_build_object(
-                            'id', r.id, 'name', r.name, 'position', r.position,
-                            'conditions', r.conditions, 'group_id', r.group_id,
-                            'priority', r.priority, 'tags', r.tags)
-                        ORDER BY r.position, r.id)
-                 FROM routing_rules r WHERE r.active), '[]') AS rules,
-       coalesce((SELECT jsonb_agg(jsonb_build_array(g.id, g.first_line_categories)
-                                  ORDER BY g.id)
-                 FROM groups g WHERE cardinality(g.first_line_categories) > 0), '[]')
-           AS first_line
-"""
-
-
 async def _config(conn: asyncpg.Connection) -> _RoutingConfig:
-    row = await conn.fetchrow(_CONFIG)
+    row = await conn.fetchrow(queries.CONFIG)
     return _RoutingConfig(
         classification=_classification_rules(row["classification"]),
         rules=[msgspec.convert(r, RoutingRule) for r in row["rules"]],
@@ -95,26 +80,9 @@ async def _config(conn: asyncpg.Connection) -> _RoutingConfig:
     )
 
 
-# The ticket (locked), its first inbound message, its customer and the SLA levels fired
-# on it, in one round trip.
-_TICKET = f"""
-SELECT t.*, clock_timestamp() AS routing_at, c AS customer,
-       first.body_text AS first_text, first.sender_address AS first_sender,
-       first.kind = 'system' AS opened_by_notice,
-       {sla_queries.SLA_FIRED}
-FROM tickets t
-LEFT JOIN customers c ON c.id = t.customer_id
-LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address, m.kind FROM messages m
-                   WHERE m.ticket_id = t.id AND m.direction = 'inbound'
-                   ORDER BY m.id LIMIT 1) first ON true
-WHERE t.id = $1 AND t.routed_at IS NULL
-FOR UPDATE OF t
-"""
-
-
 async def route(conn: asyncpg.Connection, ticket_id: int, settings: Settings) -> Routed | None:
     """Route one ticket (in the caller's transaction); None if it was routed already."""
-    ticket = await conn.fetchrow(_TICKET, ticket_id)
+    ticket = await conn.fetchrow(queries.TICKET_TO_ROUTE, ticket_id)
     if ticket is None:
         return None
     text = ticket["first_text"] or ""
@@ -216,24 +184,11 @@ def _language(
     return ticket_language or (customer["language"] if customer else None) or detected
 
 
-# A ticket's language facts: its own, its customer's, and its first inbound message.
-_LANGUAGE_FACTS = """
-SELECT t.language, t.subject, t.channel, c AS customer,
-       first.body_text AS first_text, first.sender_address AS first_sender
-FROM tickets t
-LEFT JOIN customers c ON c.id = t.customer_id
-LEFT JOIN LATERAL (SELECT m.body_text, m.sender_address FROM messages m
-                   WHERE m.ticket_id = t.id AND m.direction = 'inbound'
-                   ORDER BY m.id LIMIT 1) first ON true
-WHERE t.id = $1
-"""
-
-
 async def customer_language(conn: asyncpg.Connection, ticket_id: int) -> str | None:
     """The language the ticket's customer is answered in, decided as routing decides it
     (`_language`), before routing has run: what an acknowledgement on receipt speaks.
     None for an unknown ticket."""
-    row = await conn.fetchrow(_LANGUAGE_FACTS, ticket_id)
+    row = await conn.fetchrow(queries.LANGUAGE_FACTS, ticket_id)
     if row is None:
         return None
     if row["language"]:
@@ -252,16 +207,7 @@ async def count_hits(conn: asyncpg.Connection, routed: Routed) -> None:
     200-370 ms in the ingestion benchmark). A crash between the two loses one count."""
     if not routed.classification_hits and routed.rule_id is None:
         return
-    # Rows in a fixed order: concurrent counts never deadlock.
-    await conn.execute(
-        """WITH classified AS (
-               INSERT INTO classification_hits (rule, hits)
-               SELECT rule, 1 FROM unnest($1::text[]) AS rule ORDER BY rule
-               ON CONFLICT (rule) DO UPDATE SET hits = classification_hits.hits + 1)
-           UPDATE routing_rules SET hits = hits + 1 WHERE id = $2""",
-        routed.classification_hits,
-        routed.rule_id,
-    )
+    await conn.execute(queries.COUNT_HITS, routed.classification_hits, routed.rule_id)
 
 
 def acknowledgement_text(template: str, number: int, due: datetime | None, zone: str) -> str:
@@ -292,14 +238,7 @@ async def _acknowledge(
     text = acknowledgement_text(template, ticket["number"], due, settings.sla.timezone)
     # The message and its SLA event (an automatic message meets no clock) at once.
     message_id = await conn.fetchval(
-        """WITH message AS (
-               INSERT INTO messages (ticket_id, direction, kind, channel, channel_account,
-                                     body_text, delivery_status, created_at)
-               VALUES ($1, 'outbound', 'public', $2, $3, $4, 'pending', $5) RETURNING id),
-           event AS (
-               INSERT INTO sla_events (ticket_id, at, type, message_id)
-               SELECT $1, $5, 'auto_reply', id FROM message)
-           SELECT id FROM message""",
+        queries.INSERT_ACKNOWLEDGEMENT,
         ticket["id"],
         ticket["channel"],
         ticket["channel_account"],
@@ -311,28 +250,29 @@ async def _acknowledge(
 
 async def unrouted(conn: asyncpg.Connection, limit: int = 500) -> list[int]:
     """Tickets that should have been routed and were not (lost job, killed worker)."""
-    rows = await conn.fetch(
-        """SELECT id FROM tickets WHERE routed_at IS NULL AND status <> 'closed'
-           ORDER BY created_at LIMIT $1""",
-        limit,
-    )
+    rows = await conn.fetch(queries.UNROUTED, limit)
     return [r["id"] for r in rows]
+
+
+async def set_availability(
+    conn: asyncpg.Connection, agent_id: int, availability: Availability
+) -> list[int]:
+    """The agent's availability; going offline returns their untouched new tickets to the
+    group queues where the group says so. Returns those tickets (in the caller's
+    transaction; the caller queues the assignment of waiting tickets after it commits)."""
+    await conn.execute(queries.SET_AVAILABILITY, agent_id, availability)
+    if availability == "offline":
+        return await writer.unassign_on_offline(conn, agent_id)
+    return []
 
 
 async def record_category_change(
     conn: asyncpg.Connection, ticket_id: int, old: str | None, new: str | None
 ) -> None:
     """An agent corrected the category: counted against the classifier when it chose it."""
-    source = await conn.fetchval("SELECT category_source FROM tickets WHERE id = $1", ticket_id)
+    source = await conn.fetchval(queries.CATEGORY_SOURCE, ticket_id)
     if source == "classifier" and old is not None and new is not None and old != new:
-        await conn.execute(
-            """INSERT INTO classification_corrections (from_category, to_category, count)
-               VALUES ($1, $2, 1)
-               ON CONFLICT (from_category, to_category)
-               DO UPDATE SET count = classification_corrections.count + 1""",
-            old,
-            new,
-        )
+        await conn.execute(queries.COUNT_CORRECTION, old, new)
     await writer.mark_category_by_agent(conn, ticket_id)
 
 
@@ -346,7 +286,7 @@ async def _default_escalation_group(conn: asyncpg.Connection, settings: Settings
     )
     if not name:
         raise NotConfigured(f"No internal group to escalate this ticket to: {how}")
-    row = await conn.fetchrow("SELECT id, first_line_categories FROM groups WHERE name = $1", name)
+    row = await conn.fetchrow(queries.GROUP_BY_NAME, name)
     if row is None or row["first_line_categories"]:
         raise NotConfigured(
             "routing.default_escalation_group does not name an internal group "
@@ -368,20 +308,14 @@ async def escalate(
 
     Without `group_id`: the group routing named for the ticket, else the deployment's
     `routing.default_escalation_group`."""
-    from helpdesk.tickets.service import get_in_scope
-
     ticket = await get_in_scope(conn, principal, ticket_id, for_update=True)
     if ticket.status == "closed":
         raise Conflict("The ticket is closed")
-    row = await conn.fetchrow(
-        "SELECT escalation_group_id, group_id FROM tickets WHERE id = $1", ticket_id
-    )
+    row = await conn.fetchrow(queries.TICKET_GROUPS, ticket_id)
     target = group_id or row["escalation_group_id"]
     if target is None:
         target = await _default_escalation_group(conn, settings)
-    group = await conn.fetchrow(
-        "SELECT id, first_line_categories FROM groups WHERE id = $1", target
-    )
+    group = await conn.fetchrow(queries.GROUP, target)
     if group is None:
         raise InvalidInput("Unknown group", field="group_id")
     if group["first_line_categories"]:

@@ -235,10 +235,10 @@ UPSERT_CLOCKS = """
 """
 
 # A new ticket's first clocks as UPSERT_CLOCKS, and its `created` event at $14 with
-# origin $15: one statement.
+# origin $15 and status $16: one statement.
 START_CLOCKS = f"""
-    WITH created AS (INSERT INTO sla_events (ticket_id, at, type, origin)
-                     VALUES ($1, $14, 'created', $15::text))
+    WITH created AS (INSERT INTO sla_events (ticket_id, at, type, origin, status)
+                     VALUES ($1, $14, 'created', $15::text, $16::text))
     {UPSERT_CLOCKS}
 """
 

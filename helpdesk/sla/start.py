@@ -72,7 +72,8 @@ class StartPlan:
     columns: dict[str, Any]  # every column of START_COLUMNS
     clocks: list[tuple[ClockKey, dict[str, Any]]]
     due_soon: bool
-    origin: Literal["customer", "notice"] | None = None  # the `created` event's
+    origin: Literal["customer", "agent", "notice"] | None = None  # the `created` event's
+    status: Literal["new", "open"] | None = None  # the `created` event's (None: new)
 
     def values(self) -> list[Any]:
         """The columns' values in `START_COLUMNS` order (see `start_columns_sql`)."""
@@ -85,19 +86,21 @@ async def plan_start(
     sla: SlaSettings,
     *,
     now: datetime,
-    origin: Literal["customer", "notice"] | None = None,
+    origin: Literal["customer", "agent", "notice"] | None = None,
+    status: Literal["new", "open"] | None = None,
 ) -> StartPlan:
     """Choose the policy of a ticket about to be created at `now` and compute its first
     clocks (its history is the one `created` event; nothing has fired). `origin="notice"`:
-    a channel notice nobody wrote opens it, so no first response is owed."""
+    a channel notice nobody wrote opens it, so no first response is owed; `"agent"`: an
+    agent opened it (an outbound call). `status`: the new row's (open when assigned)."""
     chosen, reason = choose_policy(await active_policies(conn), facts, sla)
     columns = policy_columns(chosen, reason, now) | NOTHING_DUE
     if chosen is None:
-        return StartPlan(columns, [], False, origin)
+        return StartPlan(columns, [], False, origin, status)
     try:
         computed = compute(
             chosen,
-            [SlaEvent(at=now, type="created", origin=origin)],
+            [SlaEvent(at=now, type="created", status=status, origin=origin)],
             {},
             set(),
             sla,
@@ -106,13 +109,14 @@ async def plan_start(
         )
     except (InvalidEvents, InvalidCalendar, ValueError) as error:
         log.warning("sla start skipped", extra={"error": str(error)})
-        return StartPlan(columns, [], False, origin)
+        return StartPlan(columns, [], False, origin, status)
     next_check = computed.summary["next_sla_check_at"]
     return StartPlan(
         columns | computed.summary,
         list(computed.final.items()),
         store.due_soon(next_check, now, sla),
         origin,
+        status,
     )
 
 
@@ -122,7 +126,13 @@ async def start(
     """Store the `created` event and first clocks of a ticket inserted in this
     transaction, at `now`, with `plan.columns`: one statement."""
     await store.upsert_clocks(
-        conn, ticket_id, plan.clocks, now, created_event=True, origin=plan.origin
+        conn,
+        ticket_id,
+        plan.clocks,
+        now,
+        created_event=True,
+        origin=plan.origin,
+        status=plan.status,
     )
     if plan.due_soon:
         await store.notify_due_soon(conn, ticket_id)

@@ -81,9 +81,10 @@ async def upsert_clocks(
     *,
     created_event: bool = False,
     origin: str | None = None,
+    status: str | None = None,
 ) -> None:
     """One statement for every clock that moved (and a new ticket's `created` event)."""
-    extra: list[Any] = [origin] if created_event else []
+    extra: list[Any] = [origin, status] if created_event else []
     await conn.execute(
         queries.START_CLOCKS if created_event else queries.UPSERT_CLOCKS,
         ticket_id,

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.templates import queries
-from helpdesk.tickets.service import get_in_scope
+from helpdesk.tickets.queries import get_in_scope
 from helpdesk.web.auth import ADMIN
 from helpdesk.web.context import Caller, Db
 from helpdesk.web.query import PathId

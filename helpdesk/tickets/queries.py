@@ -12,7 +12,7 @@ import msgspec
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import ticket_scope
 from helpdesk.db.sql import Params
-from helpdesk.errors import InvalidInput
+from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.tickets.models import Sort, TicketFilters, TicketOut
 
 # The columns of a `TicketOut`, in its field order, so a row converts by position.
@@ -172,3 +172,13 @@ async def fetch_ticket(
         *params.values,
     )
     return ticket_out(row) if row else None
+
+
+async def get_in_scope(
+    conn: asyncpg.Connection, principal: Principal, ticket_id: int, *, for_update: bool = False
+) -> TicketOut:
+    """The ticket, or 404 whether it does not exist or is outside the caller's scope."""
+    ticket = await fetch_ticket(conn, principal, ticket_id, for_update=for_update)
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} not found")
+    return ticket

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -14,8 +14,8 @@ from helpdesk.agents.scope import may_use_group, ticket_scope
 from helpdesk.channels import catalogue, outbox, windows
 from helpdesk.config import SlaSettings
 from helpdesk.csat import service as csat_service
+from helpdesk.customers import identities as customers
 from helpdesk.customers import relationship
-from helpdesk.customers import service as customers
 from helpdesk.db.sql import Params
 from helpdesk.errors import (
     Conflict,
@@ -28,10 +28,10 @@ from helpdesk.errors import (
 from helpdesk.routing import service as routing_service
 from helpdesk.sla import recording as sla_recording
 from helpdesk.sla import refresh as sla_refresh
-from helpdesk.sla.targets import first_response_due
 from helpdesk.tickets import changes as ticket_changes
-from helpdesk.tickets import events, writer
+from helpdesk.tickets import events, intake, writer
 from helpdesk.tickets.events import TicketEvent
+from helpdesk.tickets.intake import InboundItem, NewTicket, take_in
 from helpdesk.tickets.models import (
     AttachmentIn,
     AttachmentOut,
@@ -46,7 +46,7 @@ from helpdesk.tickets.models import (
     TicketOut,
     TicketUpdate,
 )
-from helpdesk.tickets.queries import TICKET_COLUMNS, fetch_ticket, ticket_out
+from helpdesk.tickets.queries import TICKET_COLUMNS, fetch_ticket, get_in_scope, ticket_out
 
 
 async def _record_event(
@@ -65,16 +65,6 @@ async def _record_event(
         actor_agent_id=actor.agent_id if actor else None,
         reason=reason,
     )
-
-
-async def get_in_scope(
-    conn: asyncpg.Connection, principal: Principal, ticket_id: int, *, for_update: bool = False
-) -> TicketOut:
-    """The ticket, or 404 whether it does not exist or is outside the caller's scope."""
-    ticket = await fetch_ticket(conn, principal, ticket_id, for_update=for_update)
-    if ticket is None:
-        raise NotFound(f"Ticket {ticket_id} not found")
-    return ticket
 
 
 async def _check_assignment(
@@ -101,53 +91,39 @@ async def _check_assignment(
             raise Forbidden("You may only assign agents of your own groups")
 
 
-async def _open_ticket(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    data: TicketCreate | CallTicketCreate,
-    channel: str,
-    customer_id: int,
-    now: datetime,
-    sla: SlaSettings,
-    origin: str = "customer",
-) -> TicketOut:
-    """Insert the ticket row and its `created` event; the SLA clock starts at `now`."""
-    row = await conn.fetchrow(
-        f"""INSERT INTO tickets AS t (subject, priority, category, channel, customer_id, group_id,
-                                     assignee_id, tags, first_response_due_at, created_at,
-                                     updated_at, status)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,
-                    CASE WHEN $7::bigint IS NULL THEN 'new' ELSE 'open' END)
-            RETURNING {TICKET_COLUMNS}""",
-        data.subject,
-        data.priority,
-        data.category,
-        channel,
-        customer_id,
-        data.group_id,
-        data.assignee_id,
-        sorted(set(data.tags)),
-        first_response_due(now, sla.first_response_minutes),
-        now,
-    )
-    ticket = ticket_out(row)
-    await sla_recording.record(conn, ticket.id, "created", now, status=ticket.status, origin=origin)
-    await _record_event(
-        conn,
-        ticket.id,
-        principal,
-        "created",
-        {"channel": channel, "group_id": data.group_id, "assignee_id": data.assignee_id},
-    )
-    return ticket
-
-
 async def _check_new_ticket(
     conn: asyncpg.Connection, principal: Principal, data: TicketCreate | CallTicketCreate
 ) -> None:
     if principal.is_partner and data.group_id is None:
         raise InvalidInput("Partner agents must choose one of their groups", field="group_id")
     await _check_assignment(conn, principal, data.group_id, data.assignee_id)
+
+
+def _agent_ticket(
+    principal: Principal,
+    data: TicketCreate | CallTicketCreate,
+    channel: str,
+    customer_id: int,
+    text: str | None,
+    origin: Literal["customer", "agent"] = "customer",
+) -> InboundItem:
+    """A ticket an agent opens for a customer, as the intake takes it."""
+    return InboundItem(
+        channel=channel,
+        customer_id=customer_id,
+        text=text,
+        subject=data.subject,
+        origin=origin,
+        details={"channel": channel, "group_id": data.group_id, "assignee_id": data.assignee_id},
+        actor_agent_id=principal.agent_id,
+        ticket=NewTicket(
+            priority=data.priority,
+            category=data.category,
+            group_id=data.group_id,
+            assignee_id=data.assignee_id,
+            tags=tuple(data.tags),
+        ),
+    )
 
 
 async def create_ticket(
@@ -160,20 +136,9 @@ async def create_ticket(
     """Open a ticket with the customer's first message; the SLA clock starts now."""
     await _check_new_ticket(conn, principal, data)
     customer_id = await customers.find_or_create(conn, principal, data.customer)
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    ticket = await _open_ticket(conn, principal, data, data.channel, customer_id, now, sla)
-    await conn.execute(
-        """INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
-                                 body_text, created_at)
-           VALUES ($1, 'inbound', 'public', $2, $3, $4, $5)""",
-        ticket.id,
-        customer_id,
-        data.channel,
-        data.text,
-        now,
-    )
-    await sla_refresh.refresh(conn, ticket.id, sla, now=now)
-    return ticket
+    item = _agent_ticket(principal, data, data.channel, customer_id, data.text)
+    taken = await take_in(conn, item, sla=sla)
+    return await get_in_scope(conn, principal, taken.ticket_id)
 
 
 # A call logged as starting later than this after our clock is a typo, not a call.
@@ -198,7 +163,7 @@ async def _store_call(
     customer_id: int,
     number: str,
     call: CallCreate | CallTicketCreate,
-) -> tuple[MessageOut, TicketOut]:
+) -> MessageOut:
     """The call as a `phone` message on `ticket` (locked by the caller), with its effects.
 
     The message text is the summary; number, start and duration live in the
@@ -224,30 +189,20 @@ async def _store_call(
         call.summary,
         "sent" if responds else None,
     )
-    if inbound:
-        updated = await conn.fetchrow(
-            f"""UPDATE tickets t SET
-                   status = CASE WHEN status IN ('solved', 'pending') THEN 'open'
-                                 ELSE status END,
-                   solved_at = CASE WHEN status = 'solved' THEN NULL ELSE solved_at END,
-                   updated_at = clock_timestamp(), version = version + 1
-                WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
-            ticket.id,
-        )
+    if inbound:  # the customer spoke: as when they write (the intake's reopen)
+        await conn.execute(intake.REOPEN_TICKET, ticket.id, None, False)
     elif responds:  # as a public reply records the first response
-        updated = await conn.fetchrow(
-            f"""UPDATE tickets t SET first_responded_at = coalesce(first_responded_at, $2),
+        await conn.execute(
+            """UPDATE tickets t SET first_responded_at = coalesce(first_responded_at, $2),
                    status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
                    updated_at = clock_timestamp(), version = version + 1
-                WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
+                WHERE t.id = $1""",
             ticket.id,
             row["created_at"],
         )
     else:  # an internal record of an outbound call, like a note
-        updated = await conn.fetchrow(
-            f"""UPDATE tickets t SET updated_at = clock_timestamp()
-                WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
-            ticket.id,
+        await conn.execute(
+            "UPDATE tickets t SET updated_at = clock_timestamp() WHERE t.id = $1", ticket.id
         )
     if inbound and call.public:
         await sla_recording.record(
@@ -259,10 +214,9 @@ async def _store_call(
         await sla_recording.record(
             conn, ticket.id, "agent_reply", row["created_at"], message_id=row["id"]
         )
-    await _record_event(
+    await events.record(
         conn,
         ticket.id,
-        principal,
         "call_logged",
         {
             "message_id": row["id"],
@@ -274,8 +228,9 @@ async def _store_call(
             "public": call.public,
             "first_response": responds and ticket.first_responded_at is None,
         },
+        actor_agent_id=principal.agent_id,
     )
-    return _message_out(row, []), ticket_out(updated)
+    return _message_out(row, [])
 
 
 async def log_call(
@@ -299,7 +254,7 @@ async def log_call(
     customer_id = await customers.call_customer(
         conn, principal, number, "", ticket_customer_id=ticket.customer_id
     )
-    message, _ = await _store_call(conn, principal, ticket, customer_id, number, call)
+    message = await _store_call(conn, principal, ticket, customer_id, number, call)
     await sla_refresh.refresh(conn, ticket.id, sla)
     return message
 
@@ -320,10 +275,12 @@ async def create_ticket_from_call(
     number = await _checked_call(conn, data)
     await _check_new_ticket(conn, principal, data)
     customer_id = await customers.call_customer(conn, principal, number, data.name)
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-    origin = "customer" if data.direction == "inbound" else "agent"
-    ticket = await _open_ticket(conn, principal, data, "phone", customer_id, now, sla, origin)
-    _, ticket = await _store_call(conn, principal, ticket, customer_id, number, data)
+    origin: Literal["customer", "agent"] = "customer" if data.direction == "inbound" else "agent"
+    # The ticket alone: the call, which may be the agent's, is its first message below.
+    item = _agent_ticket(principal, data, "phone", customer_id, None, origin)
+    taken = await take_in(conn, item, sla=sla)
+    ticket = await get_in_scope(conn, principal, taken.ticket_id, for_update=True)
+    await _store_call(conn, principal, ticket, customer_id, number, data)
     await sla_refresh.refresh(conn, ticket.id, sla)
     return await get_in_scope(conn, principal, ticket.id)
 

@@ -20,7 +20,7 @@ from helpdesk.channels import catalogue
 from helpdesk.channels.registry import chat_kinds
 from helpdesk.csat.routes import CsatPageController
 from helpdesk.customers.models import Stage
-from helpdesk.routing.routes import Availability
+from helpdesk.routing.models import Availability
 from helpdesk.tickets.events import TICKET_EVENTS
 from helpdesk.tickets.models import CallDirection, Category, MessageOut, Priority, Sort, Status
 

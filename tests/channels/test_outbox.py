@@ -8,7 +8,6 @@ against the session's PostgreSQL and Redis: it starts, runs the relay cron once
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
@@ -19,8 +18,10 @@ from arq.jobs import Job
 from helpdesk.app import redis_settings
 from helpdesk.channels import outbox
 from helpdesk.config import Settings
-from tests.conftest import AgentHandle, Client, Factory
-from workers.settings import build_worker
+
+# tests/console imports run_worker from here.
+from tests.channels.replies import message_view, outbox_row, reply, run_worker
+from tests.conftest import Client, Factory
 
 QUEUE = "arq:queue"
 DELIVERIES = "helpdesk_deliveries_total"
@@ -42,17 +43,6 @@ async def deliveries_queued(redis: ArqRedis) -> int:
     return sum(1 for job in jobs if job.decode().startswith("outbox:"))
 
 
-async def run_worker(settings: Settings) -> Worker:
-    """One burst of the real worker: relay at start-up, then every queued job, then stop."""
-    worker = build_worker(settings, handle_signals=False, burst=True)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
-    assert worker.jobs_failed == 0
-    return worker
-
-
 def deliveries(worker: Worker, outcome: str | None = None, channel: str | None = None) -> float:
     """Delivery attempts the worker counted (its own metrics registry), optionally filtered."""
     total = 0.0
@@ -66,35 +56,6 @@ def deliveries(worker: Worker, outcome: str | None = None, channel: str | None =
                 continue
             total += sample.value
     return total
-
-
-async def reply(
-    client: Client, agent: AgentHandle, ticket_id: int, text: str = "Thanks, on its way."
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/tickets/{ticket_id}/replies", json={"text": text}, headers=agent.headers
-    )
-    assert response.status_code == 201, response.text
-    message: dict[str, Any] = response.json()
-    return message
-
-
-async def message_view(
-    client: Client, agent: AgentHandle, ticket_id: int, message_id: int
-) -> dict[str, Any]:
-    """The message as GET /tickets/{id} shows it to agents."""
-    response = await client.get(f"/tickets/{ticket_id}", headers=agent.headers)
-    assert response.status_code == 200, response.text
-    found = [m for m in response.json()["messages"] if m["id"] == message_id]
-    assert len(found) == 1
-    message: dict[str, Any] = found[0]
-    return message
-
-
-async def outbox_row(db: asyncpg.Connection, message_id: int) -> asyncpg.Record:
-    row = await db.fetchrow("SELECT * FROM outbox WHERE message_id = $1", message_id)
-    assert row is not None, "a public reply must have an outbox row"
-    return row
 
 
 async def test_public_reply_on_api_ticket_is_sent_once_and_a_second_job_changes_nothing(

@@ -20,17 +20,18 @@ from helpdesk.channels.ingest import (
     KeptAttachment,
     StoredMessage,
     apply_status,
-    customer_row_for,
     fetch_failure_reason,
     fetch_retry_delay,
     store_inbound,
     subject_from,
 )
 from helpdesk.config import SlaSettings
+from helpdesk.customers.senders import customer_row_for
 from helpdesk.db.pool import connect
 from helpdesk.sla import recording as sla_recording
 from helpdesk.sla import refresh as sla_refresh
-from tests.conftest import AgentHandle, Client, blocked_on_lock
+from tests.conftest import blocked_on_lock
+from tests.sla.history import EVERY_CLOCK_POLICY, next_response_cycles, sla_event_types
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -341,39 +342,6 @@ async def test_a_file_not_yet_fetched_is_stored_with_its_message_once(
 
 
 # --- notices: what nobody wrote (docs/sla.md 1.4) ------------------------------------------
-
-# Every clock, so that a next-response cycle can start (the built-in policy has none).
-EVERY_CLOCK_POLICY = """INSERT INTO sla_policies (name, position, first_response_minutes,
-                                                  next_response_minutes, resolution_minutes)
-                        VALUES ('every clock', 0, 60, 240, 480)"""
-
-
-async def next_response_cycles(db: asyncpg.Connection, ticket_id: int) -> int:
-    cycles: int = await db.fetchval(
-        """SELECT count(*) FROM ticket_sla_clocks
-           WHERE ticket_id = $1 AND clock = 'next_response'""",
-        ticket_id,
-    )
-    return cycles
-
-
-async def sla_event_types(db: asyncpg.Connection, ticket_id: int) -> list[str]:
-    rows = await db.fetch(
-        "SELECT type FROM sla_events WHERE ticket_id = $1 ORDER BY at, id", ticket_id
-    )
-    return [r["type"] for r in rows]
-
-
-async def solve_through_api(
-    client: Client, db: asyncpg.Connection, agent: AgentHandle, ticket_id: int
-) -> None:
-    version = await db.fetchval("SELECT version FROM tickets WHERE id = $1", ticket_id)
-    response = await client.patch(
-        f"/tickets/{ticket_id}",
-        json={"status": "solved"},
-        headers={**agent.headers, "If-Match": f'"{version}"'},
-    )
-    assert response.status_code == 200, response.text
 
 
 async def agent_replied(db: asyncpg.Connection, ticket_id: int) -> None:

@@ -6,10 +6,10 @@ import asyncpg
 
 from helpdesk.config import Settings
 from helpdesk.csat import service
+from tests.channels.email.builders import add_account, customer_mail, receive_mail
 from tests.channels.email.smtp_server import SmtpTestServer
-from tests.channels.email.test_smtp_outbound import add_account, customer_mail, receive_mail
 from tests.conftest import Client, Factory
-from tests.csat.test_rating_page_language import LINK
+from tests.csat.surveys import LINK
 
 
 async def rated_ticket(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncpg
 
 from helpdesk.channels.adapter import SenderIdentity
-from helpdesk.customers.service import MOVED_BY_THEMSELVES, MOVED_WITH_THE_CUSTOMER
+from helpdesk.customers.merge import MOVED_BY_THEMSELVES, MOVED_WITH_THE_CUSTOMER
 from tests.conftest import Client, Factory
 from tests.customers.test_customer_merge import T0, chat_message, merge
 
@@ -31,7 +31,7 @@ async def test_merge_handles_every_foreign_key_to_customers(db: asyncpg.Connecti
     handled = sorted(MOVED_BY_THEMSELVES + MOVED_WITH_THE_CUSTOMER)
     assert found == handled, (
         "Tables referencing customers and the merge's list differ; add the new table to "
-        "helpdesk.customers.service.MOVED_WITH_THE_CUSTOMER (or move it explicitly)"
+        "helpdesk.customers.merge.MOVED_WITH_THE_CUSTOMER (or move it explicitly)"
     )
 
 

@@ -14,16 +14,16 @@ import asyncpg
 from helpdesk.config import CustomerSettings, Settings
 from helpdesk.csat import tokens
 from helpdesk.customers.lifecycle import derive
-from tests.channels.email.smtp_server import SmtpTestServer
-from tests.channels.email.test_smtp_outbound import (
+from tests.channels.email.builders import (
     CUSTOMER,
     add_account,
     customer_mail,
     receive_mail,
 )
+from tests.channels.email.smtp_server import SmtpTestServer
+from tests.channels.replies import run_worker
 from tests.channels.telegram.conftest import bot_account, bot_api  # noqa: F401 (fixtures)
-from tests.channels.test_outbox import run_worker
-from tests.conftest import AgentHandle, Client, Factory
+from tests.conftest import AgentHandle, Client, Factory, solve_through_api
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RULES = CustomerSettings()
@@ -245,13 +245,7 @@ async def test_reopening_a_solved_ticket_is_a_bad_experience(
 
 
 async def solve(client: Client, db: asyncpg.Connection, agent: AgentHandle, ticket_id: int) -> None:
-    version = await db.fetchval("SELECT version FROM tickets WHERE id = $1", ticket_id)
-    response = await client.patch(
-        f"/tickets/{ticket_id}",
-        json={"status": "solved"},
-        headers={**agent.headers, "If-Match": f'"{version}"'},
-    )
-    assert response.status_code == 200, response.text
+    await solve_through_api(client, db, agent, ticket_id)
     # The survey waits `csat.delay_minutes`: move the solve into the past.
     await db.execute(
         "UPDATE tickets SET solved_at = solved_at - interval '61 minutes' WHERE id = $1",
@@ -413,7 +407,7 @@ async def test_telegram_survey_has_rating_buttons_only_the_customer_can_press(
     bot_account: str,  # noqa: F811
 ) -> None:
     from tests.channels.telegram import payloads as tg
-    from tests.channels.telegram.test_telegram_channel import customer_ticket, deliver
+    from tests.channels.telegram.conftest import customer_ticket, deliver
 
     ticket_id = await customer_ticket(client, db, settings, "Dobrý den, kde je zásilka?")
     agent = await factory.agent("agent")
@@ -460,10 +454,9 @@ async def test_slack_survey_buttons_come_back_signed_to_the_interactivity_endpoi
     from urllib.parse import urlencode
 
     from tests.channels.slack import payloads as sp
-    from tests.channels.slack.conftest import SIGNING_SECRET, TOKEN
+    from tests.channels.slack.conftest import ROOT_TS, SIGNING_SECRET, TOKEN, deliver
     from tests.channels.slack.conftest import add_account as add_slack_account
     from tests.channels.slack.fake_slack_api import FakeSlackApi
-    from tests.channels.slack.test_slack_channel import ROOT_TS, deliver
 
     slack = FakeSlackApi(TOKEN)
     await slack.start()

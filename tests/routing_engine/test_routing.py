@@ -16,7 +16,7 @@ from helpdesk.config import Settings
 from helpdesk.db.pool import connect
 from helpdesk.routing import service
 from helpdesk.routing.jobs import route_ticket
-from tests.channels.test_outbox import run_worker
+from tests.channels.replies import run_worker
 from tests.conftest import AgentHandle, Client, Factory, job_context
 
 FIRST_RESPONSE_START = """SELECT started_at FROM ticket_sla_clocks

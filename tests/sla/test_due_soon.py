@@ -15,7 +15,7 @@ from helpdesk.db.pool import create_pool
 from helpdesk.sla import jobs
 from helpdesk.sla import refresh as sla_refresh
 from tests.conftest import Client, Factory
-from tests.sla.test_engine_db import shift
+from tests.sla.history import shift
 
 
 async def _queued_checks(redis: object) -> dict[str, float]:

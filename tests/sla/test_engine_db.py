@@ -16,27 +16,9 @@ import pytest
 
 from helpdesk.config import Settings
 from helpdesk.sla import admin, escalation, jobs
-from tests.channels.test_outbox import reply, run_worker
+from tests.channels.replies import reply, run_worker
 from tests.conftest import Client, Factory
-
-
-async def shift(db: asyncpg.Connection, ticket_id: int, minutes: float) -> None:
-    """Move the ticket's history `minutes` into the past (as if it had waited that long)."""
-    delta = timedelta(minutes=minutes)
-    await db.execute(
-        """UPDATE tickets SET created_at = created_at - $2::interval,
-               sla_policy_at = sla_policy_at - $2::interval WHERE id = $1""",
-        ticket_id,
-        delta,
-    )
-    await db.execute(
-        "UPDATE sla_events SET at = at - $2::interval WHERE ticket_id = $1", ticket_id, delta
-    )
-
-
-async def check(db: asyncpg.Connection, settings: Settings, ticket_id: int) -> list[Any]:
-    async with db.transaction():
-        return await escalation.check(db, ticket_id, settings.sla)
+from tests.sla.history import check, shift
 
 
 async def clock(
@@ -434,8 +416,8 @@ async def test_calendar_and_policy_admin_validate_and_retarget(
 async def test_breach_notices_go_to_supervisors_by_email_and_to_a_slack_channel(
     client: Client, db: asyncpg.Connection, factory: Factory, settings: Settings
 ) -> None:
+    from tests.channels.email.builders import add_account as add_mail_account
     from tests.channels.email.smtp_server import SmtpTestServer
-    from tests.channels.email.test_smtp_outbound import add_account as add_mail_account
     from tests.channels.slack.conftest import TOKEN
     from tests.channels.slack.conftest import add_account as add_slack_account
     from tests.channels.slack.fake_slack_api import FakeSlackApi
@@ -567,7 +549,7 @@ async def test_real_workers_one_stopped_mid_way_fire_each_level_once(
 ) -> None:
     """F1/F10 with real `helpdesk worker` processes: two run at once, one is stopped with
     SIGTERM while they work; every level still fires exactly once."""
-    from tests.channels.email.test_smtp_outbound import start_worker, wait_for
+    from tests.faults import start_worker, wait_until
 
     group = await factory.group()
     await factory.agent("supervisor", group_ids=[group])
@@ -592,7 +574,7 @@ async def test_real_workers_one_stopped_mid_way_fire_each_level_once(
             count: int = await db.fetchval("SELECT count(*) FROM sla_escalations")
             return count == 2 * len(tickets)
 
-        await wait_for(all_fired, "every warn and breach level to fire", seconds=90)
+        await wait_until(all_fired, "every warn and breach level to fire", seconds=90)
     finally:
         for process in (first, second):
             if process.poll() is None:
@@ -611,8 +593,8 @@ async def test_a_notice_whose_smtp_connection_drops_after_data_is_not_sent_twice
 ) -> None:
     """The server took the notice, then the connection dropped before its answer: the
     notice is possibly_sent and no later sweep mails it again (it was mailed twice)."""
+    from tests.channels.email.builders import add_account as add_mail_account
     from tests.channels.email.smtp_server import SmtpTestServer
-    from tests.channels.email.test_smtp_outbound import add_account as add_mail_account
 
     smtp = SmtpTestServer()
     await smtp.start()

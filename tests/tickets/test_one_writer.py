@@ -21,15 +21,6 @@ SCANNED = ("helpdesk", "workers")
 OWNER = "helpdesk/tickets/"  # the one place allowed to write ticket rows and events
 MIGRATIONS = "helpdesk/db/migrations/"
 
-# TEMPORARY, for the lead to empty: the chat and email intakes still write tickets and
-# their events themselves until the single intake (`tickets/intake.py`) lands. An entry
-# that no longer writes (or no longer exists) fails the test, so it cannot linger.
-UNTIL_INTAKE_LANDS: frozenset[str] = frozenset(
-    {
-        "helpdesk/channels/ingest.py",
-        "helpdesk/channels/email/ingest.py",
-    }
-)
 
 # A table name as SQL may spell it: optionally schema-qualified, optionally quoted.
 _TABLE = r'(?:"?public"?\s*\.\s*)?"?(?P<table>tickets|ticket_events)"?(?![\w"])'
@@ -157,21 +148,13 @@ def test_only_the_tickets_package_writes_tickets_and_their_events() -> None:
     offenders = [
         f"{relative}:{line}: writes {table}"
         for relative, path in _modules()
-        if not relative.startswith(OWNER) and relative not in UNTIL_INTAKE_LANDS
+        if not relative.startswith(OWNER)
         for line, table in ticket_writes(path.read_text())
     ]
     assert not offenders, (
         "Write tickets through helpdesk/tickets/writer.py and record events with "
         "helpdesk/tickets/events.py:\n" + "\n".join(offenders)
     )
-
-
-def test_the_intake_allowlist_holds_only_files_that_still_write() -> None:
-    for relative in sorted(UNTIL_INTAKE_LANDS):
-        path = ROOT / relative
-        assert path.exists() and ticket_writes(path.read_text()), (
-            f"{relative} no longer writes tickets: remove it from UNTIL_INTAKE_LANDS"
-        )
 
 
 # The calls that take an event name, and the position of the name among their arguments.

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk.customers.service import normalize_phone
+from helpdesk.customers.identities import normalize_phone
 from tests.conftest import AgentHandle, Client, Factory
 
 STARTED = "2026-11-23T09:00:00+01:00"

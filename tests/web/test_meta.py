@@ -12,7 +12,7 @@ import msgspec
 from helpdesk.agents.models import Role
 from helpdesk.channels.registry import chat_kinds
 from helpdesk.customers.models import Stage
-from helpdesk.routing.routes import Availability
+from helpdesk.routing.models import Availability
 from helpdesk.tickets.events import TicketEvent
 from helpdesk.tickets.models import (
     CallDirection,

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from helpdesk.channels import queries
 from helpdesk.channels.accounts import ChannelAccount
 from helpdesk.channels.adapter import InboundMessage, SenderIdentity
-from helpdesk.channels.ingest import customer_for, store_inbound
+from helpdesk.channels.ingest import store_inbound
 from helpdesk.channels.webchat.models import (
     ConversationStart,
     ConversationStarted,
@@ -39,6 +39,7 @@ from helpdesk.channels.webchat.models import (
     VisitorMessageStored,
 )
 from helpdesk.config import SlaSettings
+from helpdesk.customers.senders import customer_for
 from helpdesk.errors import InvalidInput, TooManyRequests, Unauthenticated
 from helpdesk.redis_outage import RedisDown, RedisOutage, fixed_window_hit
 from helpdesk.tickets import events

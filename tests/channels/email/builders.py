@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from helpdesk.channels.email.accounts import (
@@ -10,9 +12,15 @@ from helpdesk.channels.email.accounts import (
     create_account,
     get_account,
 )
+from helpdesk.channels.email.ingest import ingest_email
+from helpdesk.channels.email.parse import parse_email
+from helpdesk.config import SlaSettings
+from tests.channels.email.smtp_server import SmtpTestServer
 
 SUPPORT = "podpora@shop.example"
 INBOUND_SECRET = "inbound-secret-0123456789"
+ACCOUNT = "support"  # the email account SUPPORT belongs to
+CUSTOMER = "jana@example.cz"
 
 
 def mail(
@@ -40,6 +48,51 @@ def mail(
         lines.append(f"References: {references}")
     lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+def customer_mail(
+    *,
+    message_id: str = "<m1@customer.example>",
+    subject: str = "Reklamace hrnku",
+    body: str = "Hrnek dorazil rozbity.",
+    in_reply_to: str | None = None,
+) -> bytes:
+    """Jana's mail to SUPPORT; an answer names what it answers in both threading headers."""
+    return mail(
+        message_id=message_id,
+        sender=f"Jana <{CUSTOMER}>",
+        subject=subject,
+        body=body,
+        in_reply_to=in_reply_to,
+        references=in_reply_to,
+    )
+
+
+async def receive_mail(db: asyncpg.Connection, raw: bytes) -> tuple[int, int]:
+    """Store a customer's mail as the email channel does; returns (ticket id, message id)."""
+    result = await ingest_email(db, parse_email(raw), raw, account=ACCOUNT, sla=SlaSettings())
+    return result.ticket_id, result.message_id
+
+
+async def add_account(
+    db: asyncpg.Connection, server: SmtpTestServer, name: str = ACCOUNT, **columns: Any
+) -> None:
+    """An email account that sends through `server` (plain SMTP on loopback); ACCOUNT has
+    the address SUPPORT, another name `<name>@shop.example`. `columns` override."""
+    values: dict[str, Any] = {
+        "name": name,
+        "address": SUPPORT if name == ACCOUNT else f"{name}@shop.example",
+        "display_name": "Podpora Shop",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": server.port,
+        "smtp_security": "none",
+        **columns,
+    }
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    await db.execute(
+        f"INSERT INTO email_accounts ({', '.join(values)}) VALUES ({placeholders})",
+        *values.values(),
+    )
 
 
 def dsn(original_message_id: str, *, action: str = "failed", status: str = "5.1.1") -> bytes:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import free_port
+
 INSTALL_HINT = (
     "the IMAP tests need Dovecot: install Debian's dovecot-imapd "
     "(apt-get install dovecot-imapd) or run the tests as root with apt-get available"
@@ -41,13 +43,6 @@ INSTALL_HINT = (
 
 
 USERS = 500  # IMAP users of one session; each test takes fresh ones
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dovecot_binary() -> str:

@@ -184,3 +184,9 @@ class SmtpTestServer:
         return sum(
             1 for s in self._sessions if s.transport is not None and not s.transport.is_closing()
         )
+
+
+def only(received: list[Received]) -> Received:
+    """The one mail the server received (asserts there was exactly one)."""
+    assert len(received) == 1, received
+    return received[0]

@@ -12,7 +12,7 @@ import pytest
 
 from helpdesk.config import Settings
 from tests.channels.email.builders import INBOUND_SECRET, mail, support_account
-from tests.channels.test_outbox import run_worker
+from tests.channels.replies import run_worker
 from tests.conftest import Client, Factory
 
 INTAKE = "/channels/email/support/inbound"

@@ -13,7 +13,7 @@ from helpdesk.channels.email.imap.poller import poll_once
 from helpdesk.config import Settings
 from tests.channels.email.dovecot import Mailbox
 from tests.channels.email.smtp_server import SmtpTestServer
-from tests.channels.test_outbox import run_worker
+from tests.channels.replies import run_worker
 from tests.conftest import Client, Factory
 
 CUSTOMER = "jana.novakova@example.cz"

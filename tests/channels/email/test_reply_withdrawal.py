@@ -18,16 +18,9 @@ from helpdesk.channels import outbox
 from helpdesk.channels.email.accounts import get_account
 from helpdesk.channels.email.receive import receive
 from helpdesk.config import Settings
-from tests.channels.email.builders import dsn
-from tests.channels.email.smtp_server import SmtpTestServer
-from tests.channels.email.test_smtp_outbound import (
-    CUSTOMER,
-    add_account,
-    customer_mail,
-    only,
-    receive_mail,
-)
-from tests.channels.test_outbox import run_worker
+from tests.channels.email.builders import CUSTOMER, add_account, customer_mail, dsn, receive_mail
+from tests.channels.email.smtp_server import SmtpTestServer, only
+from tests.channels.replies import run_worker
 from tests.conftest import AgentHandle, Client, Factory
 
 

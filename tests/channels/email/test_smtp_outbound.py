@@ -14,8 +14,7 @@ import os
 import re
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,67 +27,29 @@ from arq.connections import create_pool as create_arq_pool
 from helpdesk.app import redis_settings
 from helpdesk.channels import outbox
 from helpdesk.channels.base import Sender
-from helpdesk.channels.email.ingest import ingest_email
-from helpdesk.channels.email.parse import parse_email
 from helpdesk.channels.jobs import relay_outbox
 from helpdesk.channels.outbox import senders
-from helpdesk.config import Settings, SlaSettings
+from helpdesk.config import Settings
 from helpdesk.db.pool import create_pool
 from helpdesk.tickets.service import store_attachment
-from tests.channels.email.smtp_server import Received, SmtpTestServer
-from tests.channels.test_outbox import message_view, run_worker
-from tests.conftest import Client, Factory, Servers
 
-ACCOUNT = "support"
-SHOP = "podpora@shop.example"
-CUSTOMER = "jana@example.cz"
+# tests/console imports CUSTOMER, add_account, customer_mail and receive_mail from here.
+from tests.channels.email.builders import (
+    ACCOUNT,
+    CUSTOMER,
+    SUPPORT,
+    add_account,
+    customer_mail,
+    receive_mail,
+)
+from tests.channels.email.smtp_server import SmtpTestServer, only
+from tests.channels.replies import message_view, run_worker
+from tests.conftest import Client, Factory, Servers
+from tests.faults import start_worker, wait_until
+
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 3
 OUR_MESSAGE_ID = re.compile(r"helpdesk\.(\d+)\.(\d+)\.[0-9a-f]{8}@shop\.example")
-
-
-def customer_mail(
-    *,
-    message_id: str = "<m1@customer.example>",
-    subject: str = "Reklamace hrnku",
-    body: str = "Hrnek dorazil rozbity.",
-    in_reply_to: str | None = None,
-) -> bytes:
-    headers = [
-        f"From: Jana <{CUSTOMER}>",
-        f"To: {SHOP}",
-        f"Subject: {subject}",
-        "Date: Mon, 23 Nov 2026 09:00:00 +0100",
-        f"Message-ID: {message_id}",
-    ]
-    if in_reply_to:
-        headers += [f"In-Reply-To: {in_reply_to}", f"References: {in_reply_to}"]
-    return ("\r\n".join(headers) + "\r\n\r\n" + body + "\r\n").encode()
-
-
-async def receive_mail(db: asyncpg.Connection, raw: bytes) -> tuple[int, int]:
-    """Store a customer's mail as the email channel does; returns (ticket id, message id)."""
-    result = await ingest_email(db, parse_email(raw), raw, account=ACCOUNT, sla=SlaSettings())
-    return result.ticket_id, result.message_id
-
-
-async def add_account(
-    db: asyncpg.Connection, server: SmtpTestServer, name: str = ACCOUNT, **columns: Any
-) -> None:
-    values: dict[str, Any] = {
-        "name": name,
-        "address": SHOP if name == ACCOUNT else f"{name}@shop.example",
-        "display_name": "Podpora Shop",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": server.port,
-        "smtp_security": "none",
-        **columns,
-    }
-    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await db.execute(
-        f"INSERT INTO email_accounts ({', '.join(values)}) VALUES ({placeholders})",
-        *values.values(),
-    )
 
 
 async def queue_reply(
@@ -117,14 +78,6 @@ async def queue_reply(
     return message_id, outbox_id
 
 
-async def wait_for(condition: Callable[[], Any], what: str, seconds: float = 120) -> None:
-    """Poll an async condition until true (bounded; never a timing assertion)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def pool(db: asyncpg.Connection, database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, 1, 10)
@@ -151,11 +104,6 @@ async def rows(db: asyncpg.Connection, message_id: int) -> tuple[asyncpg.Record,
     return message, row
 
 
-def only(received: list[Received]) -> Received:
-    assert len(received) == 1, received
-    return received[0]
-
-
 async def test_reply_is_mailed_threaded_under_the_customers_mail_with_its_attachments(
     db: asyncpg.Connection,
     pool: asyncpg.Pool,
@@ -180,20 +128,20 @@ async def test_reply_is_mailed_threaded_under_the_customers_mail_with_its_attach
     assert await deliver(pool, channel_senders, outbox_id) == ("email", "sent")
 
     mail = only(smtp.received)
-    assert mail.mail_from == SHOP
+    assert mail.mail_from == SUPPORT
     assert mail.rcpt_tos == [CUSTOMER]
     message, row = await rows(db, message_id)
     ours = OUR_MESSAGE_ID.fullmatch(message["external_id"])
     assert ours is not None and ours.groups() == (str(number), str(outbox_id))
     parsed = mail.message
-    assert parsed["From"] == f"Podpora Shop <{SHOP}>"
+    assert parsed["From"] == f"Podpora Shop <{SUPPORT}>"
     assert parsed["To"] == f"Jana <{CUSTOMER}>"
     assert parsed["Reply-To"] == "odpovedi@shop.example"
     assert parsed["Subject"] == f"Re: Reklamace hrnku [#{number}]"
     assert parsed["Message-ID"] == f"<{message['external_id']}>"
     assert parsed["In-Reply-To"] == "<m1@customer.example>"
     assert parsed["References"] == "<m1@customer.example>"
-    assert parsed["X-Loop"] == SHOP
+    assert parsed["X-Loop"] == SUPPORT
     assert parsed["Auto-Submitted"] is None
     assert parsed["Date"].datetime == message["created_at"].replace(microsecond=0)
     assert parsed.get_content_type() == "multipart/mixed"
@@ -313,8 +261,8 @@ async def test_automatic_acknowledgement_has_an_empty_envelope_sender_and_says_a
     assert mail.mail_from == "<>"  # RFC 3834: nothing answers an empty reverse path
     assert mail.rcpt_tos == [CUSTOMER]
     assert mail.message["Auto-Submitted"] == "auto-replied"
-    assert mail.message["From"] == f"Podpora Shop <{SHOP}>"
-    assert mail.message["X-Loop"] == SHOP
+    assert mail.message["From"] == f"Podpora Shop <{SUPPORT}>"
+    assert mail.message["X-Loop"] == SUPPORT
 
 
 async def test_customer_without_an_email_address_fails_with_that_reason(
@@ -536,7 +484,7 @@ async def test_acceptance_is_recorded_without_waiting_for_a_slow_goodbye(
     assert (row["status"], message["delivery_status"]) == ("sent", "sent")
     assert len(smtp.received) == 1
     smtp.release("QUIT")
-    await wait_for(lambda: _no_sessions(smtp), "the client to hang up")
+    await wait_until(lambda: _no_sessions(smtp), "the client to hang up", seconds=120)
 
 
 async def _no_sessions(smtp: SmtpTestServer) -> bool:
@@ -649,29 +597,15 @@ async def test_agent_reply_over_the_api_is_mailed_by_the_worker(
 # --- F1: a real `helpdesk worker` process killed in the middle of a delivery ---------------
 
 
-def start_worker(database_url: str, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
-    env.update(
-        HELPDESK_DATABASE_URL=database_url,
-        HELPDESK_REDIS_URL=redis_url,
-        HELPDESK_DEMO="0",
-        HELPDESK_WORKER__METRICS_PORT="0",
-        HELPDESK_WORKER__OUTBOX_LEASE_SECONDS="3",
-        HELPDESK_EMAIL__SMTP_TIMEOUT_SECONDS="600",
-    )
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "helpdesk", "worker"], env=env, stdout=out, stderr=out
-        )
-
-
 async def kill_worker_when_stalled(
     process: subprocess.Popen[bytes], smtp: SmtpTestServer, command: Any, log: Path
 ) -> None:
     """SIGKILL the worker once its delivery is held at `command` by the server."""
     try:
-        await wait_for(
-            lambda: _stalled_or_dead(process, smtp, command), f"the worker to reach {command}"
+        await wait_until(
+            lambda: _stalled_or_dead(process, smtp, command),
+            f"the worker to reach {command}",
+            seconds=120,
         )
         if process.poll() is not None:
             output = await asyncio.to_thread(log.read_text)
@@ -694,7 +628,7 @@ async def expire_after_lease(db: asyncpg.Connection, outbox_id: int) -> asyncpg.
         await outbox.expire_abandoned_leases(db, MAX_ATTEMPTS)
         return await db.fetchval("SELECT status <> 'sending' FROM outbox WHERE id = $1", outbox_id)
 
-    await wait_for(expired, "the lease to expire")
+    await wait_until(expired, "the lease to expire", seconds=120)
     row: asyncpg.Record = await db.fetchrow("SELECT * FROM outbox WHERE id = $1", outbox_id)
     return row
 

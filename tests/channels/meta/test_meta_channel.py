@@ -4,52 +4,28 @@ fake Graph API on loopback (docs/reliability.md rows W2, F5, F6, F7).
 Webhooks are POSTed signed as Meta signs them (`X-Hub-Signature-256` over the raw bytes),
 processed by one burst of the real arq worker; agent replies go out through the outbox to
 the fake Graph API, which records what Meta would have received.
+
+What every chat channel shares (signatures, redeliveries, edits, replies and how they
+fail) is tested once per provider in tests/channels/test_chat_contract.py; this module
+keeps what is Meta's own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import msgspec
 
 from helpdesk.config import Settings
 from tests.channels.meta import payloads
-from tests.channels.meta.conftest import APP_SECRET, TOKEN, VERIFY_TOKEN
+from tests.channels.meta.conftest import ACCOUNT, TOKEN, VERIFY_TOKEN, deliver, webhook
 from tests.channels.meta.fake_graph_api import FakeGraphApi
-from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
-from tests.channels.test_shared_ingest import (
-    EVERY_CLOCK_POLICY,
-    next_response_cycles,
-    sla_event_types,
-    solve_through_api,
-)
-from tests.conftest import Client, Factory
-from workers.settings import build_worker
-
-ACCOUNT = "shop"
-
-
-def webhook(kind: str) -> str:
-    return f"/channels/{kind}/{ACCOUNT}/webhook"
-
-
-async def deliver(
-    client: Client, kind: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
-) -> httpx.Response:
-    raw = body if isinstance(body, bytes) else payloads.encode(body)
-    sent = payloads.signed_headers(APP_SECRET, raw) if headers is None else headers
-    return await client.post(webhook(kind), content=raw, headers=sent)
-
-
-async def nothing_stored(db: asyncpg.Connection) -> None:
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
-    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+from tests.channels.replies import file_attachment, message_view, outbox_row, reply, run_worker
+from tests.channels.stored import nothing_stored
+from tests.conftest import Client, Factory, solve_through_api
+from tests.sla.history import EVERY_CLOCK_POLICY, next_response_cycles, sla_event_types
 
 
 async def ticket_from(
@@ -62,7 +38,7 @@ async def ticket_from(
     return ticket_id
 
 
-# --- W2: handshake and signatures -----------------------------------------------------------
+# --- W2: the handshake (signatures: tests/channels/test_chat_contract.py) -------------------
 
 
 async def test_handshake_echoes_the_challenge_only_for_our_verify_token(
@@ -88,90 +64,7 @@ async def test_handshake_echoes_the_challenge_only_for_our_verify_token(
     await nothing_stored(db)
 
 
-async def test_signature_over_reserialised_json_or_another_secret_is_rejected(
-    client: Client, db: asyncpg.Connection, meta_accounts: str
-) -> None:
-    body = payloads.encode(payloads.messenger_text("m_1", "Dobrý den"))
-    reserialised = json.dumps(json.loads(body)).encode()  # \u-escaped: other bytes, same JSON
-    assert reserialised != body
-    cases = [
-        (reserialised, payloads.signed_headers(APP_SECRET, body)),
-        (body, payloads.signed_headers("another-app-secret", body)),
-        (body, {"Content-Type": "application/json"}),
-        (body, {"X-Hub-Signature-256": "sha1=" + "0" * 40}),
-        (
-            body,
-            {
-                "X-Hub-Signature-256": payloads.signed_headers(APP_SECRET, body)[
-                    "X-Hub-Signature-256"
-                ][:-2]
-            },
-        ),
-    ]
-    for raw, headers in cases:
-        response = await deliver(client, "messenger", raw, headers)
-        assert response.status_code == 401, headers
-        assert response.headers["content-type"].startswith("application/problem+json")
-    await nothing_stored(db)
-
-
-async def test_a_kind_without_an_account_is_never_open(
-    client: Client, db: asyncpg.Connection
-) -> None:
-    body = payloads.encode(payloads.whatsapp_text("wamid.X", "hi"))
-    response = await deliver(client, "whatsapp", body)
-    assert response.status_code == 401
-    await nothing_stored(db)
-
-
 # --- Messenger ----------------------------------------------------------------------------
-
-
-async def test_messenger_message_opens_a_ticket_and_the_reply_goes_to_the_send_api(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    graph_api: FakeGraphApi,
-    meta_accounts: str,
-) -> None:
-    ticket_id = await ticket_from(
-        client,
-        db,
-        settings,
-        "messenger",
-        payloads.messenger_text("m_AAA1", "Kde je moje objednávka?"),
-    )
-    message = await db.fetchrow("SELECT * FROM messages WHERE ticket_id = $1", ticket_id)
-    assert (message["channel"], message["external_id"]) == ("messenger", "m_AAA1")
-    assert message["body_text"] == "Kde je moje objednávka?"
-    identity = await db.fetchrow("SELECT * FROM customer_identities")
-    assert (identity["channel"], identity["external_id"]) == ("messenger", payloads.PSID)
-    ticket = await db.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
-    assert ticket["subject"] == "Kde je moje objednávka?"
-
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id, "Dobrý den, zásilka dorazí zítra.")
-    await run_worker(settings)
-
-    (call,) = graph_api.calls_to("me/messages")
-    assert call.authorization == f"Bearer {TOKEN}"
-    assert call.body == {
-        "recipient": {"id": payloads.PSID},
-        "messaging_type": "RESPONSE",
-        "message": {"text": "Dobrý den, zásilka dorazí zítra."},
-    }
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "sent"
-    stored = await db.fetchrow("SELECT * FROM messages WHERE id = $1", sent["id"])
-    assert stored["external_id"] == "m_out1"
-
-    # Our own message comes back as an echo: not a customer message.
-    assert (
-        await deliver(client, "messenger", payloads.messenger_echo("m_out1", "x"))
-    ).status_code == 200
-    await run_worker(settings)
-    assert await db.fetchval("SELECT count(*) FROM messages WHERE direction = 'inbound'") == 1
 
 
 async def test_messenger_read_before_delivered_ends_read(
@@ -217,48 +110,6 @@ async def test_messenger_image_is_fetched_from_the_cdn_byte_exact(
     assert (row["filename"], row["content_type"]) == ("431547_photo.jpg", "image/jpeg")
     assert bytes(row["content"]) == picture
     assert graph_api.downloads == [(path, None)]  # no token goes to the CDN
-
-
-async def test_messenger_edit_before_its_original_keeps_the_newer_text(
-    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
-) -> None:
-    edit = await deliver(client, "messenger", payloads.messenger_edit("m_E1", "Opraveno: 3 kusy"))
-    assert edit.status_code == 200
-    await run_worker(settings)
-    original = await deliver(client, "messenger", payloads.messenger_text("m_E1", "2 kusy"))
-    assert original.status_code == 200
-    await run_worker(settings)
-
-    (row,) = await db.fetch("SELECT body_text, edited_at FROM messages")
-    assert row["body_text"] == "Opraveno: 3 kusy"
-    assert row["edited_at"] is not None
-
-
-async def test_person_not_available_fails_the_reply_and_marks_them_unreachable(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    graph_api: FakeGraphApi,
-    meta_accounts: str,
-) -> None:
-    ticket_id = await ticket_from(
-        client, db, settings, "messenger", payloads.messenger_text("m_AAA1", "Dobrý den")
-    )
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    graph_api.fail(
-        "me/messages", 400, 551, "This person isn't available right now.", subcode=1545041
-    )
-    await run_worker(settings)
-
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "failed"
-    assert "isn't available right now" in view["delivery_error"]
-    reason = await db.fetchval("SELECT unreachable_reason FROM customer_identities")
-    assert reason is not None and "551" in reason
-    await run_worker(settings)
-    assert len(graph_api.calls_to("me/messages")) == 1
 
 
 async def test_rate_limit_and_outage_are_retried_token_errors_are_not(
@@ -341,13 +192,7 @@ async def test_a_file_goes_up_with_the_send_api_as_filedata(
         f"/tickets/{ticket_id}/replies",
         json={
             "text": "Faktura v příloze.",
-            "attachments": [
-                {
-                    "filename": "faktura.pdf",
-                    "content_type": "application/pdf",
-                    "content": base64.b64encode(pdf).decode(),
-                }
-            ],
+            "attachments": [file_attachment("faktura.pdf", "application/pdf", pdf)],
         },
         headers=agent.headers,
     )
@@ -440,42 +285,13 @@ async def test_human_agent_tag_extends_messenger_replies_to_seven_days(
     assert (call.body["messaging_type"], call.body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
 
 
-# --- Instagram ------------------------------------------------------------------------------
-
-
-async def test_instagram_message_and_reply(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    graph_api: FakeGraphApi,
-    meta_accounts: str,
-) -> None:
-    ticket_id = await ticket_from(
-        client, db, settings, "instagram", payloads.instagram_text("aWdfZA1", "Máte velikost M?")
-    )
-    identity = await db.fetchrow("SELECT channel, external_id FROM customer_identities")
-    assert tuple(identity) == ("instagram", payloads.IGSID)
-    agent = await factory.agent("agent")
-    await reply(client, agent, ticket_id, "Ano, máme.")
-    await run_worker(settings)
-
-    (call,) = graph_api.calls_to("me/messages")
-    assert call.body["recipient"] == {"id": payloads.IGSID}
-    assert call.body["message"] == {"text": "Ano, máme."}
-
-
 # --- WhatsApp -------------------------------------------------------------------------------
 
 
-async def test_whatsapp_message_links_the_phone_and_the_reply_quotes_it(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    graph_api: FakeGraphApi,
-    meta_accounts: str,
+async def test_whatsapp_message_links_the_phone_to_the_customer_who_has_it(
+    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
 ) -> None:
+    """The reply quoting it: tests/channels/test_chat_contract.py."""
     known = await db.fetchval(
         "INSERT INTO customers (name, phone) VALUES ('Jana N.', '+420601234567') RETURNING id"
     )
@@ -483,24 +299,6 @@ async def test_whatsapp_message_links_the_phone_and_the_reply_quotes_it(
         client, db, settings, "whatsapp", payloads.whatsapp_text("wamid.IN1", "Reklamace bot")
     )
     assert await db.fetchval("SELECT customer_id FROM tickets WHERE id = $1", ticket_id) == known
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id, "Pošlete prosím fotku.")
-    await run_worker(settings)
-
-    (call,) = graph_api.calls_to(f"{payloads.PHONE_NUMBER_ID}/messages")
-    assert call.authorization == f"Bearer {TOKEN}"
-    assert call.body == {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": payloads.CUSTOMER_WA_ID,
-        "type": "text",
-        "text": {"body": "Pošlete prosím fotku.", "preview_url": False},
-        "context": {"message_id": "wamid.IN1"},
-    }
-    assert (
-        await db.fetchval("SELECT external_id FROM messages WHERE id = $1", sent["id"])
-        == "wamid.OUT1"
-    )
 
 
 async def test_whatsapp_statuses_out_of_order_move_only_forward_and_failed_tells_why(
@@ -537,21 +335,6 @@ async def test_whatsapp_statuses_out_of_order_move_only_forward_and_failed_tells
     view = await message_view(client, agent, ticket_id, second["id"])
     assert view["delivery_status"] == "failed"
     assert "131047" in view["delivery_error"] and "template" in view["delivery_error"]
-
-
-async def test_the_same_wamid_delivered_concurrently_is_stored_once(
-    client: Client, db: asyncpg.Connection, settings: Settings, meta_accounts: str
-) -> None:
-    same = payloads.whatsapp_text("wamid.DUP", "Dobrý den")
-    # The same message in three deliveries with different bytes (Meta batches differ).
-    bodies = [same, {**same, "entry": same["entry"] + [{"id": "x", "changes": []}]}, same]
-    responses = await asyncio.gather(*(deliver(client, "whatsapp", b) for b in bodies))
-    assert [r.status_code for r in responses] == [200, 200, 200]
-    await run_worker(settings)
-
-    assert await db.fetchval("SELECT count(*) FROM messages WHERE external_id = 'wamid.DUP'") == 1
-    assert await db.fetchval("SELECT count(*) FROM tickets") == 1
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 2  # identical bytes once
 
 
 async def test_whatsapp_image_is_fetched_by_media_id_with_the_token(
@@ -596,13 +379,7 @@ async def test_whatsapp_file_reply_is_uploaded_then_sent_by_media_id(
         f"/tickets/{ticket_id}/replies",
         json={
             "text": "Faktura v příloze.",
-            "attachments": [
-                {
-                    "filename": "faktura.pdf",
-                    "content_type": "application/pdf",
-                    "content": base64.b64encode(pdf).decode(),
-                }
-            ],
+            "attachments": [file_attachment("faktura.pdf", "application/pdf", pdf)],
         },
         headers=agent.headers,
     )
@@ -721,23 +498,10 @@ async def test_a_body_that_is_no_delivery_is_failed_visibly(
     """Before: a signed body that decoded to nothing was marked processed, no error."""
     response = await deliver(client, "messenger", b'{"object": "page", "entry": 5}')
     assert response.status_code == 200
-    worker = build_worker(settings, handle_signals=False, burst=True)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
-    assert worker.jobs_failed == 1
+    await run_worker(settings, failed=1)
     row = await db.fetchrow("SELECT status, attempts, last_error FROM inbound_events")
     assert (row["status"], row["attempts"]) == ("pending", 1)  # the sweep tries again
     assert row["last_error"].startswith("MalformedDelivery: not a Meta webhook delivery")
-
-
-def attachment(filename: str, content_type: str, content: bytes) -> dict[str, str]:
-    return {
-        "filename": filename,
-        "content_type": content_type,
-        "content": base64.b64encode(content).decode(),
-    }
 
 
 async def test_instagram_files_go_out_as_the_type_instagram_takes(
@@ -755,10 +519,10 @@ async def test_instagram_files_go_out_as_the_type_instagram_takes(
     )
     agent = await factory.agent("agent")
     files = [
-        attachment("foto.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
-        attachment("hlas.m4a", "audio/x-m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(32)),
-        attachment("video.mov", "application/octet-stream", b"\x00\x00\x00\x14ftypqt  "),
-        attachment("navod.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n"),
+        file_attachment("foto.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+        file_attachment("hlas.m4a", "audio/x-m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(32)),
+        file_attachment("video.mov", "application/octet-stream", b"\x00\x00\x00\x14ftypqt  "),
+        file_attachment("navod.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n"),
     ]
     response = await client.post(
         f"/tickets/{ticket_id}/replies",
@@ -798,7 +562,7 @@ async def test_instagram_refuses_a_file_it_cannot_take_visibly_and_sends_nothing
         f"/tickets/{ticket_id}/replies",
         json={
             "text": "Smlouva v příloze.",
-            "attachments": [attachment("smlouva.docx", docx, b"PK\x03\x04" + bytes(32))],
+            "attachments": [file_attachment("smlouva.docx", docx, b"PK\x03\x04" + bytes(32))],
         },
         headers=agent.headers,
     )

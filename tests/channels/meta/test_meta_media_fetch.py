@@ -8,9 +8,9 @@ import asyncpg
 from helpdesk.channels.jobs import retry_attachment_fetches
 from helpdesk.config import Settings
 from tests.channels.meta import payloads
+from tests.channels.meta.conftest import deliver
 from tests.channels.meta.fake_graph_api import FakeGraphApi
-from tests.channels.meta.test_meta_channel import deliver
-from tests.channels.test_outbox import run_worker
+from tests.channels.replies import run_worker
 from tests.conftest import Client, job_context
 
 

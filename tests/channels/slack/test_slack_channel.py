@@ -3,62 +3,30 @@
 Events are POSTed to the webhook signed as Slack signs them, processed by one burst of
 the real arq worker, and agent replies go out through the outbox to the fake Web API,
 which records what Slack would have received (docs/reliability.md rows W1, F5, F6, B9).
+
+What every chat channel shares (signatures, redeliveries, edits, replies and how they
+fail) is tested once per provider in tests/channels/test_chat_contract.py; this module
+keeps what is Slack's own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import logging
-import time
-from datetime import timedelta
-from typing import Any
-
 import asyncpg
-import httpx
-import pytest
 
-from helpdesk.channels.jobs import retry_attachment_fetches
 from helpdesk.config import Settings
+from tests.channels.replies import file_attachment, message_view, outbox_row, reply, run_worker
 from tests.channels.slack import payloads
-from tests.channels.slack.conftest import ACCOUNT, SIGNING_SECRET, TOKEN, add_account
+from tests.channels.slack.conftest import (
+    ACCOUNT,
+    ROOT_TS,
+    TOKEN,
+    WEBHOOK,
+    customer_ticket,
+    deliver,
+)
 from tests.channels.slack.fake_slack_api import FakeSlackApi
-from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
-from tests.conftest import Client, Factory, job_context
-
-WEBHOOK = f"/channels/slack/{ACCOUNT}/webhook"
-ROOT_TS = "1355517523.000005"
-
-
-async def deliver(
-    client: Client,
-    body: dict[str, Any] | bytes,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, str] | None = None,
-) -> httpx.Response:
-    raw = body if isinstance(body, bytes) else payloads.encode(body)
-    sent = payloads.signed_headers(SIGNING_SECRET, raw) if headers is None else headers
-    return await client.post(WEBHOOK, content=raw, headers={**sent, **(extra or {})})
-
-
-async def inbound(db: asyncpg.Connection) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await db.fetch(
-        "SELECT * FROM messages WHERE direction = 'inbound' AND channel = 'slack' ORDER BY id"
-    )
-    return rows
-
-
-async def nothing_stored(db: asyncpg.Connection) -> None:
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
-    assert await db.fetchval("SELECT count(*) FROM messages") == 0
-
-
-async def customer_ticket(client: Client, db: asyncpg.Connection, settings: Settings) -> int:
-    response = await deliver(client, payloads.message("Ev0001", ROOT_TS, "Kde je zásilka?"))
-    assert response.status_code == 200, response.text
-    await run_worker(settings)
-    ticket_id: int = await db.fetchval("SELECT id FROM tickets")
-    return ticket_id
+from tests.channels.stored import inbound_messages, nothing_stored, retry_due_downloads
+from tests.conftest import Client, Factory
 
 
 async def test_message_in_a_support_channel_opens_a_ticket_for_the_slack_user(
@@ -73,7 +41,7 @@ async def test_message_in_a_support_channel_opens_a_ticket_for_the_slack_user(
     ticket = await db.fetchrow("SELECT * FROM tickets")
     assert (ticket["channel"], ticket["channel_account"]) == ("slack", ACCOUNT)
     assert ticket["subject"] == "Kde je zásilka?"
-    (message,) = await inbound(db)
+    (message,) = await inbound_messages(db, "slack")
     assert message["external_id"] == f"{payloads.SUPPORT_CHANNEL}:{ROOT_TS}"
     assert message["body_text"] == "Kde je zásilka?"
     identity = await db.fetchrow("SELECT * FROM customer_identities")
@@ -81,59 +49,6 @@ async def test_message_in_a_support_channel_opens_a_ticket_for_the_slack_user(
     assert identity["display_name"] == "jana"
     conversation = await db.fetchval("SELECT external_id FROM conversations")
     assert conversation == f"{payloads.SUPPORT_CHANNEL}:{ROOT_TS}"
-
-
-def _forgeries(body: bytes) -> list[tuple[str, bytes, dict[str, str]]]:
-    # Wall-clock skews are a minute beyond the 5-minute window: the server reads its clock
-    # later than this does (the exact boundary is tested with a fixed clock in test_signatures).
-    now = int(time.time())
-    good = payloads.signed_headers(SIGNING_SECRET, body, now)
-    signature = good["x-slack-signature"]
-    changed = body.replace(b"Live", b"Livf")
-    return [
-        ("one byte of the body changed", changed, good),
-        ("ts 6 min old", body, payloads.signed_headers(SIGNING_SECRET, body, now - 360)),
-        ("ts 6 min ahead", body, payloads.signed_headers(SIGNING_SECRET, body, now + 360)),
-        ("non-numeric ts", body, {**good, "x-slack-request-timestamp": f"{now}.0"}),
-        ("no signature", body, {k: v for k, v in good.items() if k != "x-slack-signature"}),
-        ("no timestamp", body, {k: v for k, v in good.items() if "timestamp" not in k}),
-        ("v1=", body, {**good, "x-slack-signature": "v1=" + signature[3:]}),
-        ("short hex", body, {**good, "x-slack-signature": signature[:-2]}),
-        ("wrong secret", body, payloads.signed_headers("not-our-secret", body, now)),
-    ]
-
-
-async def test_forged_stale_or_missing_signatures_are_401_and_leave_no_trace(
-    client: Client,
-    db: asyncpg.Connection,
-    slack_account: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    body = payloads.encode(payloads.message("Ev0001", ROOT_TS))
-    signatures: list[str] = []
-    for name, sent, headers in _forgeries(body):
-        response = await client.post(WEBHOOK, content=sent, headers=headers)
-        assert response.status_code == 401, name
-        assert response.headers["content-type"].startswith("application/problem+json"), name
-        assert SIGNING_SECRET not in response.text
-        signatures.append(headers.get("x-slack-signature", "")[3:])
-    await nothing_stored(db)
-    # The message and every extra field a structured formatter would print.
-    logged = caplog.text + "".join(repr(vars(record)) for record in caplog.records)
-    assert "helpdesk.access" in logged  # the requests were logged, just not their secrets
-    assert SIGNING_SECRET not in logged
-    for signature in filter(None, signatures):
-        assert signature not in logged
-
-
-async def test_account_without_signing_secret_is_never_open(
-    client: Client, db: asyncpg.Connection, slack_api: FakeSlackApi
-) -> None:
-    await add_account(db, slack_api.base_url, secrets={"bot_token": TOKEN})
-    body = payloads.encode(payloads.message())
-    assert (await deliver(client, body, payloads.signed_headers("", body))).status_code == 401
-    await nothing_stored(db)
 
 
 async def test_url_verification_is_answered_with_its_challenge_and_must_be_signed(
@@ -153,30 +68,6 @@ async def test_url_verification_is_answered_with_its_challenge_and_must_be_signe
     await nothing_stored(db)
 
 
-async def test_same_event_four_times_with_retries_overlapping_is_one_message(
-    client: Client, db: asyncpg.Connection, settings: Settings, slack_account: str
-) -> None:
-    body = payloads.encode(payloads.message("Ev0001", ROOT_TS, "Dobrý den"))
-
-    def retry(number: int, reason: str = "http_timeout") -> dict[str, str]:
-        return {"X-Slack-Retry-Num": str(number), "X-Slack-Retry-Reason": reason}
-
-    # The first delivery and an http_timeout retry overlapping it, then one more retry.
-    first = await asyncio.gather(
-        deliver(client, body),
-        deliver(client, body, extra=retry(1)),
-        deliver(client, body, extra=retry(2)),
-    )
-    await run_worker(settings)
-    late = await deliver(client, body, extra=retry(3, "http_error"))  # after processing
-    await run_worker(settings)
-
-    assert [r.status_code for r in [*first, late]] == [200, 200, 200, 200]
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 1
-    assert len(await inbound(db)) == 1
-    assert await db.fetchval("SELECT count(*) FROM tickets") == 1
-
-
 async def test_a_thread_is_one_ticket_and_a_new_top_level_message_another(
     client: Client, db: asyncpg.Connection, settings: Settings, slack_account: str
 ) -> None:
@@ -188,7 +79,7 @@ async def test_a_thread_is_one_ticket_and_a_new_top_level_message_another(
     await deliver(client, payloads.message("Ev0003", "1355518000.000200", "Jiný dotaz"))
     await run_worker(settings)
 
-    messages = await inbound(db)
+    messages = await inbound_messages(db, "slack")
     assert [m["body_text"] for m in messages] == [
         "Objednávka 1234 nedorazila",
         "Pořád nic",
@@ -211,52 +102,8 @@ async def test_direct_message_to_the_app_opens_a_ticket(
     )
     assert (await deliver(client, body)).status_code == 200
     await run_worker(settings)
-    (message,) = await inbound(db)
+    (message,) = await inbound_messages(db, "slack")
     assert message["external_id"] == f"{payloads.DM_CHANNEL}:{ROOT_TS}"
-
-
-async def test_bots_our_own_messages_other_channels_and_other_events_are_200_and_ignored(
-    client: Client, db: asyncpg.Connection, settings: Settings, slack_account: str
-) -> None:
-    bodies = [
-        payloads.bot_message("Ev0001", "1355517523.000006"),
-        payloads.message("Ev0002", "1355517523.000007", "Odpověď", user=payloads.BOT_USER_ID),
-        payloads.message("Ev0003", "1355517523.000008", channel=payloads.OTHER_CHANNEL),
-        payloads.app_mention("Ev0004", "1355517523.000009"),
-        payloads.reaction_added("Ev0005"),
-        payloads.message("Ev0006", "1355517523.000010", subtype="channel_join"),
-    ]
-    for body in bodies:
-        assert (await deliver(client, body)).status_code == 200
-    await run_worker(settings)
-    statuses = await db.fetch("SELECT dedupe_key, status FROM inbound_events ORDER BY id")
-    assert [(s["dedupe_key"], s["status"]) for s in statuses] == [
-        (f"Ev000{n}", "processed") for n in range(1, 7)
-    ]
-    assert await db.fetchval("SELECT count(*) FROM messages") == 0
-    assert await db.fetchval("SELECT count(*) FROM tickets") == 0
-
-
-async def test_message_changed_edits_the_text_also_when_it_arrives_first(
-    client: Client, db: asyncpg.Connection, settings: Settings, slack_account: str
-) -> None:
-    other = "1355517600.000100"
-    # The edit of `other` arrives before `other` itself.
-    await deliver(client, payloads.edited("Ev0003", other, "Druhá (opraveno)", "1358878755.1"))
-    await run_worker(settings)
-    await deliver(client, payloads.message("Ev0002", other, "Druhá"))
-    await deliver(client, payloads.message("Ev0001", ROOT_TS, "První"))
-    await run_worker(settings)
-    await deliver(client, payloads.edited("Ev0004", ROOT_TS, "První (opraveno)", "1358878799.1"))
-    await run_worker(settings)
-
-    messages = {m["external_id"]: m for m in await inbound(db)}
-    first = messages[f"{payloads.SUPPORT_CHANNEL}:{ROOT_TS}"]
-    second = messages[f"{payloads.SUPPORT_CHANNEL}:{other}"]
-    assert (first["body_text"], second["body_text"]) == ("První (opraveno)", "Druhá (opraveno)")
-    assert first["edited_at"] is not None and second["edited_at"] is not None
-    edits = await db.fetchval("SELECT count(*) FROM ticket_events WHERE action = 'message_edited'")
-    assert edits == 1  # the early edit was stored as the message itself
 
 
 async def test_file_share_is_downloaded_with_the_bot_token_byte_exact(
@@ -285,31 +132,6 @@ async def test_file_share_is_downloaded_with_the_bot_token_byte_exact(
     assert bytes(row["content"]) == gif
 
 
-async def test_agent_reply_goes_to_the_thread_with_chat_postmessage(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    slack_api: FakeSlackApi,
-    slack_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id, "Zásilka dorazí zítra <14:00 & později>.")
-    await run_worker(settings)
-
-    (call,) = slack_api.calls_of("chat.postMessage")
-    assert call.authorization == f"Bearer {TOKEN}"
-    assert call.content_type == "application/json"
-    assert call.params["channel"] == payloads.SUPPORT_CHANNEL
-    assert call.params["thread_ts"] == ROOT_TS
-    assert call.params["text"] == "Zásilka dorazí zítra &lt;14:00 &amp; později&gt;."
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "sent" and view["delivery_error"] is None
-    external = await db.fetchval("SELECT external_id FROM messages WHERE id = $1", sent["id"])
-    assert external == f"{payloads.SUPPORT_CHANNEL}:1700000000.000100"
-
-
 async def test_reply_with_a_file_uploads_it_into_the_thread_after_the_text(
     client: Client,
     db: asyncpg.Connection,
@@ -321,11 +143,7 @@ async def test_reply_with_a_file_uploads_it_into_the_thread_after_the_text(
     ticket_id = await customer_ticket(client, db, settings)
     agent = await factory.agent("agent")
     content = b"%PDF-1.4 invoice\n" + bytes(range(256))
-    attachment = {
-        "filename": "faktura.pdf",
-        "content_type": "application/pdf",
-        "content": base64.b64encode(content).decode(),
-    }
+    attachment = file_attachment("faktura.pdf", "application/pdf", content)
     response = await client.post(
         f"/tickets/{ticket_id}/replies",
         json={"text": "Posílám fakturu.", "attachments": [attachment]},
@@ -346,91 +164,6 @@ async def test_reply_with_a_file_uploads_it_into_the_thread_after_the_text(
     assert upload.completed["thread_ts"] == ROOT_TS
     row = await outbox_row(db, response.json()["id"])
     assert row["status"] == "sent"
-
-
-async def test_ratelimited_is_retried_no_sooner_than_retry_after(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    slack_api: FakeSlackApi,
-    slack_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    slack_api.fail("chat.postMessage", 429, "ratelimited", retry_after=30)
-    await run_worker(settings)
-
-    row = await outbox_row(db, sent["id"])
-    assert row["status"] == "retrying"
-    assert row["last_error"] == "Slack rate limit (ratelimited); retry after 30 s"
-    assert row["next_attempt_at"] - row["updated_at"] == timedelta(seconds=30)
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "retrying" and "ratelimited" in view["delivery_error"]
-
-    await run_worker(settings)  # the relay runs, but the delivery is not due yet
-    assert len(slack_api.calls_of("chat.postMessage")) == 1
-
-    await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = $1", row["id"])
-    await run_worker(settings)  # 30 seconds later (time moved in the database)
-    assert len(slack_api.calls_of("chat.postMessage")) == 2
-    assert (await outbox_row(db, sent["id"]))["status"] == "sent"
-
-
-@pytest.mark.parametrize(
-    ("status", "error", "reason"),
-    [
-        (500, None, "Slack unavailable: HTTP 500"),
-        (503, "service_unavailable", "Slack unavailable: service_unavailable"),
-        (200, "internal_error", "Slack unavailable: internal_error"),
-    ],
-)
-async def test_server_errors_are_retried_with_backoff(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    slack_api: FakeSlackApi,
-    slack_account: str,
-    status: int,
-    error: str | None,
-    reason: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    slack_api.fail("chat.postMessage", status, error)
-    await run_worker(settings)
-
-    row = await outbox_row(db, sent["id"])
-    assert (row["status"], row["last_error"]) == ("retrying", reason)
-    assert row["next_attempt_at"] - row["updated_at"] == timedelta(seconds=10)
-
-
-async def test_channel_not_found_fails_with_slacks_error_shown_on_the_message(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    slack_api: FakeSlackApi,
-    slack_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    slack_api.fail("chat.postMessage", 200, "channel_not_found")
-    await run_worker(settings)
-
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "failed"
-    assert view["delivery_error"] == (
-        "Slack refused the message: channel_not_found "
-        "(the channel does not exist or the app cannot see it)"
-    )
-    assert (await outbox_row(db, sent["id"]))["status"] == "failed"
-    await run_worker(settings)  # failed is final: no second try
-    assert len(slack_api.calls_of("chat.postMessage")) == 1
 
 
 async def test_revoked_token_fails_without_the_token_in_the_reason(
@@ -472,36 +205,6 @@ async def test_slack_unreachable_is_retried(
     row = await outbox_row(db, sent["id"])
     assert row["status"] == "retrying"
     assert row["last_error"].startswith("Slack unreachable: ")
-
-
-async def test_a_file_failing_after_the_text_went_out_fails_without_a_resend(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    slack_api: FakeSlackApi,
-    slack_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    attachment = {"filename": "a.txt", "content_type": "text/plain", "content": "YQ=="}
-    response = await client.post(
-        f"/tickets/{ticket_id}/replies",
-        json={"text": "Posílám soubor.", "attachments": [attachment]},
-        headers=agent.headers,
-    )
-    assert response.status_code == 201, response.text
-    slack_api.fail("files.getUploadURLExternal", 500, None)
-    await run_worker(settings)
-
-    row = await outbox_row(db, response.json()["id"])
-    assert row["status"] == "failed"
-    assert row["last_error"] == (
-        "only partly sent (the text reached Slack, the files did not; not resent to avoid "
-        "duplicates): Slack unavailable: HTTP 500"
-    )
-    await run_worker(settings)
-    assert len(slack_api.calls_of("chat.postMessage")) == 1
 
 
 async def test_a_slack_connect_file_is_looked_up_with_files_info_then_downloaded(
@@ -563,13 +266,9 @@ async def test_a_refused_download_keeps_the_message_and_is_retried_until_it_come
     assert message["body_text"] == "Rozbité balení"
     assert message["attachments"][0]["state"] == "pending"
 
-    await db.execute("UPDATE attachments SET next_fetch_at = now()")
-    async with job_context(settings) as ctx:
-        assert await retry_attachment_fetches(ctx) == 1  # refused once more
+    assert await retry_due_downloads(db, settings) == 1  # refused once more
     assert await db.fetchval("SELECT state FROM attachments") == "pending"
-    await db.execute("UPDATE attachments SET next_fetch_at = now()")
-    async with job_context(settings) as ctx:
-        assert await retry_attachment_fetches(ctx) == 1
+    assert await retry_due_downloads(db, settings) == 1
     row = await db.fetchrow("SELECT * FROM attachments")
     assert (row["state"], row["fetch_attempts"], bytes(row["content"])) == ("stored", 3, gif)
     assert slack_api.downloads == [f"Bearer {TOKEN}"] * 3
@@ -613,7 +312,7 @@ async def test_names_behind_user_ids_are_looked_up_once_and_mrkdwn_reads_as_text
     assert (await deliver(client, second)).status_code == 200
     await run_worker(settings)
 
-    messages = await inbound(db)
+    messages = await inbound_messages(db, "slack")
     assert [m["body_text"] for m in messages] == [
         "@U0HELPBOT what about this?\n\nForwarded message from Petr Svoboda:\n"
         "> Order 1234 arrived broken, @Petr knows more & <fast>",
@@ -637,7 +336,7 @@ async def test_users_info_failing_leaves_the_ids_and_stores_the_message(
     body = payloads.message("Ev0105", ROOT_TS, "Ahoj <@U0PETR001>", profile=False)
     assert (await deliver(client, body)).status_code == 200
     await run_worker(settings)
-    (message,) = await inbound(db)
+    (message,) = await inbound_messages(db, "slack")
     assert message["body_text"] == "Ahoj @U0PETR001"
     assert await db.fetchval("SELECT name FROM customers") == payloads.CUSTOMER
 

@@ -3,68 +3,44 @@
 Updates are POSTed to the webhook as Telegram would, processed by one burst of the real
 arq worker, and agent replies go out through the outbox to the fake Bot API, which
 records what Telegram would have received (docs/reliability.md rows W3, F5, F6, F7, B9).
+
+What every chat channel shares (signatures, redeliveries, edits, replies and how they
+fail) is tested once per provider in tests/channels/test_chat_contract.py; this module
+keeps what is Telegram's own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 
 from helpdesk.channels.ingest import MAX_FETCH_ATTEMPTS
-from helpdesk.channels.jobs import process_inbound_event, retry_attachment_fetches
+from helpdesk.channels.jobs import process_inbound_event
 from helpdesk.channels.telegram.commands import poll
 from helpdesk.channels.telegram.parse import BOT_API_DOWNLOAD_LIMIT
 from helpdesk.config import Settings
 from helpdesk.db.migrate import migrate_dsn
 from helpdesk.db.pool import connect, create_pool
+from tests.channels.replies import file_attachment, message_view, reply, run_worker
+from tests.channels.stored import attachment_rows, inbound_messages, retry_due_downloads
 from tests.channels.telegram import payloads
-from tests.channels.telegram.conftest import ACCOUNT, SECRET, TOKEN, add_account
-from tests.channels.telegram.fake_bot_api import FakeBotApi
-from tests.channels.test_outbox import message_view, outbox_row, reply, run_worker
-from tests.channels.test_shared_ingest import (
-    EVERY_CLOCK_POLICY,
-    next_response_cycles,
-    sla_event_types,
-    solve_through_api,
+from tests.channels.telegram.conftest import (
+    ACCOUNT,
+    SECRET,
+    TOKEN,
+    add_account,
+    customer_ticket,
+    deliver,
 )
-from tests.conftest import Client, Factory, Servers, blocked_on_lock, job_context
-
-WEBHOOK = f"/channels/telegram/{ACCOUNT}/webhook"
-
-
-async def deliver(
-    client: Client, update: dict[str, Any] | bytes, secret: str | None = SECRET
-) -> httpx.Response:
-    body = update if isinstance(update, bytes) else payloads.encode(update)
-    headers = {"content-type": "application/json"}
-    if secret is not None:
-        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    return await client.post(WEBHOOK, content=body, headers=headers)
-
-
-async def inbound(db: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await db.fetch(
-        "SELECT * FROM messages WHERE direction = 'inbound' AND channel = 'telegram' ORDER BY id"
-    )
-
-
-async def customer_ticket(
-    client: Client, db: asyncpg.Connection, settings: Settings, text: str = "Kde je zásilka?"
-) -> int:
-    response = await deliver(client, payloads.message(10000, 1365, text))
-    assert response.status_code == 200, response.text
-    await run_worker(settings)
-    ticket_id: int = await db.fetchval("SELECT id FROM tickets")
-    return ticket_id
+from tests.channels.telegram.fake_bot_api import FakeBotApi
+from tests.conftest import Client, Factory, Servers, blocked_on_lock, job_context, solve_through_api
+from tests.sla.history import EVERY_CLOCK_POLICY, next_response_cycles, sla_event_types
 
 
 async def test_text_message_opens_a_ticket_for_the_telegram_user(
@@ -85,7 +61,7 @@ async def test_text_message_opens_a_ticket_for_the_telegram_user(
     ticket = await db.fetchrow("SELECT * FROM tickets")
     assert (ticket["channel"], ticket["channel_account"]) == ("telegram", ACCOUNT)
     assert ticket["subject"] == "New Telegram conversation with Test Lastname"
-    messages = await inbound(db)
+    messages = await inbound_messages(db, "telegram")
     assert [m["body_text"] for m in messages] == ["/start", "Dobrý den, kde je zásilka?"]
     assert [m["external_id"] for m in messages] == ["1111111:1365", "1111111:1366"]
     assert {m["ticket_id"] for m in messages} == {ticket["id"]}
@@ -130,33 +106,6 @@ async def test_photo_and_document_are_fetched_through_getfile_byte_exact(
     assert bytes(rows[1]["content"]) == pdf
 
 
-async def test_agent_reply_is_sent_with_sendmessage_quoting_the_customer(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    bot_api: FakeBotApi,
-    bot_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id, "Zásilka dorazí zítra.")
-    await run_worker(settings)
-
-    (call,) = bot_api.calls_of("sendMessage")
-    assert call.params["chat_id"] == "1111111"
-    assert call.params["text"] == "Zásilka dorazí zítra."
-    assert json.loads(call.params["reply_parameters"]) == {
-        "message_id": 1365,
-        "allow_sending_without_reply": True,
-    }
-    assert bot_api.calls_of("getMe") == []  # no extra round trip per reply
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "sent" and view["delivery_error"] is None
-    external = await db.fetchval("SELECT external_id FROM messages WHERE id = $1", sent["id"])
-    assert external == "1111111:500"  # the fake's first message id, in our chat:message form
-
-
 async def test_reply_with_a_file_goes_as_one_senddocument_with_the_text_as_caption(
     client: Client,
     db: asyncpg.Connection,
@@ -168,11 +117,7 @@ async def test_reply_with_a_file_goes_as_one_senddocument_with_the_text_as_capti
     ticket_id = await customer_ticket(client, db, settings)
     agent = await factory.agent("agent")
     content = b"%PDF-1.4 invoice\n"
-    attachment = {
-        "filename": "faktura.pdf",
-        "content_type": "application/pdf",
-        "content": base64.b64encode(content).decode(),
-    }
+    attachment = file_attachment("faktura.pdf", "application/pdf", content)
     response = await client.post(
         f"/tickets/{ticket_id}/replies",
         json={"text": "Posílám fakturu.", "attachments": [attachment]},
@@ -192,170 +137,6 @@ async def test_reply_with_a_file_goes_as_one_senddocument_with_the_text_as_capti
     assert status == "sent"
 
 
-async def test_a_file_failing_after_the_text_went_out_fails_without_a_resend(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    bot_api: FakeBotApi,
-    bot_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    attachment = {"filename": "a.txt", "content_type": "text/plain", "content": "YQ=="}
-    response = await client.post(
-        f"/tickets/{ticket_id}/replies",
-        json={"text": "x" * 2000, "attachments": [attachment]},  # too long for a caption
-        headers=agent.headers,
-    )
-    assert response.status_code == 201, response.text
-    bot_api.fail("sendDocument", 502, "Bad Gateway")
-    await run_worker(settings)
-
-    assert len(bot_api.calls_of("sendMessage")) == 1
-    row = await outbox_row(db, response.json()["id"])
-    assert row["status"] == "failed"
-    assert row["last_error"].startswith("only partly sent (1 of 2 parts reached Telegram")
-    await run_worker(settings)
-    assert len(bot_api.calls_of("sendMessage")) == 1
-
-
-async def test_429_is_retried_no_sooner_than_telegram_says(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    bot_api: FakeBotApi,
-    bot_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    bot_api.fail("sendMessage", 429, "Too Many Requests: retry after 37", retry_after=37)
-    await run_worker(settings)
-
-    row = await outbox_row(db, sent["id"])
-    assert row["status"] == "retrying"
-    assert "Flood control exceeded" in row["last_error"]
-    assert row["next_attempt_at"] - row["updated_at"] == timedelta(seconds=37)
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "retrying" and "37" in view["delivery_error"]
-
-    await run_worker(settings)  # the relay runs, but the delivery is not due yet
-    assert len(bot_api.calls_of("sendMessage")) == 1
-
-    await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = $1", row["id"])
-    await run_worker(settings)  # N seconds later (time moved in the database)
-    assert len(bot_api.calls_of("sendMessage")) == 2
-    assert (await outbox_row(db, sent["id"]))["status"] == "sent"
-
-
-async def test_5xx_is_retried_with_backoff(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    bot_api: FakeBotApi,
-    bot_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    bot_api.fail("sendMessage", 502, "Bad Gateway")
-    await run_worker(settings)
-
-    row = await outbox_row(db, sent["id"])
-    assert row["status"] == "retrying"
-    assert row["last_error"] == "Telegram unavailable: Bad Gateway"
-    assert row["next_attempt_at"] - row["updated_at"] == timedelta(seconds=10)
-    assert TOKEN not in row["last_error"]
-
-
-async def test_user_who_blocked_the_bot_fails_the_reply_and_is_marked_unreachable(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    bot_api: FakeBotApi,
-    bot_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    bot_api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
-    await run_worker(settings)
-
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "failed"
-    assert "bot was blocked by the user" in view["delivery_error"]
-    assert (await outbox_row(db, sent["id"]))["status"] == "failed"
-    reason = await db.fetchval("SELECT unreachable_reason FROM customer_identities")
-    assert reason is not None and "bot was blocked by the user" in reason
-    events = await db.fetch(
-        "SELECT changes FROM ticket_events WHERE ticket_id = $1 AND action = $2",
-        ticket_id,
-        "customer_unreachable",
-    )
-    assert len(events) == 1 and events[0]["changes"]["channel"] == "telegram"
-    await run_worker(settings)  # failed is final: no second try
-    assert len(bot_api.calls_of("sendMessage")) == 1
-
-
-async def test_other_400_fails_at_once_with_telegrams_description(
-    client: Client,
-    db: asyncpg.Connection,
-    settings: Settings,
-    factory: Factory,
-    bot_api: FakeBotApi,
-    bot_account: str,
-) -> None:
-    ticket_id = await customer_ticket(client, db, settings)
-    agent = await factory.agent("agent")
-    sent = await reply(client, agent, ticket_id)
-    bot_api.fail("sendMessage", 400, "Bad Request: chat not found")
-    await run_worker(settings)
-
-    view = await message_view(client, agent, ticket_id, sent["id"])
-    assert view["delivery_status"] == "failed"
-    assert view["delivery_error"] == "Telegram refused the message: Chat not found"
-    assert await db.fetchval("SELECT unreachable_reason FROM customer_identities") is None
-
-
-async def test_wrong_or_missing_secret_is_403_and_nothing_is_stored(
-    client: Client, db: asyncpg.Connection, bot_api: FakeBotApi, bot_account: str
-) -> None:
-    update = payloads.message(10000, 1365, "Dobrý den")
-    for secret in (None, "", "wrong", SECRET[:-1], SECRET + "0"):
-        response = await deliver(client, update, secret)
-        assert response.status_code == 403, secret
-        assert response.headers["content-type"].startswith("application/problem+json")
-        assert SECRET not in response.text
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
-    assert await db.fetchval("SELECT count(*) FROM messages") == 0
-
-
-async def test_account_without_webhook_secret_is_never_open(
-    client: Client, db: asyncpg.Connection, bot_api: FakeBotApi
-) -> None:
-    await add_account(db, bot_api.base_url, secrets={"bot_token": TOKEN})
-    update = payloads.message(10000, 1365, "Dobrý den")
-    for secret in (None, "", "anything"):
-        assert (await deliver(client, update, secret)).status_code == 403
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
-
-
-async def test_same_update_three_times_concurrently_is_one_event_and_one_message(
-    client: Client, db: asyncpg.Connection, settings: Settings, bot_account: str
-) -> None:
-    update = payloads.message(10000, 1365, "Dobrý den")
-    responses = await asyncio.gather(*(deliver(client, update) for _ in range(3)))
-    assert [r.status_code for r in responses] == [200, 200, 200]
-    await run_worker(settings)
-    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 1
-    assert len(await inbound(db)) == 1
-    assert await db.fetchval("SELECT count(*) FROM tickets") == 1
-
-
 async def test_out_of_order_updates_and_an_edit_before_its_original(
     client: Client, db: asyncpg.Connection, settings: Settings, bot_account: str
 ) -> None:
@@ -367,7 +148,7 @@ async def test_out_of_order_updates_and_an_edit_before_its_original(
     assert (await deliver(client, payloads.message(100, 1365, "První zpráva"))).status_code == 200
     await run_worker(settings)
 
-    messages = {m["external_id"]: m for m in await inbound(db)}
+    messages = {m["external_id"]: m for m in await inbound_messages(db, "telegram")}
     assert set(messages) == {"1111111:1365", "1111111:1366"}
     assert messages["1111111:1365"]["body_text"] == "První zpráva (opraveno)"
     assert messages["1111111:1365"]["edited_at"] is not None
@@ -375,43 +156,6 @@ async def test_out_of_order_updates_and_an_edit_before_its_original(
     assert await db.fetchval("SELECT count(*) FROM tickets") == 1
     statuses = await db.fetch("SELECT status FROM inbound_events")
     assert {s["status"] for s in statuses} == {"processed"}
-
-
-async def test_edit_after_the_original_replaces_the_text(
-    client: Client, db: asyncpg.Connection, settings: Settings, bot_account: str
-) -> None:
-    await deliver(client, payloads.message(100, 1365, "Původní text"))
-    await run_worker(settings)
-    await deliver(client, payloads.edited(101, 1365, "Nový text"))
-    await run_worker(settings)
-    (message,) = await inbound(db)
-    assert message["body_text"] == "Nový text"
-    edits = await db.fetchval("SELECT count(*) FROM ticket_events WHERE action = 'message_edited'")
-    assert edits == 1
-
-
-async def test_unknown_update_types_are_answered_200_and_stored_as_processed(
-    client: Client, db: asyncpg.Connection, settings: Settings, bot_account: str
-) -> None:
-    updates: list[dict[str, Any] | bytes] = [
-        payloads.callback_query(20000),
-        payloads.my_chat_member(20001),
-        {"update_id": 20002, "invented_update_type": {"whatever": [1, 2, 3]}},
-        b"<html>not json at all</html>",
-    ]
-    for update in updates:
-        response = await deliver(client, update)
-        assert response.status_code == 200
-    await run_worker(settings)
-    events = await db.fetch("SELECT dedupe_key, status, payload FROM inbound_events ORDER BY id")
-    assert [(e["dedupe_key"], e["status"]) for e in events] == [
-        ("20000", "processed"),
-        ("20001", "processed"),
-        ("20002", "processed"),
-        (None, "processed"),
-    ]
-    assert bytes(events[3]["payload"]) == b"<html>not json at all</html>"  # kept as received
-    assert await db.fetchval("SELECT count(*) FROM messages") == 0
 
 
 async def test_set_webhook_command_registers_our_url_with_the_secret(
@@ -491,7 +235,7 @@ async def test_poll_stores_each_update_once_like_a_webhook_delivery(
         ("301", "processed"),
         ("302", "processed"),
     ]
-    (message,) = await inbound(db)
+    (message,) = await inbound_messages(db, "telegram")
     assert message["body_text"] == "Dobrý den, opraveno"
 
 
@@ -570,27 +314,13 @@ async def test_a_message_arriving_while_its_ticket_is_being_routed_waits_and_is_
     finally:
         await router.close()
 
-    messages = await inbound(db)
+    messages = await inbound_messages(db, "telegram")
     assert [m["body_text"] for m in messages] == [
         "Dobrý den, kde je zásilka?",
         "Ještě jedna otázka.",
     ]
     assert {m["ticket_id"] for m in messages} == {ticket_id}
     assert await db.fetchval("SELECT priority FROM tickets WHERE id = $1", ticket_id) == "high"
-
-
-async def attachment_rows(db: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT a.*, m.body_text FROM attachments a JOIN messages m ON m.id = a.message_id
-           ORDER BY a.id"""
-    )
-
-
-async def retry_due_downloads(db: asyncpg.Connection, settings: Settings) -> int:
-    """The retry sweep once, with every pending download made due now."""
-    await db.execute("UPDATE attachments SET next_fetch_at = now() WHERE state = 'pending'")
-    async with job_context(settings) as ctx:
-        return await retry_attachment_fetches(ctx)
 
 
 async def test_a_file_getfile_refuses_keeps_the_text_and_is_fetched_later(
@@ -726,7 +456,7 @@ async def test_video_notes_polls_venues_and_unknown_kinds_all_reach_the_agent(
     assert (await deliver(client, future)).status_code == 200
     await run_worker(settings)
 
-    messages = await inbound(db)
+    messages = await inbound_messages(db, "telegram")
     assert [m["body_text"] for m in messages] == [
         "",
         *[payloads.KINDS[kind][1] for kind in kinds[1:]],

@@ -14,7 +14,7 @@ import msgspec
 
 from helpdesk.channels.accounts import ChannelAccountCreate, create_account
 from helpdesk.config import Settings
-from tests.channels.test_outbox import run_worker
+from tests.channels.replies import run_worker
 from tests.channels.webchat.conftest import ACCOUNT, ORIGIN, Visitor, start
 from tests.conftest import AgentHandle, Client, Factory
 
