@@ -23,8 +23,6 @@ INFRASTRUCTURE = "helpdesk/db/"
 NOT_YET_MOVED = frozenset(
     {
         # Ticket intake and writes (issue 20 items 1 and 2 rework these).
-        "helpdesk/channels/email/ingest.py",
-        "helpdesk/channels/ingest.py",
         "helpdesk/tickets/events.py",
         "helpdesk/tickets/intake.py",
         "helpdesk/tickets/service.py",

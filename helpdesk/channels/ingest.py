@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import msgspec
 
+from helpdesk.channels import queries
 from helpdesk.channels.adapter import (
     AttachmentFetchError,
     FetchedFile,
@@ -100,8 +101,7 @@ async def fetch_inbound_files(
     (a redelivery) downloads nothing: its files are not stored twice anyway."""
     kept: list[KeptAttachment] = []
     if not message.attachments or await conn.fetchval(
-        """SELECT EXISTS (SELECT FROM messages WHERE channel = $1 AND channel_account = $2
-                                                 AND external_id = $3)""",
+        queries.MESSAGE_STORED,
         message.channel,
         message.channel_account,
         message.external_id,
@@ -238,10 +238,7 @@ async def apply_status(
     out of order). A failure report fails the delivery with the provider's reason and
     withdraws the reply as a response at once."""
     row = await conn.fetchrow(
-        """SELECT id, provider_status, delivery_status FROM messages
-           WHERE channel = $1 AND channel_account = $2 AND external_id = $3
-             AND direction = 'outbound'
-           FOR UPDATE""",
+        queries.LOCK_OUTBOUND_STATUS,
         channel,
         account,
         update.external_id,
@@ -250,19 +247,12 @@ async def apply_status(
         return False
     if update.status == "failed":
         reason = update.reason or "the provider reported the message as not delivered"
-        await conn.execute(
-            """UPDATE messages SET delivery_status = 'failed', delivery_error = $2
-               WHERE id = $1""",
-            row["id"],
-            reason,
-        )
+        await conn.execute(queries.DELIVERY_FAILED, row["id"], reason)
         await sla_recording.withdraw_reply(conn, row["id"], reason, sla)
         return True
     if _STATUS_RANK[update.status] <= _STATUS_RANK.get(row["provider_status"], 0):
         return False
-    await conn.execute(
-        "UPDATE messages SET provider_status = $2 WHERE id = $1", row["id"], update.status
-    )
+    await conn.execute(queries.SET_PROVIDER_STATUS, row["id"], update.status)
     return True
 
 
@@ -273,12 +263,7 @@ async def apply_watermark(
     returns how many moved. Never moves a status back."""
     lower = [s for s, rank in _STATUS_RANK.items() if rank < _STATUS_RANK[watermark.status]]
     result: str = await conn.execute(
-        """UPDATE messages m SET provider_status = $4
-           FROM conversations c JOIN tickets t ON t.conversation_id = c.id
-           WHERE c.channel = $1 AND c.channel_account = $2 AND c.external_id = $3
-             AND m.ticket_id = t.id AND m.direction = 'outbound' AND m.kind = 'public'
-             AND m.delivery_status = 'sent' AND m.created_at <= $5
-             AND (m.provider_status IS NULL OR m.provider_status = ANY($6::text[]))""",
+        queries.APPLY_WATERMARK,
         channel,
         account,
         watermark.conversation_id,
@@ -287,22 +272,6 @@ async def apply_watermark(
         [s for s in lower if s is not None],
     )
     return int(result.rsplit(" ", 1)[-1])
-
-
-# Claims due downloads: each try is counted when claimed, so a sweep that dies mid-way
-# still moves its attachments towards `failed` instead of retrying them forever.
-_CLAIM_FETCHES = """
-UPDATE attachments a
-SET fetch_attempts = a.fetch_attempts + 1,
-    next_fetch_at = now() + make_interval(secs => $2)
-FROM (SELECT id FROM attachments
-      WHERE state = 'pending' AND next_fetch_at <= now()
-      ORDER BY next_fetch_at LIMIT $1 FOR UPDATE SKIP LOCKED) due,
-     messages m
-WHERE a.id = due.id AND m.id = a.message_id
-RETURNING a.id, a.filename, a.content_type, a.fetch_ref, a.fetch_attempts,
-          m.channel, m.channel_account, m.ticket_id
-"""
 
 
 async def retry_attachment_fetches(pool: asyncpg.Pool, settings: Settings, limit: int = 8) -> int:
@@ -314,7 +283,7 @@ async def retry_attachment_fetches(pool: asyncpg.Pool, settings: Settings, limit
     from helpdesk.channels.registry import adapter_for
 
     async with pool.acquire() as conn:
-        claimed = await conn.fetch(_CLAIM_FETCHES, limit, FETCH_LEASE_SECONDS)
+        claimed = await conn.fetch(queries.CLAIM_FETCHES, limit, FETCH_LEASE_SECONDS)
     for row in claimed:
         async with pool.acquire() as conn:
             account = await accounts.get_account(conn, row["channel"], row["channel_account"])
@@ -358,10 +327,7 @@ async def _record_retry(
 ) -> None:
     if isinstance(outcome, FetchedFile):
         stored = await conn.fetchval(
-            """UPDATE attachments SET state = 'stored', content = $2, sha256 = $3,
-                   size_bytes = $4, fetch_error = NULL, next_fetch_at = NULL,
-                   filename = coalesce($5, filename), content_type = coalesce($6, content_type)
-               WHERE id = $1 AND state = 'pending' RETURNING id""",
+            queries.FETCH_STORED,
             row["id"],
             outcome.content,
             hashlib.sha256(outcome.content).digest(),
@@ -380,10 +346,7 @@ async def _record_retry(
     reason, permanent = outcome
     delay = None if permanent else fetch_retry_delay(row["fetch_attempts"])
     failed = await conn.fetchval(
-        """UPDATE attachments SET fetch_error = $2,
-               state = CASE WHEN $3::float8 IS NULL THEN 'failed' ELSE 'pending' END,
-               next_fetch_at = now() + make_interval(secs => $3::float8)
-           WHERE id = $1 AND state = 'pending' RETURNING state = 'failed'""",
+        queries.FETCH_FAILED,
         row["id"],
         reason[:500],
         delay,

@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from helpdesk.channels.adapter import SenderIdentity
+from helpdesk.channels.email import queries
 from helpdesk.channels.email.parse import ParsedEmail
 from helpdesk.config import SlaSettings
 from helpdesk.tickets.intake import InboundItem, KeptAttachment, follow_merges, take_in
@@ -75,18 +76,7 @@ async def _takes_part(conn: asyncpg.Connection, ticket_id: int, address: str | N
     """Whether `address` wrote on the ticket or was a recipient of one of its mails."""
     if not address:
         return False
-    return bool(
-        await conn.fetchval(
-            """SELECT EXISTS (
-                   SELECT 1 FROM messages m
-                   WHERE m.ticket_id = $1
-                     AND (lower(m.sender_address) = $2
-                          OR EXISTS (SELECT 1 FROM unnest(m.recipient_addresses) r
-                                     WHERE lower(r) = $2)))""",
-            ticket_id,
-            address.lower(),
-        )
-    )
+    return bool(await conn.fetchval(queries.TAKES_PART, ticket_id, address.lower()))
 
 
 async def _thread(
@@ -95,12 +85,7 @@ async def _thread(
     """The ticket (merges followed) the mail continues, or None: the intake's hint."""
     cited = [i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i]
     if cited:
-        found = await conn.fetchval(
-            """SELECT ticket_id FROM messages
-               WHERE channel = 'email' AND external_id = ANY($1::text[])
-               ORDER BY array_position($1::text[], external_id), id DESC LIMIT 1""",
-            cited,
-        )
+        found = await conn.fetchval(queries.CITED_TICKET, cited)
         if found is not None:
             ticket = await follow_merges(conn, found)
             if ticket is not None and (
@@ -110,9 +95,7 @@ async def _thread(
                 return ticket
     number = ticket_number_in(parsed.subject)
     if number is not None:
-        found = await conn.fetchval(
-            "SELECT id FROM tickets WHERE number = $1 AND customer_id = $2", number, customer_id
-        )
+        found = await conn.fetchval(queries.CUSTOMER_TICKET_BY_NUMBER, number, customer_id)
         if found is not None:
             return await follow_merges(conn, found)
     return None

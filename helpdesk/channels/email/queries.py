@@ -290,3 +290,27 @@ def message_source(principal: Principal, message_id: int) -> tuple[str, list[Any
         WHERE s.message_id = {params.add(message_id)} AND {scope}
     """
     return sql, params.values
+
+
+# --- mail ingestion (channels/email/ingest.py) -----------------------------------------
+
+# Whether lower-case address $2 wrote a message on ticket $1 or was a recipient of one.
+TAKES_PART = """
+    SELECT EXISTS (
+        SELECT 1 FROM messages m
+        WHERE m.ticket_id = $1
+          AND (lower(m.sender_address) = $2
+               OR EXISTS (SELECT 1 FROM unnest(m.recipient_addresses) r
+                          WHERE lower(r) = $2)))
+"""
+
+# The ticket of the email whose Message-ID comes first in $1 (the cited ids, most
+# relevant first), the newest such message when several have that id.
+CITED_TICKET = """
+    SELECT ticket_id FROM messages
+    WHERE channel = 'email' AND external_id = ANY($1::text[])
+    ORDER BY array_position($1::text[], external_id), id DESC LIMIT 1
+"""
+
+# Ticket number $1, when customer $2's.
+CUSTOMER_TICKET_BY_NUMBER = "SELECT id FROM tickets WHERE number = $1 AND customer_id = $2"
