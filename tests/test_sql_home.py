@@ -32,15 +32,9 @@ NOT_YET_MOVED = frozenset(
         "helpdesk/channels/ingest.py",
         "helpdesk/channels/outbox.py",
         "helpdesk/channels/webchat/service.py",
-        "helpdesk/tickets/events.py",
-        "helpdesk/tickets/intake.py",
-        "helpdesk/tickets/service.py",
-        "helpdesk/tickets/stream.py",
-        "helpdesk/tickets/writer.py",
         # Other domains being reworked at the same time.
         "helpdesk/channels/meta/graph.py",
         "helpdesk/cli/agents.py",
-        "helpdesk/customers/senders.py",
     }
 )
 
