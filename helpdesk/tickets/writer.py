@@ -1,4 +1,4 @@
-"""Every change to a ticket row, in one module (issue 20): the only SQL that writes `tickets`.
+"""Every change to a ticket row, in one module (issue 20): the only code that writes `tickets`.
 
 Two kinds of write, kept apart on purpose:
 
