@@ -252,6 +252,51 @@ LINK_PHONE = """
     VALUES ($1, 'phone', $2, $3) ON CONFLICT DO NOTHING RETURNING customer_id
 """
 
+# --- senders: the customer behind a channel's sender, at intake -------------------------
+
+# A new customer ($4 name, $5 e-mail, $6 phone) and its identity ($1 channel, $2 account,
+# $3 provider id) in one statement; `linked` is false when a transaction that skipped
+# `lock_identity` linked this identity first (the new row is then an orphan).
+NEW_SENDER = """
+WITH customer AS (
+    INSERT INTO customers (name, email, phone) VALUES ($4, $5, $6) RETURNING *),
+identity AS (
+    INSERT INTO customer_identities (customer_id, channel, channel_account, external_id,
+                                     display_name)
+    SELECT id, $1, $2, $3, $4 FROM customer
+    ON CONFLICT DO NOTHING RETURNING customer_id)
+SELECT customer.*, EXISTS (SELECT FROM identity) AS linked FROM customer
+"""
+
+# The customer behind identity ($1 channel, $2 account, $3 provider id), every column.
+SENDER_CUSTOMER = """
+SELECT c.* FROM customer_identities i JOIN customers c ON c.id = i.customer_id
+WHERE i.channel = $1 AND i.channel_account = $2 AND i.external_id = $3
+"""
+
+# Customer $1 gets identity ($2 channel, $3 account, $4 provider id, $5 name), unless held.
+LINK_SENDER = """INSERT INTO customer_identities (customer_id, channel, channel_account,
+                                               external_id, display_name)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"""
+
+# Identity ($1, $2, $3) known only by its provider id takes the name $4.
+NAME_SENDER = """UPDATE customer_identities SET display_name = $4
+           WHERE channel = $1 AND channel_account = $2 AND external_id = $3
+             AND display_name = $3"""
+
+# Customer $1 still named by the provider id $3 takes the name $2; the row, if renamed.
+NAME_CUSTOMER = """UPDATE customers SET name = $2, updated_at = now()
+           WHERE id = $1 AND name = $3 RETURNING *"""
+
+# Up to two customers with the verified e-mail $1 (as identity or contact address).
+BY_VERIFIED_EMAIL = """SELECT DISTINCT customer_id AS id FROM customer_identities
+               WHERE channel = 'email' AND lower(external_id) = lower($1)
+               UNION SELECT id FROM customers WHERE lower(email) = lower($1) LIMIT 2"""
+
+# Up to two customers with the verified phone $1.
+BY_VERIFIED_PHONE = "SELECT id FROM customers WHERE phone = $1 LIMIT 2"
+
+
 # --- merges ----------------------------------------------------------------------------
 
 # Customer $1, every column, locked for a merge.

@@ -15,6 +15,7 @@ import asyncpg
 
 from helpdesk.channels.adapter import SenderIdentity
 from helpdesk.customers import identities as customers
+from helpdesk.customers import queries
 from helpdesk.tickets.models import CustomerRef
 
 
@@ -26,25 +27,6 @@ async def customer_for(
     return int(row["id"])
 
 
-# A new customer and its identity in one statement; `linked` is false when a transaction
-# that skipped `lock_identity` linked this identity first (the new row is then an orphan).
-_NEW_CUSTOMER = """
-WITH customer AS (
-    INSERT INTO customers (name, email, phone) VALUES ($4, $5, $6) RETURNING *),
-identity AS (
-    INSERT INTO customer_identities (customer_id, channel, channel_account, external_id,
-                                     display_name)
-    SELECT id, $1, $2, $3, $4 FROM customer
-    ON CONFLICT DO NOTHING RETURNING customer_id)
-SELECT customer.*, EXISTS (SELECT FROM identity) AS linked FROM customer
-"""
-
-_BY_IDENTITY = """
-SELECT c.* FROM customer_identities i JOIN customers c ON c.id = i.customer_id
-WHERE i.channel = $1 AND i.channel_account = $2 AND i.external_id = $3
-"""
-
-
 async def customer_row_for(
     conn: asyncpg.Connection, channel: str, account: str, sender: SenderIdentity
 ) -> Mapping[str, Any]:
@@ -54,32 +36,25 @@ async def customer_row_for(
     verified (email, phone) that matches exactly one customer; never through a name.
     """
     key = (channel, account, sender.external_id)
-    existing: Mapping[str, Any] | None = await conn.fetchrow(_BY_IDENTITY, *key)
+    existing: Mapping[str, Any] | None = await conn.fetchrow(queries.SENDER_CUSTOMER, *key)
     if existing is not None:
         return await _named_at_last(conn, key, existing, sender)
     await customers.lock_identity(conn, *key)
-    existing = await conn.fetchrow(_BY_IDENTITY, *key)
+    existing = await conn.fetchrow(queries.SENDER_CUSTOMER, *key)
     if existing is not None:  # created by the transaction we waited for
         return existing
     name = sender.display_name[:200]
     customer_id = await _verified_match(conn, sender)
     if customer_id is None:
         created: asyncpg.Record = await conn.fetchrow(
-            _NEW_CUSTOMER, *key, name, sender.email, sender.phone
+            queries.NEW_SENDER, *key, name, sender.email, sender.phone
         )
         if created["linked"]:
             return {k: v for k, v in created.items() if k != "linked"}
-        await conn.execute("DELETE FROM customers WHERE id = $1", created["id"])
+        await conn.execute(queries.DELETE_CUSTOMER, created["id"])
     else:
-        await conn.execute(
-            """INSERT INTO customer_identities (customer_id, channel, channel_account,
-                                               external_id, display_name)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-            customer_id,
-            *key,
-            name,
-        )
-    winner: Mapping[str, Any] = await conn.fetchrow(_BY_IDENTITY, *key)
+        await conn.execute(queries.LINK_SENDER, customer_id, *key, name)
+    winner: Mapping[str, Any] = await conn.fetchrow(queries.SENDER_CUSTOMER, *key)
     return winner
 
 
@@ -94,16 +69,9 @@ async def _named_at_last(
     name = sender.display_name[:200]
     if customer["name"] != sender.external_id or not name or name == sender.external_id:
         return customer
-    await conn.execute(
-        """UPDATE customer_identities SET display_name = $4
-           WHERE channel = $1 AND channel_account = $2 AND external_id = $3
-             AND display_name = $3""",
-        *key,
-        name,
-    )
+    await conn.execute(queries.NAME_SENDER, *key, name)
     renamed: Mapping[str, Any] | None = await conn.fetchrow(
-        """UPDATE customers SET name = $2, updated_at = now()
-           WHERE id = $1 AND name = $3 RETURNING *""",
+        queries.NAME_CUSTOMER,
         customer["id"],
         name,
         sender.external_id,
@@ -114,16 +82,9 @@ async def _named_at_last(
 async def _verified_match(conn: asyncpg.Connection, sender: SenderIdentity) -> int | None:
     candidates: list[asyncpg.Record] = []
     if sender.email:
-        candidates = await conn.fetch(
-            """SELECT DISTINCT customer_id AS id FROM customer_identities
-               WHERE channel = 'email' AND lower(external_id) = lower($1)
-               UNION SELECT id FROM customers WHERE lower(email) = lower($1) LIMIT 2""",
-            sender.email,
-        )
+        candidates = await conn.fetch(queries.BY_VERIFIED_EMAIL, sender.email)
     if not candidates and sender.phone:
-        candidates = await conn.fetch(
-            "SELECT id FROM customers WHERE phone = $1 LIMIT 2", sender.phone
-        )
+        candidates = await conn.fetch(queries.BY_VERIFIED_PHONE, sender.phone)
     return int(candidates[0]["id"]) if len(candidates) == 1 else None
 
 
@@ -136,7 +97,5 @@ async def mail_customer(conn: asyncpg.Connection, sender: SenderIdentity) -> int
         return await customers.by_identity(
             conn, "email", sender.email, CustomerRef(email=sender.email, name=name)
         )
-    customer_id: int = await conn.fetchval(
-        "INSERT INTO customers (name) VALUES ($1) RETURNING id", name or "Unknown sender"
-    )
+    customer_id: int = await conn.fetchval(queries.INSERT_NAMED, name or "Unknown sender")
     return customer_id

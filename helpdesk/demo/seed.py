@@ -10,7 +10,7 @@ from helpdesk.agents.passwords import Passwords
 from helpdesk.channels.email.accounts import EmailAccountCreate, create_account
 from helpdesk.config import SlaSettings
 from helpdesk.demo import queries
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import opening
 from helpdesk.tickets.models import Category, CustomerRef, TicketCreate
 
 DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - printed on purpose: local demo only
@@ -100,7 +100,7 @@ async def seed_demo(conn: asyncpg.Connection, passwords: Passwords, sla: SlaSett
             ),
         )
         for subject, text, email, name, category, group in _TICKETS:
-            await tickets.create_ticket(
+            await opening.create_ticket(
                 conn,
                 admin,
                 TicketCreate(

@@ -3,7 +3,7 @@ admins edit and the counters supervisors read."""
 
 from __future__ import annotations
 
-from helpdesk.sla.queries import SLA_FIRED
+from helpdesk.tickets.queries import SLA_FIRED
 
 # --- routing a ticket ------------------------------------------------------------------
 

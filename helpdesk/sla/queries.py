@@ -13,6 +13,7 @@ from typing import Any
 from helpdesk.agents.models import Principal
 from helpdesk.agents.scope import ticket_scope
 from helpdesk.db.sql import Params
+from helpdesk.tickets.queries import SLA_FIRED
 
 # The database's clock, the one every stored timestamp was taken with.
 NOW = "SELECT clock_timestamp()"
@@ -195,11 +196,6 @@ POLICY_WITH_CALENDAR = f"{_POLICY_WITH_CALENDAR} WHERE p.id = $1"
 
 # Customer $1, every column (what policy conditions may look at).
 CUSTOMER = "SELECT * FROM customers WHERE id = $1"
-
-# The escalation levels already fired on ticket `t` (refresh never changes them), as
-# `sla_fired`: a column to add to the select list of a statement reading `tickets t`.
-SLA_FIRED = """coalesce((SELECT jsonb_agg(jsonb_build_array(e.clock, e.cycle, e.level))
-                         FROM sla_escalations e WHERE e.ticket_id = t.id), '[]') AS sla_fired"""
 
 # Ticket $1 locked for a refresh, with `sla_fired`.
 LOCKED_TICKET = f"SELECT t.*, {SLA_FIRED} FROM tickets t WHERE t.id = $1 FOR UPDATE"

@@ -1,9 +1,9 @@
 """A new ticket's SLA, computed before its row exists.
 
 `plan_start` chooses the policy and computes the first clocks; the ticket's INSERT takes
-`StartPlan.columns` (one row version, not an insert and an update: `start_columns_sql`
-gives the column list and placeholders), then `start` stores the `created` event and the
-clocks in the same transaction.
+`StartPlan.columns` (one row version, not an insert and an update: `tickets.writer.open_ticket`
+writes them with the row), then `start` stores the `created` event and the clocks in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -45,13 +45,6 @@ START_COLUMNS = (
 )
 
 
-def start_columns_sql(first_parameter: int) -> tuple[str, str]:
-    """A new ticket's INSERT column list of `START_COLUMNS` and its placeholders,
-    numbered from `first_parameter`; pass `StartPlan.values()` in that place."""
-    placeholders = (f"${i}" for i, _ in enumerate(START_COLUMNS, start=first_parameter))
-    return ", ".join(START_COLUMNS), ", ".join(placeholders)
-
-
 def new_ticket_facts(channel: str, customer: Mapping[str, Any] | None) -> TicketFacts:
     """What a policy sees of a ticket being created from a customer's message."""
     return TicketFacts(
@@ -76,7 +69,7 @@ class StartPlan:
     status: Literal["new", "open"] | None = None  # the `created` event's (None: new)
 
     def values(self) -> list[Any]:
-        """The columns' values in `START_COLUMNS` order (see `start_columns_sql`)."""
+        """The columns' values in `START_COLUMNS` order."""
         return [self.columns[name] for name in START_COLUMNS]
 
 

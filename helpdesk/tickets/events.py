@@ -12,6 +12,8 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
+from helpdesk.tickets import queries
+
 TicketEvent = Literal[
     # intake: a customer (or a logged call) wrote
     "created",
@@ -57,10 +59,6 @@ TICKET_EVENTS: tuple[TicketEvent, ...] = get_args(TicketEvent)
 # The SLA events supervisors watch live (the board's event stream reads these).
 SLA_EVENTS: tuple[TicketEvent, ...] = ("sla_warning", "sla_breached", "sla_escalated", "sla_met")
 
-# Inserting one event; the CTE-based writers in `tickets/` use the same column list.
-INSERT_EVENT = """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
-VALUES ($1, $2, $3, $4, $5)"""
-
 
 async def record(
     conn: asyncpg.Connection,
@@ -72,7 +70,9 @@ async def record(
     reason: str | None = None,
 ) -> None:
     """Append `event` to the ticket's history, in the caller's transaction."""
-    await conn.execute(INSERT_EVENT, ticket_id, actor_agent_id, event, dict(changes or {}), reason)
+    await conn.execute(
+        queries.INSERT_EVENT, ticket_id, actor_agent_id, event, dict(changes or {}), reason
+    )
 
 
 async def record_many(
@@ -86,8 +86,7 @@ async def record_many(
 ) -> None:
     """The same event on several tickets in one statement (a customer merge)."""
     await conn.execute(
-        """INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
-           SELECT id, $2, $3, $4, $5 FROM unnest($1::bigint[]) AS id""",
+        queries.INSERT_EVENTS,
         list(ticket_ids),
         actor_agent_id,
         event,

@@ -1,7 +1,7 @@
 """One intake: how anything a customer sends becomes a message on a ticket.
 
 Chat and social messages (`channels/ingest.py`), mail (`channels/email/ingest.py`),
-tickets opened through the API and logged phone calls (`tickets/service.py`) all hand
+tickets opened through the API and logged phone calls (`tickets/opening.py`) all hand
 an `InboundItem` to `take_in`, which does, in one transaction: identity (the customer
 behind the sender) → conversation → ticket (a new one, merges followed, a solved or
 pending one reopened) → message (with its raw source and files) → the ticket's event →
@@ -28,11 +28,10 @@ from helpdesk.channels.adapter import SenderIdentity
 from helpdesk.config import SlaSettings
 from helpdesk.customers import relationship, senders
 from helpdesk.sla import policy_choice as sla_policy_choice
-from helpdesk.sla import queries as sla_queries
 from helpdesk.sla import refresh as sla_refresh
 from helpdesk.sla import start as sla_start
 from helpdesk.sla.policies import TicketFacts
-from helpdesk.tickets import events
+from helpdesk.tickets import events, queries, writer
 from helpdesk.tickets.events import TicketEvent
 
 # A pending download's first retry, when the fetcher gave no delay of its own.
@@ -124,81 +123,11 @@ async def follow_merges(conn: asyncpg.Connection, ticket_id: int | None) -> asyn
     for _ in range(20):  # merge chains are short; the bound guards against a cycle
         if ticket_id is None:
             return None
-        row = await conn.fetchrow(
-            "SELECT id, status, customer_id, merged_into_id FROM tickets WHERE id = $1",
-            ticket_id,
-        )
+        row = await conn.fetchrow(queries.MERGE_LINK, ticket_id)
         if row is None or row["merged_into_id"] is None:
             return row
         ticket_id = row["merged_into_id"]
     return None
-
-
-# A new ticket (with its first SLA columns) and its conversation pointing at it. The
-# status is `open` when it is assigned at once.
-_SLA_COLUMNS, _SLA_VALUES = sla_start.start_columns_sql(12)
-NEW_TICKET = f"""WITH ticket AS (
-    INSERT INTO tickets (subject, channel, channel_account, customer_id, conversation_id,
-                         priority, category, group_id, assignee_id, tags, status,
-                         created_at, updated_at, {_SLA_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-            CASE WHEN $9::bigint IS NULL THEN 'new' ELSE 'open' END, $11, $11, {_SLA_VALUES})
-    RETURNING id),
-linked AS (UPDATE conversations SET ticket_id = (SELECT id FROM ticket) WHERE id = $5)
-SELECT id FROM ticket
-"""
-
-# The customer wrote again: a solved or pending ticket is open again, unless `$3` (what
-# arrived is nobody writing: a notice, an auto-reply). `$2` is the change's time (None:
-# now). The locked row comes back with `sla_fired` for the SLA refresh (no second read).
-REOPEN_TICKET = f"""UPDATE tickets t SET updated_at = coalesce($2::timestamptz, clock_timestamp()),
-       version = version + 1,
-       status = CASE WHEN status IN ('solved', 'pending') AND NOT $3 THEN 'open'
-                     ELSE status END,
-       solved_at = CASE WHEN status = 'solved' AND NOT $3 THEN NULL ELSE solved_at END
-WHERE id = $1 RETURNING t.*, {sla_queries.SLA_FIRED}
-"""
-
-# Messages of one conversation are stored one at a time: the upsert locks the
-# conversation row, FOR NO KEY UPDATE only since it changes no key column (a new row is
-# held by its inserting transaction alike). A stronger lock would block the foreign-key
-# checks that a transaction holding the conversation's ticket makes on it (routing
-# updates the ticket twice), while this one waits for that ticket: a deadlock.
-_CONVERSATION = """INSERT INTO conversations (channel, channel_account, external_id,
-                                               customer_id, last_inbound_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (channel, channel_account, external_id)
-DO UPDATE SET last_inbound_at = greatest(conversations.last_inbound_at,
-                                         EXCLUDED.last_inbound_at)
-RETURNING id, ticket_id, clock_timestamp() AS now
-"""
-
-# The message, its raw source, the ticket's event and the SLA event in one round trip.
-# `$16`: the event names the message (an agent's new ticket records only what it set);
-# `$19`: the SLA event's type, None when nothing moves (a new ticket's clocks start in
-# `sla_start.start`; a notice on a closed ticket moves nothing).
-_MESSAGE = """WITH message AS (
-    INSERT INTO messages (ticket_id, direction, kind, author_customer_id, channel,
-                          channel_account, external_id, body_text, body_html, created_at,
-                          edited_at, sender_address, reply_to_addresses, recipient_addresses)
-    VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-    RETURNING id),
-source AS (
-    INSERT INTO message_sources (message_id, raw)
-    SELECT id, $14::bytea FROM message WHERE $14::bytea IS NOT NULL),
-event AS (
-    INSERT INTO ticket_events (ticket_id, actor_agent_id, action, changes, reason)
-    SELECT $1, $18, $15, $17::jsonb || CASE WHEN $16 THEN jsonb_build_object('message_id', id)
-                                         ELSE '{}'::jsonb END, NULL
-    FROM message),
-clock AS (
-    INSERT INTO sla_events (ticket_id, at, type, message_id)
-    SELECT $1, $9, $19, id FROM message WHERE $19::text IS NOT NULL)
-SELECT id FROM message
-"""
-
-_HELD = """SELECT id, ticket_id, edited_at FROM messages
-           WHERE channel = $1 AND channel_account = $2 AND external_id = $3"""
 
 
 async def take_in(
@@ -221,18 +150,20 @@ async def take_in(
         if item.external_id is not None:
             # Serialises concurrent deliveries of one message (a webhook retry, an IMAP
             # re-fetch): taken first, before any row lock, by every intake alike.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                f"{channel}:{account}:{item.external_id}",
-            )
-            held = await conn.fetchrow(_HELD, channel, account, item.external_id)
+            await conn.execute(queries.LOCK_DELIVERY, f"{channel}:{account}:{item.external_id}")
+            held = await conn.fetchrow(queries.HELD_MESSAGE, channel, account, item.external_id)
             if held is not None:
                 return await _redelivered(conn, held, item)
         customer_id, customer = await _identify(conn, item)
         conversation: asyncpg.Record | None = None
         if item.conversation_key is not None:
             conversation = await conn.fetchrow(
-                _CONVERSATION, channel, account, item.conversation_key, customer_id, item.sent_at
+                queries.CONVERSATION,
+                channel,
+                account,
+                item.conversation_key,
+                customer_id,
+                item.sent_at,
             )
             # The clock is read once the conversation is ours, so messages of one
             # conversation get increasing times in the order they are stored. The ticket
@@ -242,7 +173,7 @@ async def take_in(
             ticket = await follow_merges(conn, conversation["ticket_id"])
         else:
             ticket = None if find_thread is None else await find_thread(conn, customer_id)
-            now = await conn.fetchval("SELECT clock_timestamp()")
+            now = await conn.fetchval(queries.NOW)
         notice = item.notice
         # A notice is kept on a closed ticket too (closed is final: it is only shown
         # there); it opens a ticket only when the conversation has none at all.
@@ -252,21 +183,19 @@ async def take_in(
         updated = None
         if created:
             if customer is None:
-                customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", customer_id)
+                customer = await conn.fetchrow(queries.CUSTOMER_ROW, customer_id)
             plan = await _plan_start(conn, item, customer, sla, now)
             ticket_id = await _insert_ticket(conn, item, customer_id, conversation, plan, now)
         else:
             assert ticket is not None
             ticket_id = ticket["id"]
             if not quiet:
-                updated = await conn.fetchrow(REOPEN_TICKET, ticket_id, now, unwritten)
+                updated = await writer.reopen_for_customer(
+                    conn, ticket_id, now, unwritten=unwritten
+                )
             if conversation is not None and conversation["ticket_id"] != ticket_id:
                 # a merge followed: the conversation feeds the surviving ticket now
-                await conn.execute(
-                    "UPDATE conversations SET ticket_id = $2 WHERE id = $1",
-                    conversation["id"],
-                    ticket_id,
-                )
+                await conn.execute(queries.RELINK_CONVERSATION, conversation["id"], ticket_id)
         event: TicketEvent = (
             "created" if created else ("customer_notice" if notice else "customer_replied")
         )
@@ -323,7 +252,7 @@ async def _store_message(
 ) -> int:
     """The message with its source, event and SLA event (one statement), then its files."""
     message_id: int = await conn.fetchval(
-        _MESSAGE,
+        queries.INBOUND_MESSAGE,
         ticket_id,
         item.kind,
         customer_id,
@@ -384,23 +313,23 @@ async def _insert_ticket(
     plan: sla_start.StartPlan,
     now: datetime,
 ) -> int:
+    """The new ticket's row, through the writer (one statement with its SLA columns)."""
     new = item.ticket or NewTicket()
-    ticket_id: int = await conn.fetchval(
-        NEW_TICKET,
-        item.subject,
-        item.channel,
-        item.channel_account,
-        customer_id,
-        None if conversation is None else conversation["id"],
-        new.priority,
-        new.category,
-        new.group_id,
-        new.assignee_id,
-        sorted(set(new.tags)),
-        now,
-        *plan.values(),
+    return await writer.open_ticket(
+        conn,
+        subject=item.subject,
+        channel=item.channel,
+        channel_account=item.channel_account,
+        customer_id=customer_id,
+        conversation_id=None if conversation is None else conversation["id"],
+        priority=new.priority,
+        category=new.category,
+        group_id=new.group_id,
+        assignee_id=new.assignee_id,
+        tags=new.tags,
+        at=now,
+        sla_columns=dict(zip(sla_start.START_COLUMNS, plan.values(), strict=True)),
     )
-    return ticket_id
 
 
 async def _insert_attachment(
@@ -408,10 +337,7 @@ async def _insert_attachment(
 ) -> None:
     content = kept.content if kept.state == "stored" else None
     await conn.execute(
-        """INSERT INTO attachments (message_id, filename, content_type, size_bytes, sha256,
-                                    content, state, fetch_ref, fetch_error, fetch_attempts,
-                                    next_fetch_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+        queries.INBOUND_ATTACHMENT,
         message_id,
         (kept.filename or "file")[:255],
         kept.content_type[:255],
@@ -436,7 +362,7 @@ async def _redelivered(conn: asyncpg.Connection, held: asyncpg.Record, item: Inb
     edited_at: datetime | None = held["edited_at"]
     if item.edited and item.sent_at is not None and (edited_at is None or item.sent_at > edited_at):
         await conn.execute(
-            "UPDATE messages SET body_text = $2, edited_at = $3 WHERE id = $1",
+            queries.EDIT_MESSAGE,
             held["id"],
             item.text,
             item.sent_at,

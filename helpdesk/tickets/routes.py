@@ -15,7 +15,7 @@ from helpdesk.channels.outbox import DELIVER_JOB, job_id
 from helpdesk.db.sql import Id
 from helpdesk.errors import InvalidInput, PreconditionRequired
 from helpdesk.routing.jobs import ROUTE_JOB, route_job_id
-from helpdesk.tickets import queries, service, stream
+from helpdesk.tickets import detail, edits, messages, opening, queries, stream
 from helpdesk.tickets.models import (
     CallCreate,
     CallTicketCreate,
@@ -86,7 +86,7 @@ async def _post_agent_message(
     outbox_ids: list[int] = []
 
     async def action() -> MessageOut:
-        message, outbox_id = await service.add_agent_message(
+        message, outbox_id = await messages.add_agent_message(
             db,
             principal,
             ticket_id,
@@ -181,7 +181,7 @@ class TicketController(Controller):
         """Open a ticket for a customer (API channel, phone calls, internal use)."""
 
         async def action() -> TicketOut:
-            return await service.create_ticket(db, principal, data, sla=ctx.settings.sla)
+            return await opening.create_ticket(db, principal, data, sla=ctx.settings.sla)
 
         async def count(ticket: TicketOut) -> None:
             ctx.metrics.messages_stored.labels(data.channel, "inbound", "public").inc()
@@ -202,7 +202,7 @@ class TicketController(Controller):
         """Open a `phone` ticket from a call; the caller's number finds or makes the customer."""
 
         async def action() -> TicketOut:
-            return await service.create_ticket_from_call(db, principal, data, sla=ctx.settings.sla)
+            return await opening.create_ticket_from_call(db, principal, data, sla=ctx.settings.sla)
 
         async def count(ticket: TicketOut) -> None:
             kind = "public" if data.public else "note"
@@ -232,8 +232,8 @@ class TicketController(Controller):
     async def get_ticket(
         self, principal: Caller, db: Db, ticket_id: PathId
     ) -> Response[TicketDetail]:
-        detail = await service.get_detail(db, principal, ticket_id)
-        return Response(detail, headers=_etag(detail.ticket))
+        found = await detail.get_detail(db, principal, ticket_id)
+        return Response(found, headers=_etag(found.ticket))
 
     @patch("/{ticket_id:int}", operation_id="updateTicket")
     async def update_ticket(
@@ -250,7 +250,7 @@ class TicketController(Controller):
         if version is None:
             raise PreconditionRequired("Send If-Match with the ticket's ETag")
         async with db.transaction():
-            ticket = await service.update_ticket(
+            ticket = await edits.update_ticket(
                 db, principal, ticket_id, data, version, sla=ctx.settings.sla
             )
         return Response(ticket, headers=_etag(ticket))
@@ -294,7 +294,7 @@ class TicketController(Controller):
         """Log a phone call on the ticket as a `phone` message; nothing is sent anywhere."""
 
         async def action() -> MessageOut:
-            return await service.log_call(db, principal, ticket_id, data, sla=ctx.settings.sla)
+            return await opening.log_call(db, principal, ticket_id, data, sla=ctx.settings.sla)
 
         async def count(message: MessageOut) -> None:
             ctx.metrics.messages_stored.labels("phone", message.direction, message.kind).inc()
@@ -315,7 +315,7 @@ class TicketController(Controller):
         counts as a response again from now; failing for good again withdraws it again.
         """
         async with db.transaction():
-            message, requeued = await service.retry_delivery(
+            message, requeued = await messages.retry_delivery(
                 db, principal, ticket_id, message_id, sla=ctx.settings.sla
             )
         await ctx.enqueue(
@@ -338,7 +338,7 @@ class TicketController(Controller):
         """Merge this ticket into another: messages move, this one closes with a link."""
 
         async def action() -> TicketOut:
-            return await service.merge_tickets(
+            return await edits.merge_tickets(
                 db, principal, ticket_id, data.into_ticket_id, data.reason, sla=ctx.settings.sla
             )
 
@@ -352,7 +352,7 @@ class AttachmentController(Controller):
     @get("/{attachment_id:int}", operation_id="downloadAttachment")
     async def download(self, principal: Caller, db: Db, attachment_id: PathId) -> Response[bytes]:
         """Always a download, never rendered on our origin (no stored XSS via attachments)."""
-        row = await service.get_attachment(db, principal, attachment_id)
+        row = await messages.get_attachment(db, principal, attachment_id)
         return Response(
             bytes(row["content"]),
             media_type="application/octet-stream",

@@ -11,8 +11,7 @@ import msgspec
 from litestar.response import ServerSentEventMessage
 
 from helpdesk.agents.models import Principal
-from helpdesk.agents.scope import ticket_scope
-from helpdesk.db.sql import Params
+from helpdesk.tickets import queries
 
 STREAM_SECONDS = 300.0
 POLL_SECONDS = 1.0
@@ -28,20 +27,13 @@ class TicketChange(msgspec.Struct):
 async def changes_after(
     conn: asyncpg.Connection, principal: Principal, after: int, limit: int = 200
 ) -> list[TicketChange]:
-    params = Params()
-    scope = ticket_scope(principal, params)
-    rows = await conn.fetch(
-        f"""SELECT e.id, e.ticket_id, e.action FROM ticket_events e
-            JOIN tickets t ON t.id = e.ticket_id
-            WHERE e.id > {params.add(after)} AND {scope}
-            ORDER BY e.id LIMIT {int(limit)}""",
-        *params.values,
-    )
+    sql, params = queries.changes_after(principal, after, limit)
+    rows = await conn.fetch(sql, *params)
     return [TicketChange(r["id"], r["ticket_id"], r["action"]) for r in rows]
 
 
 async def latest_id(conn: asyncpg.Connection) -> int:
-    found: int = await conn.fetchval("SELECT coalesce(max(id), 0) FROM ticket_events")
+    found: int = await conn.fetchval(queries.LATEST_EVENT_ID)
     return found
 
 

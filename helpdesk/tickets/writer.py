@@ -1,4 +1,4 @@
-"""Every change to a ticket row, in one module (issue 20): the only SQL that writes `tickets`.
+"""Every change to a ticket row, in one module (issue 20): the only code that writes `tickets`.
 
 Two kinds of write, kept apart on purpose:
 
@@ -12,6 +12,9 @@ Two kinds of write, kept apart on purpose:
   them would make the clock's own bookkeeping (which runs on every refresh and sweep)
   fail an agent's edit that conflicts with nothing they can see.
 
+The statements themselves are in `tickets/queries.py` (with the rest of the domain's
+SQL); this module says when each runs and what goes with it.
+
 This module is deliberately low in the import graph: it imports only `tickets.events`,
 `tickets.models`, `tickets.queries`, the db helpers and errors, so SLA, routing, customers,
 CSAT and channels can all call it without a cycle. It therefore never calls SLA itself:
@@ -22,21 +25,17 @@ caller's transaction and never commits.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from helpdesk.tickets import events
+from helpdesk.tickets import events, queries
 from helpdesk.tickets.events import TicketEvent
 from helpdesk.tickets.models import TicketOut
-from helpdesk.tickets.queries import TICKET_COLUMNS, ticket_out
-
-# Column names are put into SQL text (values never are): only plain identifiers pass.
-_COLUMN = re.compile(r"[a-z][a-z0-9_]*")
+from helpdesk.tickets.queries import ticket_out
 
 # The fields of an agent's edit whose change re-chooses the SLA policy (its conditions
 # read them: docs/sla.md 1.7).
@@ -59,14 +58,74 @@ class Moved:
         return self.status is not None or self.reselect
 
 
-def _sets(columns: Mapping[str, Any], first: int) -> str:
-    for name in columns:
-        if not _COLUMN.fullmatch(name):
-            raise ValueError(f"not a ticket column: {name!r}")
-    return ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=first))
-
-
 # --- changes someone made: version bumped, event recorded ------------------------------------
+
+
+async def open_ticket(
+    conn: asyncpg.Connection,
+    *,
+    subject: str,
+    channel: str,
+    channel_account: str,
+    customer_id: int,
+    conversation_id: int | None,
+    priority: str,
+    category: str | None,
+    group_id: int | None,
+    assignee_id: int | None,
+    tags: Sequence[str],
+    at: datetime,
+    sla_columns: Mapping[str, Any],
+) -> int:
+    """A new ticket created at `at`, its conversation (if any) pointing at it; its id.
+
+    `sla_columns` are the SLA engine's first columns (policy, due dates), written with the
+    row so a new ticket is one row version, not an insert and an update; the caller (the
+    intake) then records `created` and starts the clocks. `new` unless assigned at once
+    (`open`). No version bump: the row starts at its first version."""
+    ticket_id: int = await conn.fetchval(
+        queries.new_ticket(sla_columns),
+        subject,
+        channel,
+        channel_account,
+        customer_id,
+        conversation_id,
+        priority,
+        category,
+        group_id,
+        assignee_id,
+        sorted(set(tags)),
+        at,
+        *sla_columns.values(),
+    )
+    return ticket_id
+
+
+async def reopen_for_customer(
+    conn: asyncpg.Connection, ticket_id: int, at: datetime | None, *, unwritten: bool
+) -> asyncpg.Record:
+    """The customer wrote (or called) again at `at` (None: now): a solved or pending
+    ticket is open again, unless what arrived is `unwritten` (a notice, an auto-reply:
+    nobody wrote it, so nothing reopens). `version` moves either way, since the ticket
+    changed under an agent's copy. Returns the locked row with `sla_fired`, which the
+    SLA refresh takes instead of reading the row again. The caller records the event
+    (it comes with the message, in the intake's one statement)."""
+    row: asyncpg.Record = await conn.fetchrow(queries.REOPEN_TICKET, ticket_id, at, unwritten)
+    return row
+
+
+async def responded(conn: asyncpg.Connection, ticket_id: int, at: datetime) -> None:
+    """An agent responded at `at` (a public reply, an outbound public call): the first
+    response if none was yet, a new ticket becomes open. The caller records the event
+    (`replied`, `call_logged`)."""
+    await conn.execute(queries.FIRST_RESPONSE, ticket_id, at)
+
+
+async def touched(conn: asyncpg.Connection, ticket_id: int) -> None:
+    """Activity that changes no field an agent edits (a note, an internal record of a
+    call): `updated_at` moves, `version` does not, so a colleague's If-Match still holds.
+    The caller records the event."""
+    await conn.execute(queries.TOUCH_TICKET, ticket_id)
 
 
 async def update(
@@ -81,13 +140,7 @@ async def update(
 ) -> None:
     """Set `columns` to the given values, bump `version`, and record `event` (None: the
     caller records it itself, e.g. because it is recorded whether or not the row moved)."""
-    await conn.execute(
-        f"""UPDATE tickets SET {_sets(columns, 2)}, updated_at = clock_timestamp(),
-                version = version + 1
-            WHERE id = $1""",
-        ticket_id,
-        *columns.values(),
-    )
+    await conn.execute(queries.update_ticket(columns), ticket_id, *columns.values())
     if event is not None:
         await events.record(
             conn, ticket_id, event, changes, actor_agent_id=actor_agent_id, reason=reason
@@ -110,16 +163,7 @@ async def apply_edit(
     new = {name: change["to"] for name, change in changes.items()}
     status = new.get("status", ticket.status)
     row = await conn.fetchrow(
-        f"""UPDATE tickets t SET
-               status = $2, priority = $3, category = $4, group_id = $5, assignee_id = $6,
-               tags = $7,
-               solved_at = CASE WHEN $2 = 'solved' THEN coalesce(solved_at, clock_timestamp())
-                                WHEN $2 IN ('new', 'open', 'pending', 'on_hold') THEN NULL
-                                ELSE solved_at END,
-               closed_at = CASE WHEN $2 = 'closed' THEN clock_timestamp() ELSE NULL END,
-               updated_at = clock_timestamp(), version = version + 1
-            WHERE t.id = $1
-            RETURNING {TICKET_COLUMNS}""",
+        queries.APPLY_EDIT,
         ticket.id,
         status,
         new.get("priority", ticket.priority),
@@ -149,14 +193,7 @@ async def reply_sent(
 ) -> None:
     """A public agent reply written at `at`: the first response if none was yet, a new
     ticket becomes open; records `replied`."""
-    await conn.execute(
-        """UPDATE tickets SET first_responded_at = coalesce(first_responded_at, $2),
-               status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
-               updated_at = clock_timestamp(), version = version + 1
-           WHERE id = $1""",
-        ticket_id,
-        at,
-    )
+    await responded(conn, ticket_id, at)
     await events.record(
         conn, ticket_id, "replied", {"message_id": message_id}, actor_agent_id=actor_agent_id
     )
@@ -168,7 +205,7 @@ async def note_added(
     """An internal note: the ticket's activity time moves, its `version` does not (a note
     changes no field an agent edits, so it must not fail a colleague's If-Match); records
     `noted`."""
-    await conn.execute("UPDATE tickets SET updated_at = clock_timestamp() WHERE id = $1", ticket_id)
+    await touched(conn, ticket_id)
     await events.record(
         conn, ticket_id, "noted", {"message_id": message_id}, actor_agent_id=actor_agent_id
     )
@@ -177,13 +214,7 @@ async def note_added(
 async def response_counted(conn: asyncpg.Connection, ticket_id: int, at: datetime) -> None:
     """A reply counts as a response from `at` (a retried delivery accepted again): the
     first response if none stands. The caller records the event."""
-    await conn.execute(
-        """UPDATE tickets SET first_responded_at = coalesce(first_responded_at, $2),
-               updated_at = clock_timestamp(), version = version + 1
-           WHERE id = $1""",
-        ticket_id,
-        at,
-    )
+    await conn.execute(queries.COUNT_RESPONSE, ticket_id, at)
 
 
 async def merge(
@@ -198,24 +229,8 @@ async def merge(
     """Close `source` with a link to `target` and give `target` the earlier first response
     of the two; records `merged_into` and `merged_from`. Both rows are locked by the
     caller, who moved the messages."""
-    await conn.execute(
-        """UPDATE tickets SET status = 'closed', closed_at = clock_timestamp(),
-               merged_into_id = $2, updated_at = clock_timestamp(), version = version + 1
-           WHERE id = $1""",
-        source.id,
-        target.id,
-    )
-    row = await conn.fetchrow(
-        f"""UPDATE tickets t SET
-               first_responded_at = CASE
-                   WHEN t.first_responded_at IS NULL THEN $2
-                   WHEN $2::timestamptz IS NULL THEN t.first_responded_at
-                   ELSE least(t.first_responded_at, $2) END,
-               updated_at = clock_timestamp(), version = version + 1
-            WHERE t.id = $1 RETURNING {TICKET_COLUMNS}""",
-        target.id,
-        source.first_responded_at,
-    )
+    await conn.execute(queries.CLOSE_MERGED_SOURCE, source.id, target.id)
+    row = await conn.fetchrow(queries.MERGE_TARGET, target.id, source.first_responded_at)
     await events.record(
         conn,
         source.id,
@@ -238,17 +253,7 @@ async def merge(
 async def unassign_on_offline(conn: asyncpg.Connection, agent_id: int) -> list[int]:
     """The agent went offline: their untouched `new` tickets in groups that say so go back
     to the queue (`unassigned`, by them). Returns those tickets."""
-    rows = await conn.fetch(
-        """UPDATE tickets t SET assignee_id = NULL, updated_at = clock_timestamp(),
-               version = version + 1
-           FROM groups g
-           WHERE g.id = t.group_id AND g.return_on_offline
-             AND t.assignee_id = $1 AND t.status = 'new'
-             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id
-                             AND m.author_agent_id = $1)
-           RETURNING t.id""",
-        agent_id,
-    )
+    rows = await conn.fetch(queries.UNASSIGN_ON_OFFLINE, agent_id)
     returned = [int(r["id"]) for r in rows]
     if returned:
         await events.record_many(
@@ -271,13 +276,7 @@ async def move_to_customer(
 ) -> list[int]:
     """A customer merge: every ticket of the source now belongs to the target
     (`customer_merged` on each). Returns the moved tickets' ids in order."""
-    rows = await conn.fetch(
-        """UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(),
-               version = version + 1
-           WHERE customer_id = $1 RETURNING id""",
-        source_customer_id,
-        target_customer_id,
-    )
+    rows = await conn.fetch(queries.MOVE_TO_CUSTOMER, source_customer_id, target_customer_id)
     ticket_ids = sorted(int(r["id"]) for r in rows)
     await events.record_many(
         conn,
@@ -304,19 +303,13 @@ async def write_sla_columns(
     must not make their save fail. Nor is it an event: what moved the clock has its own.
     """
     if columns:
-        await conn.execute(
-            f"UPDATE tickets SET {_sets(columns, 2)} WHERE id = $1", ticket_id, *columns.values()
-        )
+        await conn.execute(queries.set_columns(columns), ticket_id, *columns.values())
 
 
 async def recheck_sla_now(conn: asyncpg.Connection, message_id: int) -> None:
     """Make the SLA check of the message's ticket due now (a reply failed without the SLA
     settings at hand: the sweep recomputes the clocks). Clock upkeep: no version bump."""
-    await conn.execute(
-        """UPDATE tickets SET next_sla_check_at = now()
-           WHERE id = (SELECT ticket_id FROM messages WHERE id = $1)""",
-        message_id,
-    )
+    await conn.execute(queries.RECHECK_SLA_NOW, message_id)
 
 
 async def retarget_sla(
@@ -327,14 +320,8 @@ async def retarget_sla(
     Clock upkeep, as `write_sla_columns`: no version bump."""
     if (policy_id is None) == (calendar_id is None):
         raise ValueError("retarget by exactly one of policy_id and calendar_id")
-    where = (
-        "sla_policy_id = $1"
-        if policy_id is not None
-        else "sla_policy_id IN (SELECT id FROM sla_policies WHERE calendar_id = $1)"
-    )
     await conn.execute(
-        f"""UPDATE tickets SET sla_policy_at = now(), next_sla_check_at = now()
-            WHERE {where} AND status <> 'closed'""",
+        queries.retarget_sla(by_calendar=policy_id is None),
         policy_id if policy_id is not None else calendar_id,
     )
 
@@ -343,10 +330,10 @@ async def set_csat_rating(conn: asyncpg.Connection, ticket_id: int, rating: int)
     """Mirror the survey's rating on the ticket (the survey row is the record; its
     `csat_rated` event is recorded by the caller only when the rating changed). No
     version bump: the customer's click must not fail an agent's edit."""
-    await conn.execute("UPDATE tickets SET csat_rating = $2 WHERE id = $1", ticket_id, rating)
+    await conn.execute(queries.SET_CSAT_RATING, ticket_id, rating)
 
 
 async def mark_category_by_agent(conn: asyncpg.Connection, ticket_id: int) -> None:
     """The category is now the agent's (routing never re-classifies it). Written with the
     agent's edit, which bumped `version` already."""
-    await conn.execute("UPDATE tickets SET category_source = 'agent' WHERE id = $1", ticket_id)
+    await conn.execute(queries.CATEGORY_BY_AGENT, ticket_id)

@@ -162,7 +162,6 @@ _EVENT_ARGUMENT = {
     ("events", "record"): 2,
     ("events", "record_many"): 2,
     ("writer", "update"): 3,
-    (None, "_record_event"): 3,
 }
 
 

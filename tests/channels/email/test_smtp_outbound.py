@@ -31,7 +31,7 @@ from helpdesk.channels.jobs import relay_outbox
 from helpdesk.channels.outbox import senders
 from helpdesk.config import Settings
 from helpdesk.db.pool import create_pool
-from helpdesk.tickets.service import store_attachment
+from helpdesk.tickets.messages import store_attachment
 
 # tests/console imports CUSTOMER, add_account, customer_mail and receive_mail from here.
 from tests.channels.email.builders import (
