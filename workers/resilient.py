@@ -105,6 +105,12 @@ class ResilientWorker(Worker):
 
         failures = 0
         async for _ in poll(self.poll_delay_s):
+            # A cancel (shutdown) that landed inside a Redis call can be swallowed by the
+            # client's own timeout handling; the task still counts it, so stop here rather
+            # than poll on forever (seen as a worker that never stopped in a test run).
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError
             try:
                 await self._poll_iteration()
                 if self.burst and await self._burst_done():
